@@ -1,0 +1,35 @@
+"""ccalens: how similar are the representations of neural networks?
+
+CCA, SVCCA and projection-weighted CCA (Morcos, Raghu & Bengio 2018), exact and fast.
+Arrays are (datapoints, neurons) everywhere. Importing ccalens never imports torch.
+"""
+
+from .core import (
+    CCAResult,
+    Factor,
+    MeanCCAResult,
+    PWCCAResult,
+    SmallSampleWarning,
+    SVCCAResult,
+    cca,
+    factorize,
+    mean_cca,
+    pwcca,
+    svcca,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CCAResult",
+    "Factor",
+    "MeanCCAResult",
+    "PWCCAResult",
+    "SVCCAResult",
+    "SmallSampleWarning",
+    "cca",
+    "factorize",
+    "mean_cca",
+    "pwcca",
+    "svcca",
+]

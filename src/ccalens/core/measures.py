@@ -1,0 +1,439 @@
+r"""CCA, mean CCA, SVCCA and PWCCA (Morcos, Raghu & Bengio 2018, section 2).
+
+All measures share one step: each side is factorised (:func:`ccalens.factorize`) into an
+orthonormal basis :math:`Q_0` of its centred data, and the canonical correlations are the
+singular values of :math:`Q_{0,x}^T Q_{0,y} = P\,\mathrm{diag}(\rho)\,Q^T`
+(Bjorck & Golub 1973). The canonical variates of X are :math:`h_i = Q_{0,x} p_i`; they are
+orthonormal and have zero mean. PWCCA's weights
+:math:`\tilde\alpha_i = \sum_j |\langle h_i, z_j\rangle|` are the row sums of
+:math:`|P^T Q_{0,x}^T X_c|`, a small matrix, so no vector of length n is formed after the
+factorisation.
+
+Ridge (``epsilon > 0``) replaces each side's correlation matrix :math:`C` (the covariance
+of the neurons scaled to unit variance) by :math:`C + \epsilon I` in the CCA constraint.
+
+References
+----------
+.. [1] A. S. Morcos, M. Raghu, S. Bengio. Insights on representational similarity in
+   neural networks with canonical correlation. NeurIPS 2018.
+.. [2] M. Raghu, J. Gilmer, J. Yosinski, J. Sohl-Dickstein. SVCCA: Singular Vector
+   Canonical Correlation Analysis for Deep Learning Dynamics and Interpretability.
+   NeurIPS 2017.
+.. [3] A. Bjorck, G. H. Golub. Numerical methods for computing angles between linear
+   subspaces. Mathematics of Computation 27 (1973).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _validate
+from ._backend import is_torch_tensor
+from .factor import Factor, _factorize_matrix
+from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
+
+COMPAT_MODES = (None, "svcca")
+
+
+# --------------------------------------------------------------------------- pairing
+
+
+def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
+    """Factorise both sides (or reuse given Factors) with one backend and checks."""
+    _validate.check_layout(layout)
+    rtol = _validate.check_rtol(rtol)
+    fx = X if isinstance(X, Factor) else None
+    fy = Y if isinstance(Y, Factor) else None
+    ax = None if fx else _validate.as_matrix(X, "X", layout)
+    ay = None if fy else _validate.as_matrix(Y, "Y", layout)
+    x_shape = (fx.n_samples, fx.n_neurons) if fx else tuple(ax.shape)
+    y_shape = (fy.n_samples, fy.n_neurons) if fy else tuple(ay.shape)
+    _validate.check_same_datapoints(x_shape, y_shape)
+
+    if fx is None and fy is None:
+        _validate.check_same_backend(ax, ay)
+        if is_torch_tensor(ay) and not is_torch_tensor(ax):
+            ax = _as_tensor_like(ax, ay)
+        elif is_torch_tensor(ax) and not is_torch_tensor(ay):
+            ay = _as_tensor_like(ay, ax)
+        ops = _validate.make_ops(ax, dtype)
+    else:
+        ops = (fx or fy).ops
+        if fx is not None and fy is not None and fx.ops.name != fy.ops.name:
+            raise TypeError(
+                "X and Y were factorised with different array libraries "
+                f"({fx.ops.name} and {fy.ops.name}); factorise both from numpy arrays or both "
+                "from torch tensors."
+            )
+        for arr in (ax, ay):
+            if arr is not None and is_torch_tensor(arr) != (ops.name == "torch"):
+                raise TypeError(
+                    f"one side is a Factor built from {ops.name} data and the other is a "
+                    f"{'torch tensor' if is_torch_tensor(arr) else 'numpy array'}; pass both "
+                    f"sides as the same kind of array."
+                )
+        if ax is not None and ops.name == "torch":
+            ax = ax.to(ops.device)
+        if ay is not None and ops.name == "torch":
+            ay = ay.to(ops.device)
+    if fx is None:
+        fx = _factorize_matrix(ax, ops, rtol, "X")
+    if fy is None:
+        fy = _factorize_matrix(ay, ops, rtol, "Y")
+    if warn:
+        _validate.warn_small_sample(fx.n_samples, fx.kept.size, fy.kept.size, stacklevel=stacklevel)
+    return fx, fy
+
+
+def _as_tensor_like(arr, tensor):
+    import torch
+
+    return torch.as_tensor(np.asarray(arr), device=tensor.device)
+
+
+def _cross(fx: Factor, fy: Factor) -> np.ndarray:
+    """Q_x^T Q_y (x_rank x y_rank): the one product that touches both data sets."""
+    inner = fx.ops.cross(fx.basis_data, fy.basis_data)
+    return fx.basis_coef.T @ inner @ fy.basis_coef
+
+
+def _shrink(f: Factor, epsilon: float) -> np.ndarray:
+    """Per-direction factor s / sqrt(s^2 + epsilon) of ridge CCA (1 without ridge)."""
+    s = f.singular_values
+    if epsilon == 0:
+        return np.ones_like(s)
+    return s / np.sqrt(s * s + epsilon)
+
+
+def _canonical(fx: Factor, fy: Factor, epsilon: float):
+    """Canonical correlations and the coefficient matrices P (x side) and Q (y side)."""
+    m = _cross(fx, fy)
+    m = _shrink(fx, epsilon)[:, None] * m * _shrink(fy, epsilon)[None, :]
+    p, rho, qt = np.linalg.svd(m, full_matrices=False)
+    c = min(fx.rank, fy.rank)
+    return np.clip(rho[:c], 0.0, 1.0), p[:, :c], qt[:c].T
+
+
+def _check_compat(compat):
+    if compat not in COMPAT_MODES:
+        raise ValueError(
+            f"compat must be None (the paper's definitions) or 'svcca' (google/svcca's numbers); "
+            f"got {compat!r}."
+        )
+
+
+def _out(f: Factor, array):
+    return f.ops.from_numpy(array)
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def cca(
+    X,
+    Y,
+    *,
+    epsilon: float = 0.0,
+    variates: bool = False,
+    layout: str = "datapoints_first",
+    dtype=None,
+    rtol: float | None = None,
+) -> CCAResult:
+    r"""Canonical correlation analysis between two representations.
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor or Factor, shape (n_samples, n_neurons_x)
+    Y : array-like, torch.Tensor or Factor, shape (n_samples, n_neurons_y)
+        Activations on the same datapoints: rows are datapoints, columns are neurons.
+    epsilon : float, default 0
+        Ridge added to each side's neuron correlation matrix; use it when datapoints are
+        few relative to neurons.
+    variates : bool, default False
+        Also return the canonical variates (n_samples x c each).
+    layout : {"datapoints_first", "neurons_first"}
+        ``"neurons_first"`` takes google/svcca's (neurons, datapoints) arrays.
+    dtype : float64 (default) or float32
+        Computation dtype.
+    rtol : float, optional
+        Relative rank tolerance (see :func:`ccalens.factorize`).
+
+    Returns
+    -------
+    CCAResult
+        ``rho`` holds the c = min(rank X, rank Y) canonical correlations, descending.
+
+    Examples
+    --------
+    >>> import numpy as np, ccalens
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 4))
+    >>> Y = X @ rng.standard_normal((4, 4)) + 3.0      # an invertible affine map of X
+    >>> np.round(ccalens.cca(X, Y).rho, 10)
+    array([1., 1., 1., 1.])
+    """
+    epsilon = _validate.check_epsilon(epsilon)
+    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, p, q = _canonical(fx, fy, epsilon)
+    fpx, fqy = _shrink(fx, epsilon)[:, None] * p, _shrink(fy, epsilon)[:, None] * q
+    wx = _neuron_directions(fx, p, epsilon)
+    wy = _neuron_directions(fy, q, epsilon)
+    # Deterministic signs: the largest |coefficient| of each X direction is positive.
+    if wx.shape[1]:
+        signs = np.sign(wx[np.argmax(np.abs(wx), axis=0), np.arange(wx.shape[1])])
+        signs[signs == 0] = 1.0
+        wx, wy, fpx, fqy = wx * signs, wy * signs, fpx * signs, fqy * signs
+    hx = hy = None
+    if variates:
+        hx = fx.ops.matmul_small(fx.basis_data, fx.basis_coef @ fpx)
+        hy = fy.ops.matmul_small(fy.basis_data, fy.basis_coef @ fqy)
+    return CCAResult(
+        similarity=float(np.mean(rho)) if rho.size else 0.0,
+        rho=_out(fx, rho),
+        x_directions=_out(fx, wx),
+        y_directions=_out(fy, wy),
+        x_rank=fx.rank,
+        y_rank=fy.rank,
+        x_dropped=fx.dropped,
+        y_dropped=fy.dropped,
+        n_samples=fx.n_samples,
+        epsilon=epsilon,
+        x_variates=hx,
+        y_variates=hy,
+    )
+
+
+def _neuron_directions(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
+    """Directions w in neuron space with X_c w = Q_0 diag(shrink) coef (zero rows for dropped)."""
+    s = f.singular_values
+    g = 1.0 / np.sqrt(s * s + epsilon)
+    w_kept = (f.right_vectors * g[None, :]) @ coef / f.scale[:, None]
+    w = np.zeros((f.n_neurons, coef.shape[1]))
+    w[f.kept] = w_kept
+    return w
+
+
+def mean_cca(
+    X,
+    Y,
+    *,
+    epsilon: float = 0.0,
+    compat: str | None = None,
+    layout: str = "datapoints_first",
+    dtype=None,
+    rtol: float | None = None,
+) -> MeanCCAResult:
+    r"""Unweighted mean canonical correlation, :math:`\frac1c\sum_i \rho^{(i)}`.
+
+    This is the similarity behind the paper's :math:`d_{SVCCA}` before the SVD step; it is
+    symmetric in X and Y.
+
+    Parameters
+    ----------
+    X, Y, layout, dtype, rtol
+        As in :func:`cca`.
+    epsilon : float, default 0
+        Ridge (see :func:`cca`). With ``compat="svcca"`` it has google/svcca's meaning
+        instead (see :mod:`ccalens.core.compat`).
+    compat : {None, "svcca"}
+        ``"svcca"`` returns the mean of google/svcca's ``get_cca_similarity(...)["cca_coef1"]``
+        for the same data (given here as (datapoints, neurons)).
+
+    Examples
+    --------
+    >>> import numpy as np, ccalens
+    >>> rng = np.random.default_rng(1)
+    >>> X = rng.standard_normal((2000, 3))
+    >>> Y = np.c_[X[:, 0], rng.standard_normal((2000, 2))]   # one shared direction
+    >>> round(ccalens.mean_cca(X, Y).similarity, 2)
+    0.35
+    """
+    epsilon = _validate.check_epsilon(epsilon)
+    _check_compat(compat)
+    if compat == "svcca":
+        from . import compat as _compat
+
+        return _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
+    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, _, _ = _canonical(fx, fy, epsilon)
+    return MeanCCAResult(
+        similarity=float(np.mean(rho)),
+        rho=_out(fx, rho),
+        x_rank=fx.rank,
+        y_rank=fy.rank,
+        n_samples=fx.n_samples,
+        epsilon=epsilon,
+    )
+
+
+def _components_for(f: Factor, keep: float | None, n_components: int | None, name: str):
+    u, sigma = f.pca
+    var = sigma * sigma
+    total = float(var.sum())
+    if n_components is not None:
+        k = n_components
+        if k > f.rank:
+            raise ValueError(
+                f"n_components={k} for {name}, but {name} has only {f.rank} non-degenerate "
+                f"directions (rank of its centred data); ask for at most {f.rank}."
+            )
+    else:
+        share = np.cumsum(var) / total
+        # smallest k whose cumulative share reaches keep (rounding-tolerant)
+        k = int(np.searchsorted(share, keep * (1.0 - 1e-12), side="left")) + 1
+        k = min(k, f.rank)
+    return u[:, :k], k, float(var[:k].sum() / total)
+
+
+def _check_components(n_components):
+    if n_components is None:
+        return None, None
+    pair = n_components if isinstance(n_components, (tuple, list)) else (n_components, n_components)
+    if len(pair) != 2 or not all(
+        isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1 for k in pair
+    ):
+        raise ValueError(
+            f"n_components must be a positive int or a pair (for X, for Y) of positive ints; "
+            f"got {n_components!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def svcca(
+    X,
+    Y,
+    keep: float = 0.99,
+    *,
+    n_components=None,
+    layout: str = "datapoints_first",
+    dtype=None,
+    rtol: float | None = None,
+) -> SVCCAResult:
+    r"""SVCCA: keep each side's leading singular directions, then mean CCA between them.
+
+    Parameters
+    ----------
+    X, Y, layout, dtype, rtol
+        As in :func:`cca`.
+    keep : float in (0, 1], default 0.99
+        Each side keeps the smallest number of singular directions (of its centred data)
+        whose cumulative share of the variance (squared singular values) reaches ``keep``.
+    n_components : int or (int, int), optional
+        Keep exactly this many directions (on each side, or per side) instead of ``keep``.
+
+    Returns
+    -------
+    SVCCAResult
+        ``similarity`` is the mean of the canonical correlations between the kept
+        subspaces; the paper's :math:`d_{SVCCA}` is its ``distance``.
+    """
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not (0.0 < keep <= 1.0):
+        raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
+    kx_req, ky_req = _check_components(n_components)
+    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    ux, kx, var_x = _components_for(fx, keep, kx_req, "X")
+    uy, ky, var_y = _components_for(fy, keep, ky_req, "Y")
+    m = ux.T @ _cross(fx, fy) @ uy
+    rho = np.clip(np.linalg.svd(m, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
+    return SVCCAResult(
+        similarity=float(np.mean(rho)),
+        rho=_out(fx, rho),
+        x_components=kx,
+        y_components=ky,
+        x_variance_kept=var_x,
+        y_variance_kept=var_y,
+        n_samples=fx.n_samples,
+    )
+
+
+def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
+    """alpha_i = sum_j |<h_i, z_j>| / total, h_i the orthonormalised canonical variates."""
+    # h_i = Q_0 diag(shrink) coef_i; orthonormalise them in order (Gram-Schmidt = QR),
+    # which only changes rounding when epsilon == 0.
+    q, r = np.linalg.qr(_shrink(f, epsilon)[:, None] * coef)
+    alpha = np.abs(q.T @ f.projections).sum(axis=1)
+    return alpha / alpha.sum()
+
+
+def pwcca(
+    X,
+    Y,
+    *,
+    symmetric: bool = False,
+    epsilon: float = 0.0,
+    compat: str | None = None,
+    layout: str = "datapoints_first",
+    dtype=None,
+    rtol: float | None = None,
+) -> PWCCAResult:
+    r"""Projection-weighted CCA (section 2.2 of the paper).
+
+    .. math::
+
+        \tilde\alpha_i = \sum_j |\langle h_i, z_j\rangle|, \quad
+        \alpha_i = \tilde\alpha_i / \textstyle\sum_k \tilde\alpha_k, \quad
+        \mathrm{similarity} = \sum_i \alpha_i \rho^{(i)}
+
+    with :math:`z_j` X's centred neurons and :math:`h_i` X's orthonormalised canonical
+    variates. It is not symmetric (footnote 6 of the paper): the weights come from X.
+
+    Parameters
+    ----------
+    X, Y, epsilon, layout, dtype, rtol
+        As in :func:`cca`.
+    symmetric : bool, default False
+        Average the two directions (X's weights and Y's weights).
+    compat : {None, "svcca"}
+        ``"svcca"`` reproduces google/svcca's ``pwcca.compute_pwcca`` (with the fix of its
+        PR #9); ``epsilon`` then has the reference's meaning. See :mod:`ccalens.core.compat`.
+
+    Examples
+    --------
+    >>> import numpy as np, ccalens
+    >>> rng = np.random.default_rng(2)
+    >>> shared = rng.standard_normal((4000, 5))
+    >>> X = np.c_[shared, 0.1 * rng.standard_normal((4000, 5))] @ rng.standard_normal((10, 10))
+    >>> Y = np.c_[shared, 0.1 * rng.standard_normal((4000, 5))] @ rng.standard_normal((10, 10))
+    >>> r = ccalens.pwcca(X, Y)
+    >>> r.similarity > ccalens.mean_cca(X, Y).similarity
+    True
+    """
+    epsilon = _validate.check_epsilon(epsilon)
+    _check_compat(compat)
+    if not isinstance(symmetric, bool):
+        raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
+    if compat == "svcca":
+        if symmetric:
+            raise ValueError(
+                "compat='svcca' reproduces google/svcca, which has no symmetric PWCCA; "
+                "use symmetric=False with compat, or compat=None for the symmetric version."
+            )
+        from . import compat as _compat
+
+        return _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
+    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, p, q = _canonical(fx, fy, epsilon)
+    weights = _projection_weights(fx, p, epsilon)
+    forward = float(weights @ rho)
+    reverse_weights = reverse = None
+    similarity = forward
+    if symmetric:
+        reverse_weights_np = _projection_weights(fy, q, epsilon)
+        reverse = float(reverse_weights_np @ rho)
+        similarity = 0.5 * (forward + reverse)
+        reverse_weights = _out(fy, reverse_weights_np)
+    return PWCCAResult(
+        similarity=similarity,
+        rho=_out(fx, rho),
+        weights=_out(fx, weights),
+        forward=forward,
+        reverse_weights=reverse_weights,
+        reverse=reverse,
+        weights_from="X",
+        x_rank=fx.rank,
+        y_rank=fy.rank,
+        n_samples=fx.n_samples,
+        epsilon=epsilon,
+    )

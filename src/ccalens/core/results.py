@@ -1,0 +1,159 @@
+"""Small frozen result objects returned by the measures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Array = Any  # numpy.ndarray, or torch.Tensor when the inputs were tensors
+
+
+@dataclass(frozen=True, eq=False)
+class _Similarity:
+    similarity: float
+
+    @property
+    def distance(self) -> float:
+        """The paper's d = 1 - similarity."""
+        return 1.0 - self.similarity
+
+    def __float__(self) -> float:
+        return float(self.similarity)
+
+    def _summary(self) -> str:
+        return f"similarity={self.similarity:.6f}, distance={self.distance:.6f}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._summary()})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CCAResult(_Similarity):
+    """Canonical correlation analysis of two representations.
+
+    Attributes
+    ----------
+    similarity : float
+        Mean canonical correlation.
+    rho : array, shape (c,)
+        Canonical correlations, descending, each in [0, 1]; c = min(x_rank, y_rank).
+    x_directions, y_directions : arrays, shapes (n_neurons_x, c) and (n_neurons_y, c)
+        Canonical directions in neuron space: ``(X - X.mean(0)) @ x_directions`` are the
+        canonical variates of X, of unit Euclidean norm when ``epsilon == 0`` (multiply by
+        sqrt(n_samples - 1) for unit variance). Rows of dropped (constant) neurons are 0.
+    x_rank, y_rank : int
+        Directions kept on each side.
+    x_dropped, y_dropped : tuple of int
+        Constant neurons removed from each side.
+    n_samples : int
+    epsilon : float
+        The ridge used (0 for plain CCA).
+    x_variates, y_variates : arrays of shape (n_samples, c), or None
+        The canonical variates, when asked for with ``variates=True``.
+    """
+
+    rho: Array = None
+    x_directions: Array = None
+    y_directions: Array = None
+    x_rank: int = 0
+    y_rank: int = 0
+    x_dropped: tuple[int, ...] = ()
+    y_dropped: tuple[int, ...] = ()
+    n_samples: int = 0
+    epsilon: float = 0.0
+    x_variates: Array | None = None
+    y_variates: Array | None = None
+
+    def _summary(self) -> str:
+        return (
+            f"{super()._summary()}, c={len(self.rho)}, x_rank={self.x_rank}, "
+            f"y_rank={self.y_rank}, n_samples={self.n_samples}"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MeanCCAResult(_Similarity):
+    """Unweighted mean of the canonical correlations.
+
+    ``compat`` is ``"svcca"`` when computed as google/svcca does (then ``x_rank`` and
+    ``y_rank`` count the neurons it kept).
+    """
+
+    rho: Array = None
+    x_rank: int = 0
+    y_rank: int = 0
+    n_samples: int = 0
+    epsilon: float = 0.0
+    compat: str | None = None
+
+    def _summary(self) -> str:
+        extra = f", compat={self.compat!r}" if self.compat else ""
+        return f"{super()._summary()}, c={len(self.rho)}{extra}"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SVCCAResult(_Similarity):
+    """SVCCA: CCA between the leading singular directions of each side.
+
+    Attributes
+    ----------
+    rho : array, shape (min(x_components, y_components),)
+    x_components, y_components : int
+        Singular directions kept on each side.
+    x_variance_kept, y_variance_kept : float
+        Share of each side's variance (squared singular values) that they hold.
+    """
+
+    rho: Array = None
+    x_components: int = 0
+    y_components: int = 0
+    x_variance_kept: float = 0.0
+    y_variance_kept: float = 0.0
+    n_samples: int = 0
+
+    def _summary(self) -> str:
+        return (
+            f"{super()._summary()}, x_components={self.x_components}, "
+            f"y_components={self.y_components}"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PWCCAResult(_Similarity):
+    """Projection-weighted CCA (section 2.2 of the paper).
+
+    Attributes
+    ----------
+    similarity : float
+        sum_i weights_i * rho_i (with ``symmetric=True``, the mean of both directions).
+    rho : array, shape (c,)
+        Canonical correlations, descending.
+    weights : array, shape (c,)
+        Projection weights from X's neurons (from the side the reference code chose,
+        with ``compat="svcca"``), summing to 1.
+    forward : float
+        The directed value with X's weights.
+    reverse_weights : array or None
+        Y's weights, with ``symmetric=True``.
+    reverse : float or None
+        The directed value with Y's weights, with ``symmetric=True``.
+    weights_from : {"X", "Y"}
+        Which side's neurons gave ``weights``.
+    """
+
+    rho: Array = None
+    weights: Array = None
+    forward: float = 0.0
+    reverse_weights: Array | None = None
+    reverse: float | None = None
+    weights_from: str = "X"
+    x_rank: int = 0
+    y_rank: int = 0
+    n_samples: int = 0
+    epsilon: float = 0.0
+    compat: str | None = None
+
+    def _summary(self) -> str:
+        extra = f", reverse={self.reverse:.6f}" if self.reverse is not None else ""
+        extra += f", compat={self.compat!r}" if self.compat else ""
+        return f"{super()._summary()}, c={len(self.rho)}, weights_from={self.weights_from!r}{extra}"
