@@ -1,0 +1,165 @@
+"""Accuracy of both factorisation routes, rank handling, dtypes, and no NaN ever."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import related_pair
+
+import ccalens
+import oracles
+from ccalens.core import factor as factor_module
+
+
+def conditioned(rng, n, a, kappa):
+    """Centred-rank-a data whose singular values span 1 .. 1/kappa."""
+    u, _ = np.linalg.qr(rng.standard_normal((n, a)))
+    v, _ = np.linalg.qr(rng.standard_normal((a, a)))
+    return (u * np.geomspace(1, 1 / kappa, a)) @ v.T
+
+
+@pytest.mark.parametrize("kappa", [10.0, 1e2, 5e2])
+def test_gram_route_is_exact_where_it_is_used(rng, kappa, monkeypatch):
+    x = conditioned(rng, 3000, 40, kappa)
+    y = x[:, :30] @ rng.standard_normal((30, 30)) + 0.5 * rng.standard_normal((3000, 30)) * x[:, :30].std(0)
+    fx = ccalens.factorize(x)
+    assert fx.method == "gram"  # kappa <= 1e3 after equilibration takes the one-pass route
+    ref_rho = oracles.cca_svd(x, y)[0]
+    np.testing.assert_allclose(ccalens.cca(x, y).rho, ref_rho, atol=1e-11)
+    assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-11)
+
+
+def test_ill_conditioned_data_take_the_stable_route(rng):
+    x = conditioned(rng, 3000, 40, 1e7)
+    y = x[:, :30] @ rng.standard_normal((30, 30)) + 0.5 * rng.standard_normal((3000, 30)) * x[:, :30].std(0)
+    assert ccalens.factorize(x).method == "householder"
+    np.testing.assert_allclose(ccalens.cca(x, y).rho, oracles.cca_svd(x, y)[0], atol=1e-9)
+
+
+def test_neuron_scales_from_1e_minus_3_to_1e3(rng):
+    x, y = related_pair(rng, n=4000, a=30, b=20)
+    plain = ccalens.factorize(x)
+    x = x * np.geomspace(1e-3, 1e3, 30)
+    y = y * np.geomspace(1e3, 1e-3, 20)
+    ref = oracles.cca_svd(x, y)[0]
+    np.testing.assert_allclose(ccalens.cca(x, y).rho, ref, atol=1e-10)
+    assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-10)
+    # equilibration makes the scales irrelevant: same route, same conditioning
+    scaled = ccalens.factorize(x)
+    assert scaled.method == plain.method
+    assert scaled.rcond == pytest.approx(plain.rcond, rel=1e-6)
+
+
+@pytest.mark.parametrize("gap", [1e-4, 1e-6, 1e-8])
+def test_near_duplicate_neurons(rng, gap):
+    x, y = related_pair(rng, n=4000, a=20, b=15)
+    x = np.c_[x, x[:, :5] + gap * rng.standard_normal((4000, 5)) * x[:, :5].std(0)]
+    ref_rho, _, _ = oracles.cca_svd(x, y)
+    np.testing.assert_allclose(ccalens.cca(x, y).rho, ref_rho, atol=1e-8)
+    assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-8)
+    assert ccalens.factorize(x).method == "householder"
+
+
+def test_exact_duplicates_and_linear_dependence_reduce_the_rank(rng):
+    x, y = related_pair(rng, a=10, b=8)
+    x_dup = np.c_[x, x[:, 0], x[:, 1] - 2 * x[:, 2]]
+    f = ccalens.factorize(x_dup)
+    assert f.rank == 10 and f.method == "householder" and f.rcond == 0.0
+    res = ccalens.cca(x_dup, y)
+    assert res.x_rank == 10
+    np.testing.assert_allclose(res.rho, ccalens.cca(x, y).rho, atol=1e-10)
+    assert ccalens.pwcca(x_dup, y).similarity == pytest.approx(oracles.pwcca_paper(x_dup, y), abs=1e-10)
+
+
+def test_dead_and_constant_neurons_are_dropped_and_reported(rng):
+    x, y = related_pair(rng, a=10, b=8)
+    x_dead = np.c_[np.zeros(len(x)), x[:, :5], np.full(len(x), 3.7), x[:, 5:]]
+    res = ccalens.cca(x_dead, y)
+    assert res.x_dropped == (0, 6) and res.x_rank == 10
+    np.testing.assert_allclose(res.rho, ccalens.cca(x, y).rho, atol=1e-12)
+    assert np.all(np.asarray(res.x_directions)[[0, 6]] == 0)
+    pw = ccalens.pwcca(x_dead, y)
+    assert pw.similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+
+
+def test_fewer_datapoints_than_neurons_warns_and_stays_finite(rng):
+    x, y = rng.standard_normal((30, 50)), rng.standard_normal((30, 40))
+    with pytest.warns(ccalens.SmallSampleWarning, match=r"at least 250 datapoints"):
+        res = ccalens.cca(x, y)
+    assert res.x_rank == 29 and res.y_rank == 29  # centring removes one dimension
+    # both sides span every centred direction: all correlations are 1
+    np.testing.assert_allclose(res.rho, 1.0, atol=1e-10)
+    with pytest.warns(ccalens.SmallSampleWarning):
+        ridge = ccalens.pwcca(x, y, epsilon=1.0)
+    assert np.isfinite(ridge.similarity) and ridge.similarity < 0.9
+
+
+def test_small_sample_warning_threshold(rng):
+    x, y = rng.standard_normal((100, 20)), rng.standard_normal((100, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ccalens.mean_cca(x, y)  # 5x the widest side: no warning
+    with pytest.warns(ccalens.SmallSampleWarning, match="biased upward"):
+        ccalens.mean_cca(x[:99], y[:99])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: np.zeros((50, 3)) + np.arange(3),  # every neuron constant: an error, not NaN
+    ],
+)
+def test_all_constant_is_an_error_not_nan(rng, make):
+    with pytest.raises(ValueError, match="no varying neuron"):
+        ccalens.cca(make(rng), rng.standard_normal((50, 2)))
+
+
+def test_no_nan_on_awkward_finite_input(rng):
+    cases = [
+        np.c_[np.ones(200), rng.standard_normal((200, 3))],  # one dead unit
+        np.repeat(rng.standard_normal((200, 1)), 4, axis=1),  # four copies of one neuron
+        rng.standard_normal((200, 3)) * 1e-150,  # tiny values
+        rng.standard_normal((200, 3)) * 1e150,  # huge values
+        rng.standard_normal((200, 3)) + 1e12,  # a large offset
+        np.maximum(rng.standard_normal((200, 6)) @ rng.standard_normal((6, 6)), 0),  # ReLU
+    ]
+    y = rng.standard_normal((200, 2))
+    for x in cases:
+        for measure in (ccalens.cca, ccalens.mean_cca, ccalens.pwcca, ccalens.svcca):
+            res = measure(x, y)
+            assert np.isfinite(res.similarity) and np.all(np.isfinite(np.asarray(res.rho)))
+
+
+def test_integer_and_low_precision_input_is_computed_in_float64(rng):
+    x, y = related_pair(rng)
+    xi = np.round(x * 100).astype(np.int64)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    ref = ccalens.cca(x32.astype(np.float64), y32.astype(np.float64)).rho
+    np.testing.assert_array_equal(ccalens.cca(x32, y32).rho, ref)
+    assert ccalens.cca(xi, y).rho.dtype == np.float64
+    np.testing.assert_allclose(ccalens.cca(xi, y).rho, ccalens.cca(xi.astype(float), y).rho, atol=0)
+    x16 = x.astype(np.float16)
+    np.testing.assert_allclose(ccalens.cca(x16, y).rho, ccalens.cca(x16.astype(np.float64), y).rho, atol=0)
+    # dtype=float32 computes in float32: close, not identical
+    r32 = ccalens.cca(x32, y32, dtype=np.float32).rho
+    assert np.abs(r32 - ref).max() < 1e-3
+
+
+def test_inputs_are_never_modified(rng):
+    x, y = related_pair(rng)
+    x_copy, y_copy = x.copy(), y.copy()
+    ccalens.pwcca(x, y, symmetric=True)
+    ccalens.cca(np.c_[x, x[:, 0]], y)  # the Householder route works in place on its copy
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(y, y_copy)
+
+
+def test_rtol_controls_the_rank(rng):
+    x, y = related_pair(rng, a=10, b=8)
+    x = np.c_[x, x[:, 0] + 1e-9 * rng.standard_normal(len(x))]
+    assert ccalens.factorize(x).rank == 11
+    assert ccalens.factorize(x, rtol=1e-6).rank == 10
+
+
+def test_threshold_constant_is_what_the_docs_say():
+    assert factor_module.GRAM_MIN_RCOND2 == 1e-6
