@@ -11,10 +11,30 @@ consulted first), so ``import ccalens`` never imports torch.
 
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+
+#: Arrays with fewer entries than this are handled by one thread.
+_PARALLEL_MIN_SIZE = 1 << 20
+_POOL = None
+
+
+def _run_on_row_blocks(fn, n_rows: int) -> list:
+    """Run ``fn(slice)`` over contiguous row blocks, one per core, and return the results."""
+    global _POOL
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    if workers == 1:
+        return [fn(slice(0, n_rows))]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens")
+    edges = np.linspace(0, n_rows, workers + 1).astype(int)
+    blocks = [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+    return list(_POOL.map(fn, blocks))
 
 
 def is_torch_tensor(obj: Any) -> bool:
@@ -43,25 +63,37 @@ class NumpyOps:
         flat = int(np.argmax(bad.reshape(-1)))
         return count, tuple(int(i) for i in np.unravel_index(flat, x.shape))
 
-    def centred_copy(self, x):
-        """(x - column mean) in the computation dtype, as a new array, and the mean.
+    def column_mean(self, x):
+        if x.size < _PARALLEL_MIN_SIZE:
+            return x.mean(axis=0, dtype=self.dtype)
+        parts = _run_on_row_blocks(lambda rows: x[rows].sum(axis=0, dtype=self.dtype), x.shape[0])
+        return np.sum(parts, axis=0) / x.shape[0]
 
-        One pass to convert (when needed), one for the mean, one in-place
-        subtraction: the input is never modified.
+    def empty(self, shape):
+        return np.empty(shape, dtype=self.dtype)
+
+    def centred(self, x, mean, out=None):
+        """x - mean in the computation dtype, into a new array (or ``out``); x untouched.
+
+        One fused convert-and-subtract pass, split over row blocks on the available cores
+        (numpy releases the GIL in ufunc loops).
         """
-        if x.dtype == self.dtype:
-            out = np.array(x, dtype=self.dtype, order="C", copy=True)
-        else:
-            out = np.asarray(x, dtype=self.dtype, order="C")
-            if np.shares_memory(out, x):  # pragma: no cover - defensive
-                out = out.copy()
-        mean = out.mean(axis=0)
-        out -= mean
-        return out, mean
+        if out is None:
+            out = np.empty(x.shape, dtype=self.dtype)
 
-    def column_spread(self, xc):
-        """max - min of each centred column, and max |value| (for constancy tests)."""
-        return self.to_numpy(xc.max(axis=0) - xc.min(axis=0)), self.to_numpy(np.abs(xc).max(axis=0))
+        def block(rows):
+            np.subtract(x[rows], mean, out=out[rows], dtype=self.dtype, casting="unsafe")
+
+        if x.size < _PARALLEL_MIN_SIZE:
+            block(slice(None))
+        else:
+            _run_on_row_blocks(block, x.shape[0])
+        return out
+
+    def column_spread(self, x, idx):
+        """max - min of the given columns of the raw input (a few columns only)."""
+        cols = np.asarray(x[:, idx], dtype=self.dtype)
+        return cols.max(axis=0) - cols.min(axis=0)
 
     def select_columns(self, x, idx):
         if len(idx) == x.shape[1]:
@@ -124,15 +156,23 @@ class TorchOps:
         flat = int(torch.argmax(bad.reshape(-1).to(torch.uint8)).item())
         return count, (flat // x.shape[1], flat % x.shape[1])
 
-    def centred_copy(self, x):
-        out = x.detach().to(dtype=self.dtype, copy=True).contiguous()
-        mean = out.mean(dim=0)
-        out -= mean
-        return out, mean
+    def column_mean(self, x):
+        x = x.detach()
+        return x.mean(dim=0, dtype=self.dtype) if x.is_floating_point() else x.to(self.dtype).mean(dim=0)
 
-    def column_spread(self, xc):
-        spread = xc.amax(dim=0) - xc.amin(dim=0)
-        return self.to_numpy(spread), self.to_numpy(xc.abs().amax(dim=0))
+    def empty(self, shape):
+        return self.torch.empty(shape, dtype=self.dtype, device=self.device)
+
+    def centred(self, x, mean, out=None):
+        if out is None:
+            return x.detach().to(self.dtype) - mean
+        self.torch.sub(x.detach().to(self.dtype), mean, out=out)
+        return out
+
+    def column_spread(self, x, idx):
+        index = self.torch.as_tensor(np.asarray(idx), device=x.device, dtype=self.torch.long)
+        cols = x.detach().index_select(1, index).to(self.dtype)
+        return self.to_numpy(cols.amax(dim=0) - cols.amin(dim=0))
 
     def select_columns(self, x, idx):
         if len(idx) == x.shape[1]:

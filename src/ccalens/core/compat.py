@@ -78,12 +78,12 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
 
 
 def _reference_cca(x: np.ndarray, y: np.ndarray, epsilon: float):
-    n = x.shape[0]
+    a = x.shape[1]
     mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mean_x, y - mean_y
-    sxx = xc.T @ xc / (n - 1)
-    syy = yc.T @ yc / (n - 1)
-    sxy = xc.T @ yc / (n - 1)
+    # one joint covariance of all neurons, as the reference's np.cov(acts1, acts2)
+    cov = np.cov(np.concatenate([x, y], axis=1), rowvar=False)
+    sxx, sxy, syy = cov[:a, :a], cov[:a, a:], cov[a:, a:]
     xmax, ymax = np.abs(sxx).max(), np.abs(syy).max()
     for value, name in ((xmax, "X"), (ymax, "Y")):
         if value == 0:

@@ -161,14 +161,54 @@ def factorize(
     return _factorize_matrix(arr, ops, rtol, name)
 
 
-def _factorize_matrix(arr, ops, rtol, name) -> Factor:
-    _validate.check_finite(ops, arr, name)
-    n, a = arr.shape
-    xc, mean = ops.centred_copy(arr)
-    spread, magnitude = ops.column_spread(xc)
+def _mean(arr, ops, name):
+    """Column means, with the finiteness check folded in (a NaN or Inf poisons its mean)."""
+    mean = ops.column_mean(arr)
     mean_np = ops.to_numpy(mean)
-    # A neuron is constant when its values agree to a few units of rounding of its mean.
-    constant = spread <= 4.0 * ops.eps * np.maximum(np.abs(mean_np), magnitude)
+    if not np.all(np.isfinite(mean_np)):
+        _validate.check_finite(ops, arr, name)  # raises, naming the first bad entry
+        raise ValueError(
+            f"{name} has values too large to sum in {ops.dtype} (the column means overflow); "
+            f"rescale it, for example divide by its largest absolute value."
+        )
+    return mean, mean_np
+
+
+def _factorize_matrix(arr, ops, rtol, name) -> Factor:
+    mean, mean_np = _mean(arr, ops, name)
+    xc = ops.centred(arr, mean)
+    return _from_gram(arr, xc, ops.gram(xc), mean, mean_np, ops, rtol, name)
+
+
+def _factorize_pair(ax, ay, ops, rtol):
+    """Both sides at once: one centred (n x (a + b)) buffer and one Gram matrix of it.
+
+    The joint Gram holds both sides' Gram matrices and their cross product; a single
+    syrk computes all three faster than two syrks and a GEMM. Returns the two factors and
+    the cross block X_c^T Y_c, for :func:`ccalens.core.measures` to reuse.
+    """
+    mx, mx_np = _mean(ax, ops, "X")
+    my, my_np = _mean(ay, ops, "Y")
+    a = ax.shape[1]
+    joint = ops.empty((ax.shape[0], a + ay.shape[1]))
+    xc = ops.centred(ax, mx, out=joint[:, :a])
+    yc = ops.centred(ay, my, out=joint[:, a:])
+    gram = ops.gram(joint)
+    fx = _from_gram(ax, xc, gram[:a, :a], mx, mx_np, ops, rtol, "X")
+    fy = _from_gram(ay, yc, gram[a:, a:], my, my_np, ops, rtol, "Y")
+    return fx, fy, gram[:a, a:]
+
+
+def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
+    n, a = arr.shape
+    sumsq = np.diag(gram).copy()
+    # Constant (dead) neurons: only columns whose spread is below 1e-6 of their mean are
+    # suspects; for those, constant means max - min within a few units of rounding.
+    constant = np.zeros(a, dtype=bool)
+    suspects = np.flatnonzero(sumsq <= n * (1e-6 * np.abs(mean_np)) ** 2)
+    if suspects.size:
+        spread = ops.column_spread(arr, suspects)
+        constant[suspects] = spread <= 4.0 * ops.eps * np.abs(mean_np[suspects])
     kept = np.flatnonzero(~constant)
     dropped = tuple(int(i) for i in np.flatnonzero(constant))
     if kept.size == 0:
@@ -177,10 +217,11 @@ def _factorize_matrix(arr, ops, rtol, name) -> Factor:
             f"datapoints, so there is nothing to correlate. Check that the right layer was "
             f"recorded and that the inputs differ."
         )
-    xc = ops.select_columns(xc, kept)
+    if dropped:
+        xc = ops.select_columns(xc, kept)
+        gram = gram[np.ix_(kept, kept)]
     tol = rtol if rtol is not None else max(n, kept.size) * ops.eps
 
-    gram = ops.gram(xc)
     scale = np.sqrt(np.diag(gram))
     corr = gram / scale[:, None] / scale[None, :]
     lam, vecs = np.linalg.eigh(corr)

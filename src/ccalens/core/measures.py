@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _validate
 from ._backend import is_torch_tensor
-from .factor import Factor, _factorize_matrix
+from .factor import Factor, _factorize_matrix, _factorize_pair
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
 
 COMPAT_MODES = (None, "svcca")
@@ -77,13 +77,16 @@ def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
         if ops.name == "torch":
             ax = None if ax is None else ops.torch.as_tensor(ax, device=ops.device)
             ay = None if ay is None else ops.torch.as_tensor(ay, device=ops.device)
+    joint = None
+    if fx is None and fy is None:
+        fx, fy, joint = _factorize_pair(ax, ay, ops, rtol)
     if fx is None:
         fx = _factorize_matrix(ax, ops, rtol, "X")
     if fy is None:
         fy = _factorize_matrix(ay, ops, rtol, "Y")
     if warn:
         _validate.warn_small_sample(fx.n_samples, fx.kept.size, fy.kept.size, stacklevel=stacklevel)
-    return fx, fy
+    return fx, fy, joint
 
 
 def _as_tensor_like(arr, tensor):
@@ -92,9 +95,16 @@ def _as_tensor_like(arr, tensor):
     return torch.as_tensor(np.asarray(arr), device=tensor.device)
 
 
-def _cross(fx: Factor, fy: Factor) -> np.ndarray:
-    """Q_x^T Q_y (x_rank x y_rank): the one product that touches both data sets."""
-    inner = fx.ops.cross(fx.basis_data, fy.basis_data)
+def _cross(fx: Factor, fy: Factor, joint=None) -> np.ndarray:
+    """Q_x^T Q_y (x_rank x y_rank): the one product that touches both data sets.
+
+    ``joint`` is X_c^T Y_c when it was computed with both factors (see
+    ``_factorize_pair``); it is reused when both bases are expressed in centred data.
+    """
+    if joint is not None and fx.method == "gram" and fy.method == "gram":
+        inner = joint[np.ix_(fx.kept, fy.kept)] if (fx.dropped or fy.dropped) else joint
+    else:
+        inner = fx.ops.cross(fx.basis_data, fy.basis_data)
     return fx.basis_coef.T @ inner @ fy.basis_coef
 
 
@@ -106,9 +116,9 @@ def _shrink(f: Factor, epsilon: float) -> np.ndarray:
     return s / np.sqrt(s * s + epsilon)
 
 
-def _canonical(fx: Factor, fy: Factor, epsilon: float):
+def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None):
     """Canonical correlations and the coefficient matrices P (x side) and Q (y side)."""
-    m = _cross(fx, fy)
+    m = _cross(fx, fy, joint)
     m = _shrink(fx, epsilon)[:, None] * m * _shrink(fy, epsilon)[None, :]
     p, rho, qt = np.linalg.svd(m, full_matrices=False)
     c = min(fx.rank, fy.rank)
@@ -174,8 +184,8 @@ def cca(
     array([1., 1., 1., 1.])
     """
     epsilon = _validate.check_epsilon(epsilon)
-    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, p, q = _canonical(fx, fy, epsilon)
+    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, p, q = _canonical(fx, fy, epsilon, joint)
     fpx, fqy = _shrink(fx, epsilon)[:, None] * p, _shrink(fy, epsilon)[:, None] * q
     wx = _neuron_directions(fx, p, epsilon)
     wy = _neuron_directions(fy, q, epsilon)
@@ -256,8 +266,8 @@ def mean_cca(
         from . import compat as _compat
 
         return _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
-    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, _, _ = _canonical(fx, fy, epsilon)
+    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, _, _ = _canonical(fx, fy, epsilon, joint)
     return MeanCCAResult(
         similarity=float(np.mean(rho)),
         rho=_out(fx, rho),
@@ -332,10 +342,10 @@ def svcca(
     if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not (0.0 < keep <= 1.0):
         raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
     kx_req, ky_req = _check_components(n_components)
-    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     ux, kx, var_x = _components_for(fx, keep, kx_req, "X")
     uy, ky, var_y = _components_for(fy, keep, ky_req, "Y")
-    m = ux.T @ _cross(fx, fy) @ uy
+    m = ux.T @ _cross(fx, fy, joint) @ uy
     rho = np.clip(np.linalg.svd(m, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
     return SVCCAResult(
         similarity=float(np.mean(rho)),
@@ -350,10 +360,12 @@ def svcca(
 
 def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
     """alpha_i = sum_j |<h_i, z_j>| / total, h_i the orthonormalised canonical variates."""
-    # h_i = Q_0 diag(shrink) coef_i; orthonormalise them in order (Gram-Schmidt = QR),
-    # which only changes rounding when epsilon == 0.
-    q, r = np.linalg.qr(_shrink(f, epsilon)[:, None] * coef)
-    alpha = np.abs(q.T @ f.projections).sum(axis=1)
+    # h_i = Q_0 diag(shrink) coef_i. With epsilon == 0 the coefficients come from an SVD
+    # and are orthonormal to working precision, so the paper's Gram-Schmidt would change
+    # only rounding; with a ridge they are not, and are orthonormalised in order (QR).
+    if epsilon:
+        coef, _ = np.linalg.qr(_shrink(f, epsilon)[:, None] * coef)
+    alpha = np.abs(coef.T @ f.projections).sum(axis=1)
     return alpha / alpha.sum()
 
 
@@ -413,8 +425,8 @@ def pwcca(
         from . import compat as _compat
 
         return _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
-    fx, fy = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, p, q = _canonical(fx, fy, epsilon)
+    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
+    rho, p, q = _canonical(fx, fy, epsilon, joint)
     weights = _projection_weights(fx, p, epsilon)
     forward = float(weights @ rho)
     reverse_weights = reverse = None
