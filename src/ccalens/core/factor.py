@@ -5,22 +5,22 @@ For a representation :math:`X` (n datapoints x a neurons) we compute once:
 * the neuron means and the centred data :math:`X_c`;
 * the constant neurons (dropped and reported: they carry nothing to correlate);
 * an orthonormal basis :math:`Q_0` (n x r) of the column space of :math:`X_c`, held
-  implicitly as ``basis_data @ basis_coef``, together with the singular values ``s`` and
-  right singular vectors ``V`` of the *equilibrated* data :math:`X_s = X_c D^{-1}`
-  (:math:`D` = the neurons' centred norms), so that :math:`X_s = Q_0 \,\mathrm{diag}(s)\, V^T`.
+  implicitly as ``basis_data @ basis_coef``, and the coordinates :math:`T` (r x k) of the
+  *equilibrated* data :math:`X_s = X_c D^{-1}` in it (:math:`D` = the neurons' centred
+  norms): :math:`X_s = Q_0 T`.
 
 Canonical correlations are the singular values of :math:`Q_{0,x}^T Q_{0,y}`; nothing of
 length n is needed after the factorisation except that one cross product.
 
-Two routes lead to the same factor:
+Two routes lead to the same kind of factor:
 
 ``"gram"``
-    One pass over the data: :math:`G = X_c^T X_c` (BLAS syrk), scaled to a correlation
-    matrix, then an eigendecomposition :math:`V \Lambda V^T`; :math:`s = \sqrt\lambda` and
-    :math:`Q_0 = X_c D^{-1} V \Lambda^{-1/2}` is never formed. Forming :math:`G` squares the
-    condition number, so this route is taken only when the equilibrated data are well
-    conditioned: :math:`\lambda_{min}/\lambda_{max} \ge` ``GRAM_MIN_RCOND2`` (that is
-    :math:`\sigma_{min}/\sigma_{max} \ge 10^{-3}`), where the rounding error it adds to the
+    One pass over the data: :math:`G = X_c^T X_c` (BLAS syrk), scaled to the correlation
+    matrix :math:`C = D^{-1} G D^{-1}`. Its eigenvalues decide the route; if
+    :math:`\lambda_{min}/\lambda_{max} \ge` ``GRAM_MIN_RCOND2`` (that is
+    :math:`\sigma_{min}/\sigma_{max} \ge 10^{-3}`), a Cholesky factor :math:`C = L L^T`
+    gives :math:`T = L^T` and :math:`Q_0 = X_c D^{-1} L^{-T}`, never formed. Forming
+    :math:`G` squares the condition number; under this bound the rounding it adds to the
     canonical correlations stays below about 1e-12 (measured in ``tests/test_numerics.py``).
 
 ``"householder"``
@@ -41,6 +41,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from . import _validate
 
@@ -68,16 +69,14 @@ class Factor:
         Indices of constant neurons (dead units), removed and reported.
     scale : ndarray, shape (len(kept),)
         Euclidean norm of each kept centred neuron.
-    singular_values : ndarray, shape (rank,)
-        Singular values of the equilibrated centred data, descending.
-    right_vectors : ndarray, shape (len(kept), rank)
-        Its right singular vectors.
+    coords : ndarray, shape (rank, len(kept))
+        Coordinates T of the equilibrated data in the basis: X_s = Q_0 T.
     rank : int
         Number of directions kept.
     method : {"gram", "householder"}
         The route taken (see the module docstring).
     rcond : float
-        Estimated sigma_min / sigma_max of the equilibrated data (0 when rank deficient).
+        sigma_min / sigma_max of the equilibrated data (0 when rank deficient).
     """
 
     n_samples: int
@@ -88,15 +87,29 @@ class Factor:
     scale: np.ndarray
     basis_data: Any = field(repr=False)
     basis_coef: np.ndarray = field(repr=False)
-    singular_values: np.ndarray
-    right_vectors: np.ndarray
+    coords: np.ndarray = field(repr=False)
     method: str
     rcond: float
     ops: Any = field(repr=False)
 
     @property
     def rank(self) -> int:
-        return int(self.singular_values.shape[0])
+        return int(self.coords.shape[0])
+
+    @cached_property
+    def coords_svd(self):
+        """SVD of the coordinates, T = U diag(s) V^T: (U, s, V).
+
+        ``s`` are the singular values of the equilibrated centred data; ridge CCA and the
+        neuron-space directions are expressed through them.
+        """
+        u, sv, vt = np.linalg.svd(self.coords, full_matrices=False)
+        return u, sv, vt.T
+
+    @property
+    def singular_values(self) -> np.ndarray:
+        """Singular values of the equilibrated centred data, descending."""
+        return self.coords_svd[1]
 
     @cached_property
     def projections(self) -> np.ndarray:
@@ -105,7 +118,7 @@ class Factor:
         Entry (i, j) is the inner product of basis vector i with centred neuron j; PWCCA's
         weights are built from it without touching the data again.
         """
-        return (self.singular_values[:, None] * self.right_vectors.T) * self.scale[None, :]
+        return self.coords * self.scale[None, :]
 
     @cached_property
     def pca(self):
@@ -224,11 +237,10 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
 
     scale = np.sqrt(np.diag(gram))
     corr = gram / scale[:, None] / scale[None, :]
-    lam, vecs = np.linalg.eigh(corr)
-    lam, vecs = lam[::-1], vecs[:, ::-1]
-    lam_max = lam[0]
-    if lam[-1] >= GRAM_MIN_RCOND2 * lam_max and n > kept.size:
-        s = np.sqrt(lam)
+    lam = np.linalg.eigvalsh(corr)
+    if lam[0] >= GRAM_MIN_RCOND2 * lam[-1] and n > kept.size:
+        lower = np.linalg.cholesky(corr)
+        inv_lower = scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
         return Factor(
             n_samples=n,
             n_neurons=a,
@@ -237,11 +249,10 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
             dropped=dropped,
             scale=scale,
             basis_data=xc,
-            basis_coef=(vecs / s[None, :]) / scale[:, None],
-            singular_values=s,
-            right_vectors=vecs,
+            basis_coef=inv_lower.T / scale[:, None],
+            coords=lower.T,
             method="gram",
-            rcond=float(s[-1] / s[0]),
+            rcond=float(np.sqrt(lam[0] / lam[-1])),
             ops=ops,
         )
 
@@ -259,8 +270,7 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
         scale=scale,
         basis_data=q,
         basis_coef=u_r[:, :rank],
-        singular_values=s_all[:rank],
-        right_vectors=vt_r[:rank].T,
+        coords=s_all[:rank, None] * vt_r[:rank],
         method="householder",
         rcond=float(s_all[-1] / s_all[0]) if rank == s_all.size else 0.0,
         ops=ops,

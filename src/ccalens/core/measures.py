@@ -108,21 +108,39 @@ def _cross(fx: Factor, fy: Factor, joint=None) -> np.ndarray:
     return fx.basis_coef.T @ inner @ fy.basis_coef
 
 
-def _shrink(f: Factor, epsilon: float) -> np.ndarray:
-    """Per-direction factor s / sqrt(s^2 + epsilon) of ridge CCA (1 without ridge)."""
-    s = f.singular_values
-    if epsilon == 0:
-        return np.ones_like(s)
-    return s / np.sqrt(s * s + epsilon)
+def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both"):
+    """Canonical correlations and the canonical coefficients of each side.
 
-
-def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None):
-    """Canonical correlations and the coefficient matrices P (x side) and Q (y side)."""
+    Returns ``(rho, A_x, A_y)`` where the canonical variates are ``Q_0x @ A_x`` and
+    ``Q_0y @ A_y`` (orthonormal columns when ``epsilon == 0``). ``want`` is "both", "x"
+    (``A_y`` is None) or "none" (correlations only).
+    """
     m = _cross(fx, fy, joint)
-    m = _shrink(fx, epsilon)[:, None] * m * _shrink(fy, epsilon)[None, :]
-    p, rho, qt = np.linalg.svd(m, full_matrices=False)
     c = min(fx.rank, fy.rank)
-    return np.clip(rho[:c], 0.0, 1.0), p[:, :c], qt[:c].T
+    if epsilon:
+        # Ridge: in the bases of left singular vectors, (C + eps I)^(-1/2) X_s^T scales
+        # direction i by s_i / sqrt(s_i^2 + eps).
+        ux, sx, _ = fx.coords_svd
+        uy, sy, _ = fy.coords_svd
+        shrink_x, shrink_y = sx / np.sqrt(sx * sx + epsilon), sy / np.sqrt(sy * sy + epsilon)
+        m = shrink_x[:, None] * (ux.T @ m @ uy) * shrink_y[None, :]
+    if want == "none":
+        return np.clip(np.linalg.svd(m, compute_uv=False)[:c], 0.0, 1.0), None, None
+    if want == "x" and not epsilon and m.shape[0] <= m.shape[1]:
+        # P are the eigenvectors of M M^T (half the work of a full SVD). The correlations
+        # are then read as |M^T p_i|, accurate to rounding of |M| even where rho ~ 0, which
+        # sqrt(eigenvalue) is not.
+        _, vecs = np.linalg.eigh(m @ m.T)
+        p = vecs[:, ::-1][:, :c]
+        rho = np.linalg.norm(m.T @ p, axis=0)
+        order = np.argsort(-rho, kind="stable")
+        return np.clip(rho[order], 0.0, 1.0), p[:, order], None
+    p, rho, qt = np.linalg.svd(m, full_matrices=False)
+    rho, p, q = np.clip(rho[:c], 0.0, 1.0), p[:, :c], qt[:c].T
+    if epsilon:
+        p = ux @ (shrink_x[:, None] * p)
+        q = uy @ (shrink_y[:, None] * q)
+    return rho, p, (q if want == "both" else None)
 
 
 def _check_compat(compat):
@@ -185,19 +203,18 @@ def cca(
     """
     epsilon = _validate.check_epsilon(epsilon)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, p, q = _canonical(fx, fy, epsilon, joint)
-    fpx, fqy = _shrink(fx, epsilon)[:, None] * p, _shrink(fy, epsilon)[:, None] * q
-    wx = _neuron_directions(fx, p, epsilon)
-    wy = _neuron_directions(fy, q, epsilon)
+    rho, ax, ay = _canonical(fx, fy, epsilon, joint)
+    wx = _neuron_directions(fx, ax)
+    wy = _neuron_directions(fy, ay)
     # Deterministic signs: the largest |coefficient| of each X direction is positive.
     if wx.shape[1]:
         signs = np.sign(wx[np.argmax(np.abs(wx), axis=0), np.arange(wx.shape[1])])
         signs[signs == 0] = 1.0
-        wx, wy, fpx, fqy = wx * signs, wy * signs, fpx * signs, fqy * signs
+        wx, wy, ax, ay = wx * signs, wy * signs, ax * signs, ay * signs
     hx = hy = None
     if variates:
-        hx = fx.ops.matmul_small(fx.basis_data, fx.basis_coef @ fpx)
-        hy = fy.ops.matmul_small(fy.basis_data, fy.basis_coef @ fqy)
+        hx = fx.ops.matmul_small(fx.basis_data, fx.basis_coef @ ax)
+        hy = fy.ops.matmul_small(fy.basis_data, fy.basis_coef @ ay)
     return CCAResult(
         similarity=float(np.mean(rho)) if rho.size else 0.0,
         rho=_out(fx, rho),
@@ -214,11 +231,13 @@ def cca(
     )
 
 
-def _neuron_directions(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
-    """Directions w in neuron space with X_c w = Q_0 diag(shrink) coef (zero rows for dropped)."""
-    s = f.singular_values
-    g = 1.0 / np.sqrt(s * s + epsilon)
-    w_kept = (f.right_vectors * g[None, :]) @ coef / f.scale[:, None]
+def _neuron_directions(f: Factor, coef: np.ndarray) -> np.ndarray:
+    """Directions w in neuron space with X_c w = Q_0 coef (zero rows for dropped neurons).
+
+    X_c = Q_0 T D, so w = D^-1 T^+ coef, with T^+ = V diag(1/s) U^T from T's SVD.
+    """
+    u, s, v = f.coords_svd
+    w_kept = ((v / s[None, :]) @ (u.T @ coef)) / f.scale[:, None]
     w = np.zeros((f.n_neurons, coef.shape[1]))
     w[f.kept] = w_kept
     return w
@@ -267,7 +286,7 @@ def mean_cca(
 
         return _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, _, _ = _canonical(fx, fy, epsilon, joint)
+    rho, _, _ = _canonical(fx, fy, epsilon, joint, want="none")
     return MeanCCAResult(
         similarity=float(np.mean(rho)),
         rho=_out(fx, rho),
@@ -360,11 +379,12 @@ def svcca(
 
 def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
     """alpha_i = sum_j |<h_i, z_j>| / total, h_i the orthonormalised canonical variates."""
-    # h_i = Q_0 diag(shrink) coef_i. With epsilon == 0 the coefficients come from an SVD
-    # and are orthonormal to working precision, so the paper's Gram-Schmidt would change
-    # only rounding; with a ridge they are not, and are orthonormalised in order (QR).
+    # h_i = Q_0 coef_i. With epsilon == 0 the coefficients come from an SVD (or a
+    # symmetric eigendecomposition) and are orthonormal to working precision, so the
+    # paper's Gram-Schmidt would change only rounding; with a ridge they are not, and are
+    # orthonormalised in order (QR = Gram-Schmidt).
     if epsilon:
-        coef, _ = np.linalg.qr(_shrink(f, epsilon)[:, None] * coef)
+        coef, _ = np.linalg.qr(coef)
     alpha = np.abs(coef.T @ f.projections).sum(axis=1)
     return alpha / alpha.sum()
 
@@ -426,7 +446,7 @@ def pwcca(
 
         return _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
-    rho, p, q = _canonical(fx, fy, epsilon, joint)
+    rho, p, q = _canonical(fx, fy, epsilon, joint, want="both" if symmetric else "x")
     weights = _projection_weights(fx, p, epsilon)
     forward = float(weights @ rho)
     reverse_weights = reverse = None
