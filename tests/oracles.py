@@ -53,7 +53,7 @@ def cca_covariance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def svcca_reference_neurons_first(acts1, acts2, epsilon=0.0):
-    """A line-by-line transcription of google/svcca's algorithm in its own layout.
+    """A step-by-step reimplementation of google/svcca's algorithm in its own layout.
 
     acts are (neurons, datapoints). Returns (mean of cca_coef1, pwcca value, weights)
     following cca_core.get_cca_similarity and pwcca.compute_pwcca (with PR #9's fix and

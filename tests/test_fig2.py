@@ -1,0 +1,64 @@
+"""The Figure 2 experiment end to end, on a small configuration."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import ccalens
+from ccalens.experiments import fig2
+
+SMALL = fig2.Fig2Config(n_samples=800, signal_dims=6, noise_dims=(2, 6, 24), seeds=(0, 1))
+
+
+def test_synthetic_pair_has_the_stated_structure():
+    rng = np.random.default_rng(0)
+    cfg = fig2.Fig2Config(n_samples=4000, signal_dims=5, jitter=0.0)
+    x, y = fig2.synthetic_pair(rng, cfg, noise_dims=3)
+    assert x.shape == y.shape == (4000, 8)
+    rho = np.asarray(ccalens.cca(x, y).rho)
+    # five shared directions (exactly, without jitter) and three unrelated ones
+    np.testing.assert_allclose(rho[:5], 1.0, atol=1e-10)
+    assert rho[5:].max() < 0.1
+
+
+def test_run_computes_every_measure_for_every_seed_and_ratio():
+    result = fig2.run(SMALL)
+    assert len(result.rows) == 2 * 3
+    summary = result.summary()
+    assert set(summary) == {"mean_cca", "svcca", "pwcca"}
+    assert sorted(summary["pwcca"]) == [0.25, 1.0, 3.0]
+    # the rows agree with calling the measures directly
+    x, y = fig2.synthetic_pair(np.random.default_rng(0), SMALL, 2)
+    assert result.rows[0]["pwcca"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+
+
+def test_claims_follow_their_stated_rules():
+    result = fig2.run(SMALL)
+    summ = result.summary()
+    by_name = {c["name"]: c for c in result.claims}
+    drop_mean = summ["mean_cca"][3.0][0] - summ["mean_cca"][0.25][0]
+    drop_pw = summ["pwcca"][3.0][0] - summ["pwcca"][0.25][0]
+    assert by_name["mean CCA falls"]["held"] == (drop_mean > 0.25)
+    assert by_name["PWCCA robust"]["held"] == (drop_pw < 0.5 * drop_mean)
+    between = summ["mean_cca"][0.25][0] < summ["svcca"][0.25][0] < summ["pwcca"][0.25][0]
+    assert by_name["SVCCA between"]["held"] == between
+    # the property the figure is about: projection weighting discounts the noise dims
+    assert summ["pwcca"][0.25][0] > summ["mean_cca"][0.25][0] + 0.1
+
+
+def test_command_line_writes_figure_numbers_and_claims(tmp_path, capsys):
+    out = tmp_path / "fig2"
+    assert fig2.main(["--out", str(out), "--seeds", "1", "--n", "2000"]) == 0
+    printed = capsys.readouterr().out
+    assert "signal:noise" in printed and "wrote" in printed
+    png = (out / "fig2.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    with (out / "fig2.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(fig2.Fig2Config.noise_dims)
+    assert {"seed", "ratio", "mean_cca", "svcca", "pwcca"} <= set(rows[0])
+    meta = json.loads((out / "claims.json").read_text())
+    assert meta["figure"] == "fig2" and len(meta["claims"]) == 3
+    assert all(isinstance(c["held"], bool) and c["rule"] for c in meta["claims"])
