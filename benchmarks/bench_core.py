@@ -127,6 +127,7 @@ def threads_info() -> str:
         from threadpoolctl import threadpool_info
 
         blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        blas.sort(key=lambda i: "numpy" not in i.get("filepath", ""))  # numpy's BLAS first
         if blas:
             i = blas[0]
             return f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}), {i.get('num_threads')} threads"
