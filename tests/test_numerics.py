@@ -57,7 +57,30 @@ def test_near_duplicate_neurons(rng, gap):
     ref_rho, _, _ = oracles.cca_svd(x, y)
     np.testing.assert_allclose(ccalens.cca(x, y).rho, ref_rho, atol=1e-8)
     assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-8)
-    assert ccalens.factorize(x).method == "householder"
+    assert ccalens.factorize(x).method == ("gram2" if gap == 1e-4 else "householder")
+
+
+@pytest.mark.parametrize("kappa", [3e3, 1e4, 1e5])
+def test_two_pass_route_for_moderate_ill_conditioning(rng, kappa):
+    x = conditioned(rng, 3000, 40, kappa)
+    y = x[:, :30] @ rng.standard_normal((30, 30)) + 0.5 * rng.standard_normal((3000, 30)) * x[:, :30].std(0)
+    f = ccalens.factorize(x)
+    assert f.method == "gram2" and f.rank == 40
+    q = np.asarray(f.basis())
+    np.testing.assert_allclose(q.T @ q, np.eye(40), atol=1e-13)
+    xc = x - x.mean(0)
+    np.testing.assert_allclose(q @ f.projections, xc, atol=1e-12 * np.abs(xc).max())
+    np.testing.assert_allclose(ccalens.cca(x, y).rho, oracles.cca_svd(x, y)[0], atol=1e-12)
+    assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-12)
+    assert ccalens.pwcca(y, x).similarity == pytest.approx(oracles.pwcca_paper(y, x), abs=1e-12)
+
+
+def test_user_rtol_applies_on_every_route(rng):
+    x = conditioned(rng, 2000, 20, 100.0)  # singular values 1 .. 0.01: the one-pass route
+    assert ccalens.factorize(x).method == "gram"
+    coarse = ccalens.factorize(x, rtol=0.05)
+    expected = int(np.count_nonzero(np.geomspace(1, 0.01, 20) > 0.05 * 1.0001))
+    assert coarse.method == "householder" and abs(coarse.rank - expected) <= 1
 
 
 def test_exact_duplicates_and_linear_dependence_reduce_the_rank(rng):

@@ -18,10 +18,13 @@ def test_import_never_imports_torch():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("extra", ["plain", "rank_deficient", "dead_neuron"])
+@pytest.mark.parametrize("extra", ["plain", "ill_conditioned", "rank_deficient", "dead_neuron"])
 def test_numpy_and_torch_paths_agree(rng, extra):
     x, y = related_pair(rng, n=2000, a=12, b=9)
-    if extra == "rank_deficient":
+    if extra == "ill_conditioned":
+        x = np.c_[x, x[:, 0] + 1e-4 * x[:, 0].std() * rng.standard_normal(len(x))]
+        assert ccalens.factorize(x).method == ccalens.factorize(torch.from_numpy(x)).method == "gram2"
+    elif extra == "rank_deficient":
         x = np.c_[x, x[:, 0] - x[:, 1]]
     elif extra == "dead_neuron":
         x = np.c_[x, np.zeros(len(x))]

@@ -115,6 +115,14 @@ class NumpyOps:
         x /= np.asarray(scale, dtype=self.dtype)
         return x
 
+    def right_multiply_(self, x, small):
+        """x @ small written back into x, by row blocks (no second n x a array)."""
+        small = np.asarray(small, dtype=self.dtype)
+        step = max(1, (1 << 22) // max(1, x.shape[1]))
+        for start in range(0, x.shape[0], step):
+            x[start : start + step] = x[start : start + step] @ small
+        return x
+
     def qr(self, x):
         import scipy.linalg
 
@@ -191,6 +199,13 @@ class TorchOps:
 
     def scale_columns_(self, x, scale):
         x /= self.torch.as_tensor(np.asarray(scale), dtype=self.dtype, device=x.device)
+        return x
+
+    def right_multiply_(self, x, small):
+        small = self.torch.as_tensor(np.asarray(small), dtype=self.dtype, device=x.device)
+        step = max(1, (1 << 22) // max(1, x.shape[1]))
+        for start in range(0, x.shape[0], step):
+            x[start : start + step] = x[start : start + step] @ small
         return x
 
     def qr(self, x):
