@@ -111,3 +111,33 @@ def test_layout_option_is_explicit_never_guessed(xy):
         ccalens.cca(x.T, y.T)
     res = ccalens.cca(x.T, y.T, layout="neurons_first")
     assert res.rho == pytest.approx(ccalens.cca(x, y).rho)
+
+
+def test_overflowing_values(xy):
+    _, y = xy
+    x = np.full((100, 2), 1.5e308)
+    x[::2] *= -0.5
+    x[:3] = 1.7e308
+    with pytest.raises(ValueError, match=r"X has values too large to sum in float64.*rescale it"):
+        ccalens.cca(x, y)
+
+
+def test_torch_specific_errors(xy):
+    torch = pytest.importorskip("torch")
+    x, y = xy
+    with pytest.raises(TypeError, match="X has complex dtype torch.complex128"):
+        ccalens.cca(torch.from_numpy(x.astype(complex)), y)
+    meta = torch.empty((100, 3), dtype=torch.float64, device="meta")
+    with pytest.raises(ValueError, match=r"X is on device cpu and Y on device meta; move both to one device"):
+        ccalens.cca(torch.from_numpy(x), meta)
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from ccalens.experiments import fig2
+
+    result = fig2.run(fig2.Fig2Config(n_samples=300, signal_dims=3, noise_dims=(2, 6), seeds=(0,)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'ccalens\[plot\]'"):
+        fig2.plot(result, tmp_path / "f.png")
