@@ -249,26 +249,38 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
     lam = np.linalg.eigvalsh(corr)
     rcond2 = lam[0] / lam[-1]
     floor2 = (rtol or 0.0) ** 2  # a user's rtol can ask for rank loss the routes below ignore
+    common = dict(n_samples=n, n_neurons=a, mean=mean, kept=kept, dropped=dropped, scale=scale, ops=ops)
     if rcond2 >= max(GRAM_MIN_RCOND2, floor2) and n > kept.size:
-        lower = np.linalg.cholesky(corr)
-        inv_lower = scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
+        lower, inv_lower = _cholesky(corr)
         return Factor(
-            n_samples=n,
-            n_neurons=a,
-            mean=mean,
-            kept=kept,
-            dropped=dropped,
-            scale=scale,
+            **common,
             basis_data=xc,
             basis_coef=inv_lower.T / scale[:, None],
             coords=lower.T,
             method="gram",
-            rcond=float(np.sqrt(lam[0] / lam[-1])),
-            ops=ops,
+            rcond=float(np.sqrt(rcond2)),
         )
 
     if rcond2 >= max(GRAM2_MIN_RCOND2, floor2) and n > kept.size:
-        return _two_pass(n, a, mean, kept, dropped, scale, xc, corr, ops, rcond2)
+        # Moderately ill-conditioned: two Gram passes (CholeskyQR2 with eigenvectors).
+        # Pass 1 whitens with the eigendecomposition of the correlation matrix,
+        # Q_1 = X_s V_1 diag(lambda_1)^(-1/2), formed in place of X_c; its columns are
+        # orthonormal to about eps * kappa^2 (at most ~1e-5 here). Pass 2 orthonormalises
+        # Q_1 through its own Gram matrix, close to the identity, so its Cholesky factor
+        # loses nothing. One GEMM and one syrk more than the one-pass route, about half
+        # the cost of a Householder QR.
+        lam1, v1 = np.linalg.eigh(corr)
+        q1 = ops.right_multiply_(xc, (v1 / np.sqrt(lam1)[None, :]) / scale[:, None])
+        lower2, inv_lower2 = _cholesky(ops.gram(q1))
+        return Factor(
+            **common,
+            basis_data=q1,
+            basis_coef=inv_lower2.T,
+            # X_s = Q_1 diag(lambda_1)^(1/2) V_1^T and Q_1 = Q_0 L_2^T
+            coords=lower2.T @ (np.sqrt(lam1)[:, None] * v1.T),
+            method="gram2",
+            rcond=float(np.sqrt(rcond2)),
+        )
 
     xs = ops.scale_columns_(xc, scale)
     q, r = ops.qr(xs)
@@ -276,50 +288,16 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
     u_r, s_all, vt_r = np.linalg.svd(ops.to_numpy(r), full_matrices=False)
     rank = int(np.count_nonzero(s_all > tol * s_all[0]))
     return Factor(
-        n_samples=n,
-        n_neurons=a,
-        mean=mean,
-        kept=kept,
-        dropped=dropped,
-        scale=scale,
+        **common,
         basis_data=q,
         basis_coef=u_r[:, :rank],
         coords=s_all[:rank, None] * vt_r[:rank],
         method="householder",
         rcond=float(s_all[-1] / s_all[0]) if rank == s_all.size else 0.0,
-        ops=ops,
     )
 
 
-def _two_pass(n, a, mean, kept, dropped, scale, xc, corr, ops, rcond2) -> Factor:
-    """Moderately ill-conditioned data: two Gram passes (CholeskyQR2 with eigenvectors).
-
-    Pass 1 whitens with the eigendecomposition of the correlation matrix,
-    Q_1 = X_s V_1 diag(lambda_1)^(-1/2), formed explicitly in place of X_c; its columns are
-    orthonormal to about eps * kappa^2 (at most ~1e-5 here). Pass 2 orthonormalises Q_1
-    through its own Gram matrix, which is then close to the identity, so the second
-    Cholesky loses nothing. Cost: one GEMM and one syrk more than the one-pass route,
-    about half of a Householder QR.
-    """
-    lam1, v1 = np.linalg.eigh(corr)
-    whiten = (v1 / np.sqrt(lam1)[None, :]) / scale[:, None]  # X_c -> Q_1
-    q1 = ops.right_multiply_(xc, whiten)
-    gram2 = ops.gram(q1)
-    lower2 = np.linalg.cholesky(gram2)
-    inv_lower2 = scipy.linalg.lapack.dtrtri(lower2, lower=1)[0]
-    # X_s = Q_1 diag(lambda_1)^(1/2) V_1^T and Q_1 = Q_0 L_2^T, so T = L_2^T diag(lambda_1)^(1/2) V_1^T
-    coords = lower2.T @ (np.sqrt(lam1)[:, None] * v1.T)
-    return Factor(
-        n_samples=n,
-        n_neurons=a,
-        mean=mean,
-        kept=kept,
-        dropped=dropped,
-        scale=scale,
-        basis_data=q1,
-        basis_coef=inv_lower2.T,
-        coords=coords,
-        method="gram2",
-        rcond=float(np.sqrt(rcond2)),
-        ops=ops,
-    )
+def _cholesky(matrix: np.ndarray):
+    """Lower Cholesky factor L of a well-conditioned SPD matrix, and L^-1."""
+    lower = np.linalg.cholesky(matrix)
+    return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
