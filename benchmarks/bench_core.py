@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -161,13 +160,11 @@ def main() -> None:
     ours = best_time(lambda: ccalens.pwcca(x, y), 5)
     xt, yt = np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
     ref_layout = best_time(lambda: oracles.svcca_reference_neurons_first(xt, yt), 2)
-    del xt, yt
     ref_compat = best_time(lambda: ccalens.pwcca(x, y, compat="svcca"), 2)
     ref = min(ref_layout, ref_compat)
     # the part no exact method avoids: one syrk of the joint centred data at this BLAS
     joint = np.concatenate([x - x.mean(0), y - y.mean(0)], axis=1)
     floor = best_time(lambda: joint.T @ joint, 3)
-    del joint
     method = ccalens.factorize(x).method
 
     rho_svd = svd_rho(x, y)
@@ -186,7 +183,6 @@ def main() -> None:
             "max_abs_err_rho_vs_svd": float(np.abs(np.asarray(c_ill.rho) - rho_ill).max()),
             "abs_err_pwcca_vs_svd": abs(ccalens.pwcca(xi, yi).similarity - svd_pwcca(xi, yi)),
         }
-        del xi, yi
 
     mem = memory_probe(n, a, b)
 

@@ -117,6 +117,14 @@ def test_fewer_datapoints_than_neurons_warns_and_stays_finite(rng):
     assert np.isfinite(ridge.similarity) and ridge.similarity < 0.9
 
 
+def test_small_sample_warning_counts_the_forced_ones(rng):
+    x, y = rng.standard_normal((60, 40)), rng.standard_normal((60, 30))
+    with pytest.warns(ccalens.SmallSampleWarning, match=r"at least 11 correlation\(s\) are exactly 1"):
+        res = ccalens.cca(x, y)
+    rho = np.asarray(res.rho)
+    assert np.sum(rho > 1 - 1e-10) == 11 and rho[11] < 1 - 1e-6
+
+
 def test_small_sample_warning_threshold(rng):
     x, y = rng.standard_normal((100, 20)), rng.standard_normal((100, 10))
     with warnings.catch_warnings():

@@ -171,15 +171,20 @@ def check_same_backend(x, y) -> None:
         )
 
 
-def warn_small_sample(n: int, x_neurons: int, y_neurons: int, stacklevel: int = 3) -> None:
+def warn_small_sample(
+    n: int, x_neurons: int, y_neurons: int, x_rank: int, y_rank: int, stacklevel: int = 3
+) -> None:
     widest = max(x_neurons, y_neurons)
     needed = MIN_DATAPOINTS_PER_NEURON * widest
     if n >= needed:
         return
-    if n <= x_neurons + y_neurons:
+    # centred data live in n - 1 dimensions: two column spaces of ranks rx + ry > n - 1
+    # share at least rx + ry - (n - 1) directions
+    shared = min(x_rank, y_rank, x_rank + y_rank - (n - 1))
+    if shared > 0:
         detail = (
-            f"with datapoints <= neurons(X) + neurons(Y) the two sides share directions by "
-            f"construction and many correlations are exactly 1"
+            f"at least {shared} correlation(s) are exactly 1 by construction, since the two "
+            f"column spaces must intersect in {n - 1} centred dimensions"
         )
     else:
         detail = "unrelated data would already give large canonical correlations"

@@ -85,7 +85,9 @@ def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
     if fy is None:
         fy = _factorize_matrix(ay, ops, rtol, "Y")
     if warn:
-        _validate.warn_small_sample(fx.n_samples, fx.kept.size, fy.kept.size, stacklevel=stacklevel)
+        _validate.warn_small_sample(
+            fx.n_samples, fx.kept.size, fy.kept.size, fx.rank, fy.rank, stacklevel=stacklevel
+        )
     return fx, fy, joint
 
 
