@@ -135,3 +135,10 @@ def test_compat_errors(rng):
         ccalens.pwcca(ccalens.factorize(x), y, compat="svcca")
     with pytest.raises(ValueError, match="compat must be None"):
         ccalens.mean_cca(x, y, compat="google")
+
+
+def test_overflowing_covariance_is_an_error_not_nan(rng):
+    x, y = related_pair(rng, n=300)
+    with pytest.raises(ValueError, match="covariance of these activations overflows"):
+        ccalens.pwcca(x * 1e200, y, compat="svcca")
+    assert np.isfinite(ccalens.pwcca(x * 1e200, y).similarity)

@@ -67,6 +67,8 @@ def test_svcca_keep_counts_variance_share(rng):
     np.testing.assert_allclose(res.rho, [1.0, 0.0], atol=1e-12)
     assert res.x_variance_kept == pytest.approx(109 / 110)
     assert res.similarity == pytest.approx(0.5, abs=1e-12)
+    tiny = np.c_[x, 1e-7 * e[:, 3]]  # a direction with 1e-16 of the variance
+    assert ccalens.svcca(tiny, y, keep=1.0).x_components == 4
     fixed = ccalens.svcca(x, y, n_components=(1, 2))
     assert (fixed.x_components, fixed.y_components) == (1, 2)
     np.testing.assert_allclose(fixed.rho, [1.0], atol=1e-12)

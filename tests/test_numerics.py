@@ -18,12 +18,12 @@ def conditioned(rng, n, a, kappa):
     return (u * np.geomspace(1, 1 / kappa, a)) @ v.T
 
 
-@pytest.mark.parametrize("kappa", [10.0, 1e2, 5e2])
+@pytest.mark.parametrize("kappa", [10.0, 1e2, 2e2])
 def test_gram_route_is_exact_where_it_is_used(rng, kappa, monkeypatch):
     x = conditioned(rng, 3000, 40, kappa)
     y = x[:, :30] @ rng.standard_normal((30, 30)) + 0.5 * rng.standard_normal((3000, 30)) * x[:, :30].std(0)
     fx = ccalens.factorize(x)
-    assert fx.method == "gram"  # kappa <= 1e3 after equilibration takes the one-pass route
+    assert fx.method == "gram"  # kappa <= 316 after equilibration takes the one-pass route
     ref_rho = oracles.cca_svd(x, y)[0]
     np.testing.assert_allclose(ccalens.cca(x, y).rho, ref_rho, atol=1e-11)
     assert ccalens.pwcca(x, y).similarity == pytest.approx(oracles.pwcca_paper(x, y), abs=1e-11)
@@ -192,5 +192,60 @@ def test_rtol_controls_the_rank(rng):
     assert ccalens.factorize(x, rtol=1e-6).rank == 10
 
 
-def test_threshold_constant_is_what_the_docs_say():
-    assert factor_module.GRAM_MIN_RCOND2 == 1e-6
+def test_route_thresholds_are_what_the_docs_say():
+    eps = np.finfo(np.float64).eps
+    assert factor_module.GRAM_MAX_ROUNDING / eps == pytest.approx(1e5)
+    assert factor_module.GRAM2_MAX_ROUNDING / eps == pytest.approx(1e11)
+
+
+def weak_shared_direction(rng, n, d):
+    """Two sides whose weakest direction (relative size d) is the one they share."""
+    z, w = rng.standard_normal((n, 4)), rng.standard_normal((n, 3))
+    x = np.c_[z[:, 0], z[:, 0] + d * z[:, 1], z[:, 2], z[:, 3]]
+    y = np.c_[w[:, 0], w[:, 0] + d * (z[:, 1] + 0.1 * w[:, 1]), w[:, 2]]
+    return x, y
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_routes_agree_at_the_gram_threshold(seed, monkeypatch):
+    # adversarial case at the edge of the one-pass route: the shared direction is the
+    # weakest one, where squaring the condition number costs the most
+    x, y = weak_shared_direction(np.random.default_rng(seed), 20000, 6.5e-3)
+    assert ccalens.factorize(x).method == "gram"
+    fast = np.asarray(ccalens.cca(x, y).rho)
+    monkeypatch.setattr(factor_module, "GRAM_MAX_ROUNDING", 0.0)
+    monkeypatch.setattr(factor_module, "GRAM2_MAX_ROUNDING", 0.0)
+    assert ccalens.factorize(x).method == "householder"
+    np.testing.assert_allclose(fast, ccalens.cca(x, y).rho, atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-160, 1e160, 1e200])
+def test_extreme_magnitudes_are_rescaled_not_lost(rng, scale):
+    x, y = related_pair(rng, n=2000, a=10, b=8)
+    ref_rho, ref_pw = ccalens.cca(x, y).rho, ccalens.pwcca(y, x).similarity
+    np.testing.assert_allclose(ccalens.cca(x * scale, y).rho, ref_rho, atol=1e-12)
+    assert ccalens.pwcca(y, x * scale).similarity == pytest.approx(ref_pw, abs=1e-12)
+    one_tiny = np.c_[x, scale * rng.standard_normal(len(x))]
+    res = ccalens.cca(one_tiny, y)
+    assert np.all(np.isfinite(np.asarray(res.rho)))
+    np.testing.assert_allclose(res.rho, ccalens.cca(np.c_[x, one_tiny[:, -1] / scale], y).rho, atol=1e-12)
+    pw = ccalens.pwcca(x * scale, y)
+    assert pw.similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+
+
+def test_float32_computation_stays_float32_accurate(rng):
+    torch = pytest.importorskip("torch")
+    x, y = weak_shared_direction(rng, 20000, 1e-2)
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    ref = np.asarray(ccalens.cca(x, y).rho)  # computed in float64
+    r32 = np.asarray(ccalens.cca(x, y, dtype=np.float32).rho)
+    t32 = ccalens.cca(torch.from_numpy(x), torch.from_numpy(y), dtype=torch.float32).rho.numpy()
+    assert np.abs(r32 - ref).max() < 1e-4
+    assert np.abs(t32 - ref).max() < 1e-4
+
+
+def test_large_offset_with_few_datapoints_keeps_the_centred_rank(rng):
+    x = rng.standard_normal((30, 50)) + 1e3
+    with pytest.warns(ccalens.SmallSampleWarning):
+        res = ccalens.cca(x, rng.standard_normal((30, 40)))
+    assert res.x_rank == 29 and len(res.rho) == 29

@@ -107,8 +107,10 @@ class NumpyOps:
         return np.ascontiguousarray(x[:, idx])
 
     def gram(self, x):
-        # numpy routes x.T @ x to BLAS syrk: n*a^2 flops, not 2*n*a^2.
-        return self.to_numpy(x.T @ x)
+        # numpy routes x.T @ x to BLAS syrk: n*a^2 flops, not 2*n*a^2. Overflow of extreme
+        # values is detected on the result (and the columns rescaled), not warned about.
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return self.to_numpy(x.T @ x)
 
     def cross(self, x, y):
         return self.to_numpy(x.T @ y)
@@ -119,6 +121,13 @@ class NumpyOps:
 
     def scale_columns_(self, x, scale):
         x /= np.asarray(scale, dtype=self.dtype)
+        return x
+
+    def column_absmax(self, x):
+        return self.to_numpy(np.maximum(np.abs(x.max(axis=0)), np.abs(x.min(axis=0))))
+
+    def recentre_(self, x):
+        x -= x.mean(axis=0)
         return x
 
     def right_multiply_(self, x, small):
@@ -205,6 +214,13 @@ class TorchOps:
 
     def scale_columns_(self, x, scale):
         x /= self.torch.as_tensor(np.asarray(scale), dtype=self.dtype, device=x.device)
+        return x
+
+    def column_absmax(self, x):
+        return self.to_numpy(self.torch.maximum(x.amax(dim=0).abs(), x.amin(dim=0).abs()))
+
+    def recentre_(self, x):
+        x -= x.mean(dim=0)
         return x
 
     def right_multiply_(self, x, small):

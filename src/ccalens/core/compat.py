@@ -82,7 +82,14 @@ def _reference_cca(x: np.ndarray, y: np.ndarray, epsilon: float):
     mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mean_x, y - mean_y
     # one joint covariance of all neurons, as the reference's np.cov(acts1, acts2)
-    cov = np.cov(np.concatenate([x, y], axis=1), rowvar=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cov = np.cov(np.concatenate([x, y], axis=1), rowvar=False)
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(
+            "compat='svcca': the covariance of these activations overflows float64 (values "
+            "beyond about 1e150), where google/svcca returns NaN; rescale the data or use "
+            "compat=None, which rescales such neurons exactly."
+        )
     sxx, sxy, syy = cov[:a, :a], cov[:a, a:], cov[a:, a:]
     xmax, ymax = np.abs(sxx).max(), np.abs(syy).max()
     for value, name in ((xmax, "X"), (ymax, "Y")):

@@ -17,15 +17,16 @@ Two routes lead to the same kind of factor:
 ``"gram"``
     One pass over the data: :math:`G = X_c^T X_c` (BLAS syrk), scaled to the correlation
     matrix :math:`C = D^{-1} G D^{-1}`. Its eigenvalues decide the route; if
-    :math:`\lambda_{min}/\lambda_{max} \ge` ``GRAM_MIN_RCOND2`` (that is
-    :math:`\sigma_{min}/\sigma_{max} \ge 10^{-3}`), a Cholesky factor :math:`C = L L^T`
-    gives :math:`T = L^T` and :math:`Q_0 = X_c D^{-1} L^{-T}`, never formed. Forming
-    :math:`G` squares the condition number; under this bound the rounding it adds to the
-    canonical correlations stays below about 1e-12 (measured in ``tests/test_numerics.py``).
+    :math:`\epsilon\,\kappa^2 \le` ``GRAM_MAX_ROUNDING`` (in float64
+    :math:`\sigma_{min}/\sigma_{max} \ge 3.2 \times 10^{-3}`), a Cholesky factor
+    :math:`C = L L^T` gives :math:`T = L^T` and :math:`Q_0 = X_c D^{-1} L^{-T}`, never formed.
+    Forming :math:`G` squares the condition number; under this bound the rounding it adds
+    to the canonical correlations stays below about 3e-11 in the worst case we found, and
+    near 1e-13 typically (``tests/test_numerics.py``).
 
 ``"gram2"``
-    Moderately ill-conditioned data (:math:`\lambda_{min}/\lambda_{max} \ge`
-    ``GRAM2_MIN_RCOND2``, :math:`\sigma_{min}/\sigma_{max} \ge 3 \times 10^{-6}`): a
+    Moderately ill-conditioned data (:math:`\epsilon\,\kappa^2 \le`
+    ``GRAM2_MAX_ROUNDING``, in float64 :math:`\sigma_{min}/\sigma_{max} \ge 3.2 \times 10^{-6}`): a
     second Gram pass over the explicitly whitened data (CholeskyQR2), stable as Householder
     in this range at half its cost.
 
@@ -38,6 +39,7 @@ Two routes lead to the same kind of factor:
 
 Column equilibration (:math:`D^{-1}`) is exact for CCA, which is invariant to the scale
 of each neuron, and it removes the ill-conditioning that neuron scales alone would cause.
+Columns whose squares would overflow or underflow are first rescaled by powers of two.
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ import scipy.linalg
 
 from . import _validate
 
-#: Smallest lambda_min / lambda_max of the equilibrated Gram matrix for which the one-pass
-#: Gram route is used (sigma_min / sigma_max >= 1e-3).
-GRAM_MIN_RCOND2 = 1e-6
+#: The one-pass Gram route is taken when eps * kappa^2 <= GRAM_MAX_ROUNDING, with kappa the
+#: condition number of the equilibrated data and eps that of the computation dtype. In
+#: float64 that is kappa^2 <= 1e5 (sigma_min / sigma_max >= 3.2e-3), where the worst case
+#: found adds 3e-11 to a canonical correlation; in float32 the route is never taken.
+GRAM_MAX_ROUNDING = 1e5 * float(np.finfo(np.float64).eps)
 
-#: Smallest lambda_min / lambda_max for the two-pass route (sigma_min / sigma_max >= ~3e-6).
-GRAM2_MIN_RCOND2 = 1e-11
+#: The two-pass route is taken when eps * kappa^2 <= GRAM2_MAX_ROUNDING: in float64,
+#: kappa^2 <= 1e11 (sigma_min / sigma_max >= 3.2e-6); in float32, kappa <= 13.
+GRAM2_MAX_ROUNDING = 1e11 * float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -196,10 +201,38 @@ def _mean(arr, ops, name):
     return mean, mean_np
 
 
+def _gram_in_range(gram: np.ndarray, xc, ops) -> bool:
+    """False when squares overflowed or fell into (or below) the subnormal range."""
+    d = np.diag(gram)
+    info = np.finfo(np.float32 if ops.eps > 1e-10 else np.float64)  # numpy or torch dtype
+    if not np.all(np.isfinite(d)) or np.any(d > float(info.max) * 1e-8):
+        return False
+    if np.any((d > 0) & (d < float(info.tiny) * 1e8)):
+        return False
+    zero = np.flatnonzero(d == 0)  # exactly zero columns, or squares that underflowed to 0
+    return not (zero.size and np.any(ops.column_absmax(ops.select_columns(xc, zero)) > 0))
+
+
+def _safe_gram(xc, ops):
+    """The Gram matrix of xc and the power-of-two column scales applied to xc (or None).
+
+    Values beyond about 1e+/-150 (float64) overflow or underflow when squared; such
+    columns are rescaled in place by exact powers of two, which CCA does not see.
+    """
+    gram = ops.gram(xc)
+    if _gram_in_range(gram, xc, ops):
+        return gram, None
+    exponents = np.frexp(ops.column_absmax(xc))[1].astype(float)
+    units = np.ldexp(1.0, exponents.astype(int))
+    ops.scale_columns_(xc, units)
+    return ops.gram(xc), units
+
+
 def _factorize_matrix(arr, ops, rtol, name) -> Factor:
     mean, mean_np = _mean(arr, ops, name)
     xc = ops.centred(arr, mean)
-    return _from_gram(arr, xc, ops.gram(xc), mean, mean_np, ops, rtol, name)
+    gram, units = _safe_gram(xc, ops)
+    return _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units)
 
 
 def _factorize_pair(ax, ay, ops, rtol):
@@ -216,18 +249,30 @@ def _factorize_pair(ax, ay, ops, rtol):
     xc = ops.centred(ax, mx, out=joint[:, :a])
     yc = ops.centred(ay, my, out=joint[:, a:])
     gram = ops.gram(joint)
+    if not _gram_in_range(gram, joint, ops):  # extreme magnitudes: each side on its own, rescaled
+        gx, ux = _safe_gram(xc, ops)
+        gy, uy = _safe_gram(yc, ops)
+        fx = _from_gram(ax, xc, gx, mx, mx_np, ops, rtol, "X", ux)
+        fy = _from_gram(ay, yc, gy, my, my_np, ops, rtol, "Y", uy)
+        return fx, fy, None
     fx = _from_gram(ax, xc, gram[:a, :a], mx, mx_np, ops, rtol, "X")
     fy = _from_gram(ay, yc, gram[a:, a:], my, my_np, ops, rtol, "Y")
     return fx, fy, gram[:a, a:]
 
 
-def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
+def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units=None) -> Factor:
+    """Finish a factor from the centred data and its Gram matrix.
+
+    ``units`` are the power-of-two scales already applied to xc's columns (None when
+    none were needed); the factor's ``scale`` is in the input's own units.
+    """
     n, a = arr.shape
     sumsq = np.diag(gram).copy()
     # Constant (dead) neurons: only columns whose spread is below 1e-6 of their mean are
     # suspects; for those, constant means max - min within a few units of rounding.
     constant = np.zeros(a, dtype=bool)
-    suspects = np.flatnonzero(sumsq <= n * (1e-6 * np.abs(mean_np)) ** 2)
+    rms = np.sqrt(sumsq / n) * (1.0 if units is None else units)  # in the input's units
+    suspects = np.flatnonzero(rms <= 1e-6 * np.abs(mean_np))
     if suspects.size:
         spread = ops.column_spread(arr, suspects)
         constant[suspects] = spread <= 4.0 * ops.eps * np.abs(mean_np[suspects])
@@ -244,13 +289,17 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
         gram = gram[np.ix_(kept, kept)]
     tol = rtol if rtol is not None else max(n, kept.size) * ops.eps
 
-    scale = np.sqrt(np.diag(gram))
+    scale = np.sqrt(np.diag(gram))  # norms of the (possibly power-of-two scaled) columns
+    true_scale = scale if units is None else scale * units[kept]
     corr = gram / scale[:, None] / scale[None, :]
     lam = np.linalg.eigvalsh(corr)
-    rcond2 = lam[0] / lam[-1]
+    rcond2 = max(lam[0], 0.0) / lam[-1]
     floor2 = (rtol or 0.0) ** 2  # a user's rtol can ask for rank loss the routes below ignore
-    common = dict(n_samples=n, n_neurons=a, mean=mean, kept=kept, dropped=dropped, scale=scale, ops=ops)
-    if rcond2 >= max(GRAM_MIN_RCOND2, floor2) and n > kept.size:
+    common = dict(
+        n_samples=n, n_neurons=a, mean=mean, kept=kept, dropped=dropped, scale=true_scale, ops=ops
+    )
+    # eps * kappa^2 <= bound, written without dividing by a possibly zero rcond2
+    if ops.eps <= GRAM_MAX_ROUNDING * rcond2 and rcond2 >= floor2 and n > kept.size:
         lower, inv_lower = _cholesky(corr)
         return Factor(
             **common,
@@ -261,7 +310,7 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
             rcond=float(np.sqrt(rcond2)),
         )
 
-    if rcond2 >= max(GRAM2_MIN_RCOND2, floor2) and n > kept.size:
+    if ops.eps <= GRAM2_MAX_ROUNDING * rcond2 and rcond2 >= floor2 and n > kept.size:
         # Moderately ill-conditioned: two Gram passes (CholeskyQR2 with eigenvectors).
         # Pass 1 whitens with the eigendecomposition of the correlation matrix,
         # Q_1 = X_s V_1 diag(lambda_1)^(-1/2), formed in place of X_c; its columns are
@@ -283,6 +332,9 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name) -> Factor:
         )
 
     xs = ops.scale_columns_(xc, scale)
+    # centre again: removes the rounding left by the first centring (about eps * |mean|),
+    # which would otherwise count as one more direction when the data have a large offset
+    xs = ops.recentre_(xs)
     q, r = ops.qr(xs)
     del xs, xc
     u_r, s_all, vt_r = np.linalg.svd(ops.to_numpy(r), full_matrices=False)

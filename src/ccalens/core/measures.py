@@ -310,6 +310,8 @@ def _components_for(f: Factor, keep: float | None, n_components: int | None, nam
                 f"n_components={k} for {name}, but {name} has only {f.rank} non-degenerate "
                 f"directions (rank of its centred data); ask for at most {f.rank}."
             )
+    elif keep >= 1.0:
+        k = f.rank
     else:
         share = np.cumsum(var) / total
         # smallest k whose cumulative share reaches keep (rounding-tolerant)
