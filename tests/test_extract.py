@@ -260,3 +260,16 @@ def test_extracted_layers_feed_the_measures(cnn, images):
     res = ccalens.pwcca(acts["conv1"], acts["conv2"])
     assert 0 < res.similarity <= 1
     assert ccalens.pwcca(acts["conv1"], acts["conv1"]).similarity == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_scripted_sequential_models_are_run_layer_by_layer():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Sequential(nn.Linear(6, 5), nn.Tanh()), nn.Linear(5, 2))
+    x = torch.randn(30, 4)
+    plain = extract(model, x, ["0", "2.0", "2", "3"], batch_size=7)
+    scripted = extract(torch.jit.script(model), x, ["0", "2.0", "2", "3"], batch_size=7)
+    for name in plain:
+        np.testing.assert_allclose(scripted[name], plain[name], atol=1e-6)
+    with pytest.raises(ExtractionError, match="TorchScript modules do not support forward hooks"):
+        extract(torch.jit.script(SmallCNN()), torch.randn(3, 1, 16, 16), ["conv1"])

@@ -203,6 +203,19 @@ def _to_matrices(module: nn.Module, name: str, output, policy: _Policy) -> tuple
     return {name: tensor[:, seq]}, meta
 
 
+def _run_sequential(seq, prefix: str, x, hooks: dict):
+    """Run a scripted nn.Sequential child by child, calling the hooks of requested names."""
+    for name, child in seq.named_children():
+        full = f"{prefix}{name}"
+        if getattr(child, "original_name", "") == "Sequential":
+            x = _run_sequential(child, f"{full}.", x, hooks)
+        else:
+            x = child(x)
+        if full in hooks:
+            hooks[full](child, None, x)
+    return x
+
+
 def _batches(data, batch_size: int) -> Iterable:
     if isinstance(data, torch.utils.data.DataLoader):
         yield from data
@@ -311,7 +324,15 @@ def extract(
 
         return hook
 
-    handles = [module.register_forward_hook(make_hook(name)) for name, module in targets.items()]
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    if scripted and getattr(model, "original_name", "") != "Sequential":
+        raise ExtractionError(
+            "TorchScript modules do not support forward hooks, and this one is not a scripted "
+            "nn.Sequential (whose layers ccalens can run one by one). Save the model's state_dict "
+            "and load it through a module:function factory instead."
+        )
+    hooks = {name: make_hook(name) for name in targets}
+    handles = [] if scripted else [module.register_forward_hook(hooks[name]) for name, module in targets.items()]
     try:
         model.eval()
         if run_device is not None and run_device != home:
@@ -326,7 +347,10 @@ def extract(
             for batch in batches:
                 inputs = _to_device(_inputs_of(batch), run_device) if run_device is not None else _inputs_of(batch)
                 per_batch.clear()
-                if isinstance(inputs, dict):
+                if scripted:
+                    _run_sequential(model, "", inputs, hooks)
+                    n_in = inputs.shape[0]
+                elif isinstance(inputs, dict):
                     model(**inputs)
                     n_in = next(v for v in inputs.values() if isinstance(v, torch.Tensor)).shape[0]
                 else:

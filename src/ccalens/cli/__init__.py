@@ -1,0 +1,37 @@
+"""The ``ccalens`` command line: thin Typer wrappers around the library.
+
+Every command turns the library's errors into one clear message and exit code 1;
+``ccalens --debug COMMAND`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import _common, compare, extract, info, reproduce
+
+app = typer.Typer(
+    name="ccalens",
+    help="How similar are the representations of neural networks? CCA, SVCCA and PWCCA "
+    "(Morcos, Raghu & Bengio 2018). Arrays are (datapoints, neurons).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    _common.STATE["debug"] = debug
+
+
+app.command("compare")(compare.compare)
+app.command("info")(info.info)
+app.command("extract")(extract.extract)
+app.command("reproduce")(reproduce.reproduce)
+
+
+def run() -> None:  # console-script entry point
+    app()

@@ -1,0 +1,157 @@
+"""Every CLI command end to end in a temporary folder."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("typer")
+from typer.testing import CliRunner  # noqa: E402
+
+from ccalens.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def pair(tmp_path, rng):
+    x = rng.standard_normal((600, 8))
+    y = np.c_[x[:, :4] @ rng.standard_normal((4, 4)), rng.standard_normal((600, 3))]
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "acts.npz", x=x, y=y)
+    return tmp_path, x, y
+
+
+def test_compare_json_matches_the_library(pair):
+    import ccalens
+
+    tmp, x, y = pair
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), f"{tmp / 'acts.npz'}:y", "--measure", "all", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["n_samples"] == 600
+    assert out["measures"]["pwcca"]["similarity"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+    assert out["measures"]["mean"]["distance"] == pytest.approx(ccalens.mean_cca(x, y).distance, abs=1e-12)
+    assert out["measures"]["svcca"]["similarity"] == pytest.approx(ccalens.svcca(x, y).similarity, abs=1e-12)
+    assert out["measures"]["cca"]["x_rank"] == 8
+
+
+def test_compare_table_symmetric_compat_and_layout(pair):
+    import ccalens
+
+    tmp, x, y = pair
+    res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "--symmetric"])
+    assert res.exit_code == 0 and "pwcca" in res.stdout and "similarity" in res.stdout
+    assert f"{ccalens.pwcca(x, y, symmetric=True).similarity:.6f}" in res.stdout
+    res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "--compat", "svcca", "--json"])
+    assert json.loads(res.stdout)["measures"]["pwcca"]["similarity"] == pytest.approx(
+        ccalens.pwcca(x, y, compat="svcca").similarity, abs=1e-12
+    )
+    np.save(tmp / "xt.npy", x.T)
+    np.save(tmp / "yt.npy", y.T)
+    res = runner.invoke(app, ["compare", str(tmp / "xt.npy"), str(tmp / "yt.npy"), "--neurons-first", "--json"])
+    assert json.loads(res.stdout)["measures"]["pwcca"]["similarity"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+
+
+def test_compare_reports_warnings_and_errors_without_tracebacks(pair, rng):
+    tmp, x, y = pair
+    np.save(tmp / "few.npy", rng.standard_normal((20, 8)))
+    np.save(tmp / "few2.npy", rng.standard_normal((20, 5)))
+    res = runner.invoke(app, ["compare", str(tmp / "few.npy"), str(tmp / "few2.npy")])
+    assert res.exit_code == 0 and "biased upward" in res.stdout
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "few.npy")])
+    assert res.exit_code == 1
+    assert "error: A and B must have the same number of datapoints" in res.stderr and "Traceback" not in res.output
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "missing.npy")])
+    assert res.exit_code == 1 and "no such file or store" in res.stderr
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "acts.npz")])
+    assert res.exit_code == 1 and "holds 2 arrays; name one as" in res.stderr
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), f"{tmp / 'acts.npz'}:y", "--measure", "svcca", "--compat", "svcca"])
+    assert res.exit_code == 1 and "--compat applies to pwcca and mean only" in res.stderr
+    res = runner.invoke(app, ["--debug", "compare", str(tmp / "x.npy"), str(tmp / "few.npy")])
+    assert res.exit_code != 0 and isinstance(res.exception, ValueError)
+
+
+MODEL_SOURCE = '''
+import torch
+from torch import nn
+
+def make():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+'''
+
+
+def test_extract_then_info_then_compare(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    (tmp_path / "cli_model_factory.py").write_text(MODEL_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cli_model_factory
+
+    torch.save(cli_model_factory.make().state_dict(), tmp_path / "w.pt")
+    store = tmp_path / "acts.zarr"
+    res = runner.invoke(app, ["extract", "cli_model_factory:make", "--list-layers"])
+    assert res.exit_code == 0 and res.stdout.split() == ["0", "1", "2", "3"]
+    args = ["extract", "cli_model_factory:make", "--state-dict", str(tmp_path / "w.pt"), "--layers", "0,3",
+            "--data", "digits", "--limit", "500", "--out", str(store), "--prefix", "net0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 array(s) for 500 datapoints" in res.stdout
+    res = runner.invoke(app, ["info", str(store)])
+    assert res.exit_code == 0 and "net0/0" in res.stdout and "(500, 4)" in res.stdout and "spatial=mean" in res.stdout
+    res = runner.invoke(app, ["compare", f"{store}:net0/0", f"{store}:net0/3", "--json"])
+    assert res.exit_code == 0 and 0 < json.loads(res.stdout)["measures"]["pwcca"]["similarity"] <= 1
+    res = runner.invoke(app, args)  # the arrays exist now
+    assert res.exit_code == 1 and "already holds an array 'net0/0'" in res.stderr
+    res = runner.invoke(app, ["extract", "cli_model_factory:make", "--layers", "conv9", "--out", str(store)])
+    assert res.exit_code == 1 and "no layer named 'conv9'" in res.stderr
+    res = runner.invoke(app, ["extract", "no_such_module:make", "--layers", "0"])
+    assert res.exit_code == 1 and "cannot load model factory" in res.stderr
+
+
+def test_extract_from_files_and_model_file_errors(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh())
+    torch.save(model, tmp_path / "whole.pt")
+    np.save(tmp_path / "inputs.npy", np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32))
+    base = ["extract", str(tmp_path / "whole.pt"), "--layers", "0", "--data", str(tmp_path / "inputs.npy"), "--out", str(tmp_path / "s.zarr")]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 1 and "pass --trust-pickle if you trust it" in res.stderr
+    res = runner.invoke(app, base + ["--trust-pickle"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["extract", str(tmp_path / "nope.pt"), "--layers", "0"])
+    assert res.exit_code == 1 and "no such model file" in res.stderr
+    res = runner.invoke(app, ["extract", str(tmp_path / "whole.pt"), "--trust-pickle", "--layers", "0", "--data", "cifar10"])
+    assert res.exit_code == 1 and "cifar10 needs --data-dir" in res.stderr
+
+
+def test_info_on_files_and_interrupted_stores(tmp_path, pair):
+    from ccalens.store import ActivationStore
+
+    tmp, x, y = pair
+    res = runner.invoke(app, ["info", str(tmp / "acts.npz")])
+    assert res.exit_code == 0 and "(600, 8)" in res.stdout and "(600, 7)" in res.stdout
+    store = ActivationStore(tmp / "cut.zarr")
+    store.writer().append("layer", x[:100])  # never closed
+    res = runner.invoke(app, ["info", str(tmp / "cut.zarr")])
+    assert res.exit_code == 0 and "NO (interrupted)" in res.stdout
+    res = runner.invoke(app, ["compare", f"{tmp / 'cut.zarr'}:layer", str(tmp / "x.npy")])
+    assert res.exit_code == 1 and "is incomplete" in res.stderr
+    res = runner.invoke(app, ["info", str(tmp / "missing.zarr")])
+    assert res.exit_code == 1 and "no such file or store" in res.stderr
+
+
+def test_reproduce_fig2(tmp_path):
+    res = runner.invoke(app, ["reproduce", "fig2", "--out", str(tmp_path), "--seeds", "1", "--n", "2000"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "fig2" / "fig2.png").exists() and (tmp_path / "fig2" / "claims.json").exists()
+    res = runner.invoke(app, ["reproduce", "fig9"])
+    assert res.exit_code == 1 and "unknown figure(s) ['fig9']" in res.stderr
+
+
+def test_help_lists_every_command():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for command in ("compare", "info", "extract", "reproduce"):
+        assert command in res.stdout
