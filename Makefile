@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ccalens.experiments.fig2 --out runs/fig2
+	$(VENV)/bin/ccalens demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -155,3 +155,20 @@ def test_help_lists_every_command():
     assert res.exit_code == 0
     for command in ("compare", "info", "extract", "reproduce"):
         assert command in res.stdout
+
+
+def test_demo_at_a_reduced_size(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--networks", "2", "--epochs", "2", "--max-train", "400", "--width", "4"])
+    assert res.exit_code == 0, res.output
+    assert "per-layer distances" in res.stdout and "true-random" in res.stdout
+    for name in ("demo.png", "distances.csv", "demo.json"):
+        assert (tmp_path / "demo" / name).exists()
+    meta = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert len(meta["networks"]) == 4 and all("train_accuracy" in n for n in meta["networks"])
+    assert set(meta["summary"]) == {"true-true", "random-random", "true-random", "untrained"}
+    res = runner.invoke(app, ["demo", "--networks", "1"])
+    assert res.exit_code == 1 and "--networks must be at least 2" in res.stderr
+    res = runner.invoke(app, ["demo", "--dataset", "cifar10"])
+    assert res.exit_code == 1 and "needs --data-dir" in res.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _common, compare, extract, info, reproduce
+from . import _common, compare, demo, extract, info, reproduce
 
 app = typer.Typer(
     name="ccalens",
@@ -31,6 +31,7 @@ app.command("compare")(compare.compare)
 app.command("info")(info.info)
 app.command("extract")(extract.extract)
 app.command("reproduce")(reproduce.reproduce)
+app.command("demo")(demo.demo)
 
 
 def run() -> None:  # console-script entry point
