@@ -273,3 +273,26 @@ def test_scripted_sequential_models_are_run_layer_by_layer():
         np.testing.assert_allclose(scripted[name], plain[name], atol=1e-6)
     with pytest.raises(ExtractionError, match="TorchScript modules do not support forward hooks"):
         extract(torch.jit.script(SmallCNN()), torch.randn(3, 1, 16, 16), ["conv1"])
+
+
+def test_a_randomly_initialised_transformers_model():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(config)  # made from a config: nothing is downloaded
+    ids = torch.randint(0, 50, (12, 9))
+    loader = torch.utils.data.DataLoader([{"input_ids": row} for row in ids], batch_size=5)
+    sink = MemorySink()
+    extract(model, loader, ["embeddings", "encoder.layer.0", "encoder"], sequence="all", store=sink)
+    acts = sink.arrays()
+    model.eval()
+    with torch.no_grad():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+    for name, ref in (("embeddings", hidden[0]), ("encoder.layer.0", hidden[1]), ("encoder", hidden[-1])):
+        np.testing.assert_allclose(acts[name], ref.reshape(-1, 16).numpy(), atol=1e-5)
+    assert sink.metadata["encoder"]["taken"] == "output['last_hidden_state']"
+    mean = extract(model, loader, ["encoder.layer.1"], sequence="mean")["encoder.layer.1"]
+    np.testing.assert_allclose(mean, hidden[2].mean(1).numpy(), atol=1e-5)
