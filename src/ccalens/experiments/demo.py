@@ -44,7 +44,6 @@ def build_cnn(width: int, in_channels: int, image: int, classes: int):
 
     Each named layer's output is taken after its nonlinearity.
     """
-    import torch
     from torch import nn
 
     def block(cin, cout):  # recorded after the nonlinearity
