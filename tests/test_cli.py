@@ -94,12 +94,18 @@ def test_extract_then_info_then_compare(tmp_path, monkeypatch):
     res = runner.invoke(app, ["extract", "cli_model_factory:make", "--list-layers"])
     assert res.exit_code == 0 and res.stdout.split() == ["0", "1", "2", "3"]
     args = ["extract", "cli_model_factory:make", "--state-dict", str(tmp_path / "w.pt"), "--layers", "0,3",
-            "--data", "digits", "--limit", "500", "--out", str(store), "--prefix", "net0"]
+            "--data", "digits", "--limit", "500", "--out", str(store), "--prefix", "net0", "--checkpoint", "epoch-3"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "wrote 2 array(s) for 500 datapoints" in res.stdout
     res = runner.invoke(app, ["info", str(store)])
     assert res.exit_code == 0 and "net0/0" in res.stdout and "(500, 4)" in res.stdout and "spatial=mean" in res.stdout
+    from ccalens.store import ActivationStore, fingerprint
+    from ccalens import datasets
+
+    meta = ActivationStore(store, mode="r").metadata("net0/3")
+    assert meta["checkpoint"] == "epoch-3" and meta["layer"] == "3" and meta["datapoints"] == 500
+    assert meta["dataset_fingerprint"] == fingerprint(datasets.digits().x_train[:500])
     res = runner.invoke(app, ["compare", f"{store}:net0/0", f"{store}:net0/3", "--json"])
     assert res.exit_code == 0 and 0 < json.loads(res.stdout)["measures"]["pwcca"]["similarity"] <= 1
     res = runner.invoke(app, args)  # the arrays exist now

@@ -31,7 +31,7 @@ def demo(
         raise ValueError(f"--networks must be at least 2 to compare within a group; got {networks}.")
     cfg = experiment.DemoConfig(dataset=dataset, data_dir=data_dir, networks=networks, epochs=epochs,
                                 width=width, max_train=max_train)
-    result = experiment.run(cfg, log=typer.echo)
+    result = experiment.run(cfg, log=typer.echo, progress=True)
     paths = experiment.write(result, out)
     typer.echo("\nper-layer distances (mean ± sd over pairs of networks):")
     typer.echo(experiment.format_table(result))

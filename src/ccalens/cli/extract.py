@@ -80,6 +80,7 @@ def extract(
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder of fashion-mnist or cifar10 files.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N datapoints.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Checkpoint or training step, kept in the metadata.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace arrays that already exist.")] = False,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow loading a pickled whole model.")] = False,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the model's layer names and stop.")] = False,
@@ -103,7 +104,8 @@ def extract(
     x = load_inputs(data, data_dir, split, limit)
     store = ActivationStore(out)
     writer = store.writer(
-        prefix, overwrite=overwrite, model=model, dataset=data, split=split, dataset_fingerprint=fingerprint(x)
+        prefix, overwrite=overwrite, model=model, checkpoint=checkpoint, dataset=data, split=split,
+        dataset_fingerprint=fingerprint(x), datapoints=int(len(x)),
     )
     run_extract(net, x, names, spatial=spatial, sequence=seq, batch_size=batch_size, store=writer, progress=True)
     typer.echo(f"wrote {len(writer.arrays)} array(s) for {len(x):,} datapoints to {out}")

@@ -66,7 +66,7 @@ def build_cnn(width: int, in_channels: int, image: int, classes: int):
     return CNN()
 
 
-def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int):
+def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, progress: str | None = None):
     """Seeded, deterministic Adam training; returns the final training accuracy."""
     import torch
 
@@ -74,7 +74,12 @@ def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int):
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(epochs):
+    epoch_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_iter = tqdm(epoch_iter, desc=progress, unit="epoch", leave=False)
+    for _ in epoch_iter:
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
@@ -115,7 +120,7 @@ def load(cfg: DemoConfig):
     return split
 
 
-def run(cfg: DemoConfig = DemoConfig(), log=print) -> dict:
+def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> dict:
     import torch
 
     from ..extract import extract
@@ -143,7 +148,8 @@ def run(cfg: DemoConfig = DemoConfig(), log=print) -> dict:
             if group == "true":  # the baseline: the same architecture before training
                 acts[("untrained", seed)] = extract(model, x, LAYERS)
             t0 = time.perf_counter()
-            train_acc = train(model, x, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed)
+            train_acc = train(model, x, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                              seed=seed, progress=f"training {group} #{k}" if progress else None)
             test_acc = accuracy(model, xt, yt)
             acts[(group, k)] = extract(model, x, LAYERS)
             networks.append({"group": group, "index": k, "seed": seed, "epochs": cfg.epochs,
