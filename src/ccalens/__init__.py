@@ -18,18 +18,22 @@ from .core import (
     svcca,
 )
 
+from .pairwise import PairwiseResult, pairwise  # noqa: E402  (binds ccalens.pairwise to the function)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "CCAResult",
     "Factor",
     "MeanCCAResult",
+    "PairwiseResult",
     "PWCCAResult",
     "SVCCAResult",
     "SmallSampleWarning",
     "cca",
     "factorize",
     "mean_cca",
+    "pairwise",
     "pwcca",
     "svcca",
 ]

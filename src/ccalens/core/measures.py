@@ -110,14 +110,15 @@ def _cross(fx: Factor, fy: Factor, joint=None) -> np.ndarray:
     return fx.basis_coef.T @ inner @ fy.basis_coef
 
 
-def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both"):
+def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", cross=None):
     """Canonical correlations and the canonical coefficients of each side.
 
     Returns ``(rho, A_x, A_y)`` where the canonical variates are ``Q_0x @ A_x`` and
     ``Q_0y @ A_y`` (orthonormal columns when ``epsilon == 0``). ``want`` is "both", "x"
-    (``A_y`` is None) or "none" (correlations only).
+    (``A_y`` is None) or "none" (correlations only). ``cross`` is Q_0x^T Q_0y when the
+    caller already has it (the pairwise engine computes many at once).
     """
-    m = _cross(fx, fy, joint)
+    m = _cross(fx, fy, joint) if cross is None else cross
     c = min(fx.rank, fy.rank)
     if epsilon:
         # Ridge: in the bases of left singular vectors, (C + eps I)^(-1/2) X_s^T scales

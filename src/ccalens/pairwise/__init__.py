@@ -1,0 +1,321 @@
+"""Many representations at once: factorise each once, batch the cross products, keep results.
+
+``pairwise(reps)`` computes a measure between every pair of K representations (or K x L
+against ``others``):
+
+* each representation is factorised once (:func:`ccalens.factorize`) and its orthonormal
+  basis formed once;
+* the cross products Q_i^T Q_j of a whole block of pairs come from one large matrix
+  product (BLAS syrk/GEMM, or the GPU for CUDA tensors) instead of K^2 small ones;
+* PWCCA is directed (the weights come from the row's representation): both directions of a
+  pair come from the same SVD; ``symmetric=True`` folds the matrix;
+* with ``results="run.sqlite"`` every finished pair is committed to SQLite (WAL journal:
+  a committed pair survives a kill -9 at any moment), and a rerun computes only the
+  missing pairs; the final matrix is identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core import _validate
+from ..core.factor import Factor, _factorize_matrix
+from ..core.measures import _canonical, _components_for, _projection_weights
+
+__all__ = ["PairwiseResult", "pairwise"]
+
+MEASURES = ("pwcca", "svcca", "mean_cca", "cca")
+
+
+@dataclass(frozen=True, eq=False)
+class PairwiseResult:
+    """A (K x L) similarity matrix with its labels and one row per ordered pair."""
+
+    measure: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    similarity: np.ndarray
+    table: list[dict] = field(repr=False)
+    seconds: float = 0.0
+    computed: int = 0
+    reused: int = 0
+
+    @property
+    def distance(self) -> np.ndarray:
+        return 1.0 - self.similarity
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.table)
+
+    def __repr__(self) -> str:
+        return (
+            f"PairwiseResult(measure={self.measure!r}, shape={self.similarity.shape}, "
+            f"computed={self.computed}, reused={self.reused}, seconds={self.seconds:.2f})"
+        )
+
+
+def _labels(reps, names, default_prefix: str) -> tuple[list, list[str]]:
+    if isinstance(reps, dict):
+        items = list(reps.items())
+        values, labels = [v for _, v in items], [str(k) for k, _ in items]
+    else:
+        values = list(reps)
+        labels = [str(r) if isinstance(r, (str, Path)) else f"{default_prefix}{i}" for i, r in enumerate(values)]
+    if names is not None:
+        if len(names) != len(values):
+            raise ValueError(f"names has {len(names)} entries for {len(values)} representations.")
+        labels = [str(n) for n in names]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"representation names must be unique; got {labels}.")
+    return values, labels
+
+
+def _factor(rep, name: str, rtol) -> tuple[Factor, str]:
+    """A factor and a content fingerprint for a representation."""
+    from ..store import fingerprint, load_array
+
+    if isinstance(rep, Factor):
+        raise TypeError(
+            f"{name}: pass arrays, tensors or store paths to pairwise (it factorises each once "
+            f"itself and fingerprints the data for resuming)."
+        )
+    if isinstance(rep, (str, Path)):
+        rep = load_array(rep)
+    arr = _validate.as_matrix(rep, name)
+    ops = _validate.make_ops(arr, None)
+    host = arr.detach().cpu().numpy() if ops.name == "torch" else arr
+    return _factorize_matrix(arr, ops, rtol, name), fingerprint(host)
+
+
+class _Results:
+    """SQLite results store: one committed row per finished pair (WAL, crash-safe)."""
+
+    def __init__(self, path, run_key: str):
+        self.run_key = run_key
+        self.db = sqlite3.connect(str(path), timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a committed pair is on disk
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS pairs (run TEXT, a TEXT, b TEXT, row TEXT, col TEXT, "
+            "value REAL, reverse REAL, info TEXT, PRIMARY KEY (run, a, b))"
+        )
+        self.db.commit()
+
+    def done(self) -> dict[tuple[str, str], tuple[float, float, dict]]:
+        cur = self.db.execute("SELECT a, b, value, reverse, info FROM pairs WHERE run = ?", (self.run_key,))
+        return {(a, b): (v, r, json.loads(i)) for a, b, v, r, i in cur}
+
+    def add(self, a: str, b: str, row: str, col: str, value: float, reverse: float, info: dict) -> None:
+        with self.db:  # one transaction per pair
+            self.db.execute(
+                "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.run_key, a, b, row, col, value, reverse, json.dumps(info)),
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _values(fx: Factor, fy: Factor, m: np.ndarray, measure: str, epsilon: float, keep: float):
+    """(value with fx's weights, value with fy's weights, details) for one pair."""
+    if measure == "pwcca":
+        rho, p, q = _canonical(fx, fy, epsilon, want="both", cross=m)
+        return (float(_projection_weights(fx, p, epsilon) @ rho),
+                float(_projection_weights(fy, q, epsilon) @ rho), {"c": int(rho.size)})
+    if measure in ("mean_cca", "cca"):
+        rho = _canonical(fx, fy, epsilon, want="none", cross=m)[0]
+        v = float(np.mean(rho))
+        return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
+    ux, kx, _ = _components_for(fx, keep, None, "X")
+    uy, ky, _ = _components_for(fy, keep, None, "Y")
+    rho = np.clip(np.linalg.svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
+    v = float(np.mean(rho))
+    return v, v, {"x_components": kx, "y_components": ky}
+
+
+def pairwise(
+    reps,
+    measure: str = "pwcca",
+    *,
+    others=None,
+    names: Sequence[str] | None = None,
+    other_names: Sequence[str] | None = None,
+    symmetric: bool = False,
+    epsilon: float = 0.0,
+    keep: float = 0.99,
+    rtol: float | None = None,
+    results=None,
+    block: int | None = None,
+    progress: bool = False,
+) -> PairwiseResult:
+    """Similarity of every pair of representations.
+
+    Parameters
+    ----------
+    reps : list or dict of arrays, torch tensors or store paths ("store.zarr:name")
+        K representations of the same datapoints, each (datapoints, neurons).
+    measure : {"pwcca", "svcca", "mean_cca", "cca"}
+        "cca" is the mean canonical correlation, as in :func:`ccalens.cca`.
+    others : list or dict, optional
+        L representations for a K x L matrix; by default K x K against ``reps``.
+    symmetric : bool
+        PWCCA only: average both directions (the matrix is directed otherwise:
+        entry (i, j) uses the weights of representation i).
+    epsilon, keep, rtol
+        As in the single-pair measures.
+    results : path, optional
+        SQLite file that keeps every finished pair; rerunning with the same inputs and
+        options computes only the missing pairs.
+    block : int, optional
+        Representations per block of the batched cross product (default: as many as fit
+        in about 1 GB of bases).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    PairwiseResult
+    """
+    started = time.perf_counter()
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}.")
+    if symmetric and measure != "pwcca":
+        raise ValueError("symmetric=True folds PWCCA's directed matrix; the other measures are symmetric already.")
+    epsilon = _validate.check_epsilon(epsilon)
+    row_vals, row_labels = _labels(reps, names, "rep")
+    if not row_vals:
+        raise ValueError("reps is empty; pass at least one representation.")
+    square = others is None
+    col_vals, col_labels = (row_vals, row_labels) if square else _labels(others, other_names, "other")
+
+    factors: dict[str, Factor] = {}
+    prints: dict[str, str] = {}
+    for value, label in list(zip(row_vals, row_labels)) + ([] if square else list(zip(col_vals, col_labels))):
+        if label in factors:
+            if not square:
+                raise ValueError(f"the name {label!r} is used in both reps and others; names must be unique.")
+            continue
+        factors[label], prints[label] = _factor(value, label, rtol)
+    n = {f.n_samples for f in factors.values()}
+    if len(n) != 1:
+        shapes = {k: (f.n_samples, f.n_neurons) for k, f in factors.items()}
+        raise ValueError(f"every representation needs the same datapoints; got shapes {shapes}.")
+    backends = {f.ops.name for f in factors.values()}
+    if len(backends) != 1:
+        raise TypeError("mixing numpy arrays and torch tensors in one pairwise call is not supported; convert them to one kind.")
+
+    # unordered pairs to compute, each once (both PWCCA directions come from one SVD)
+    wanted: list[tuple[str, str]] = []
+    seen = set()
+    for r in row_labels:
+        for c in col_labels:
+            if r == c:
+                continue
+            key = tuple(sorted((r, c)))
+            if key not in seen:
+                seen.add(key)
+                wanted.append(key)
+
+    options = {"measure": measure, "epsilon": epsilon, "keep": keep, "rtol": rtol}
+    run_key = hashlib.sha256(json.dumps([options, sorted(prints.items())]).encode()).hexdigest()[:20]
+    store = _Results(results, run_key) if results is not None else None
+    done = store.done() if store else {}
+    todo = [p for p in wanted if p not in done]
+    computed = 0
+    try:
+        computed = _compute(todo, factors, measure, epsilon, keep, block, store, done, progress)
+    finally:
+        if store:
+            store.close()
+
+    sim = np.empty((len(row_labels), len(col_labels)))
+    table = []
+    for i, r in enumerate(row_labels):
+        for j, c in enumerate(col_labels):
+            if r == c:
+                value, info = 1.0, {"c": factors[r].rank}
+            else:
+                a, b = sorted((r, c))
+                v_ab, v_ba, info = done[(a, b)]
+                value = v_ab if r == a else v_ba
+                if symmetric:
+                    value = 0.5 * (v_ab + v_ba)
+            sim[i, j] = value
+            table.append({"row": r, "column": c, "measure": measure, "similarity": value,
+                          "distance": 1.0 - value, "row_rank": factors[r].rank,
+                          "column_rank": factors[c].rank, "n": factors[r].n_samples, **info})
+    return PairwiseResult(measure, tuple(row_labels), tuple(col_labels), sim, table,
+                          time.perf_counter() - started, computed, len(wanted) - computed)
+
+
+def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress) -> int:
+    """Compute the pairs in ``todo`` block by block; returns how many were computed."""
+    if not todo:
+        return 0
+    # blocks are fixed by all representations, not by what is left to do, so a resumed run
+    # forms each block's product from the same matrices as an uninterrupted one
+    labels = list(factors)
+    ops = factors[labels[0]].ops
+    n = factors[labels[0]].n_samples
+    if block is None:  # bases of about 1 GB per block
+        width = max(f.rank for f in factors.values())
+        block = max(1, int(1e9 // (8 * n * width)))
+    groups = [labels[i : i + block] for i in range(0, len(labels), block)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="pairs", unit="pair")
+    pending = set(todo)
+    computed = 0
+    for gi, group_a in enumerate(groups):
+        for group_b in groups[gi:]:
+            block_pairs = sorted({tuple(sorted((a, b))) for a in group_a for b in group_b if a != b} & pending)
+            if not block_pairs:
+                continue
+            basis_a = [factors[x].basis() for x in group_a]
+            offs_a = np.cumsum([0] + [factors[x].rank for x in group_a])
+            stacked_a = _hstack(ops, basis_a)
+            if group_b is group_a:
+                gram = ops.gram(stacked_a)
+                offs_b, index_b = offs_a, {x: k for k, x in enumerate(group_a)}
+            else:
+                basis_b = [factors[x].basis() for x in group_b]
+                offs_b = np.cumsum([0] + [factors[x].rank for x in group_b])
+                gram = ops.cross(stacked_a, _hstack(ops, basis_b))
+                index_b = {x: k for k, x in enumerate(group_b)}
+            index_a = {x: k for k, x in enumerate(group_a)}
+            for a, b in block_pairs:
+                if a in index_a and b in index_b:
+                    ia, ib = index_a[a], index_b[b]
+                    m = gram[offs_a[ia]: offs_a[ia + 1], offs_b[ib]: offs_b[ib + 1]]
+                else:  # b in group_a, a in group_b
+                    ia, ib = index_a[b], index_b[a]
+                    m = gram[offs_a[ia]: offs_a[ia + 1], offs_b[ib]: offs_b[ib + 1]].T
+                v_ab, v_ba, info = _values(factors[a], factors[b], np.ascontiguousarray(m), measure, epsilon, keep)
+                done[(a, b)] = (v_ab, v_ba, info)
+                if store:
+                    store.add(a, b, a, b, v_ab, v_ba, info)
+                pending.discard((a, b))
+                computed += 1
+                if bar:
+                    bar.update(1)
+    if bar:
+        bar.close()
+    return computed
+
+
+def _hstack(ops, blocks: list[Any]):
+    if ops.name == "torch":
+        return ops.torch.cat(blocks, dim=1)
+    return np.concatenate(blocks, axis=1)

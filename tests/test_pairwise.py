@@ -1,0 +1,144 @@
+"""The pairwise engine: same numbers as pair-by-pair calls, directed PWCCA, resumable."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ccalens
+from ccalens.pairwise import pairwise
+
+
+def family(seed, k=5, n=1500, width=12):
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 6))
+    reps = []
+    for _ in range(k):
+        own = latent + np.linspace(0.05, 1.0, 6) * rng.standard_normal((n, 6))
+        reps.append(np.c_[own, rng.standard_normal((n, width - 6))] @ rng.standard_normal((width, width)))
+    return reps
+
+
+@pytest.mark.parametrize("block", [None, 2])
+def test_matches_pair_by_pair_for_every_measure(block):
+    reps = family(0)
+    single = {"pwcca": ccalens.pwcca, "svcca": ccalens.svcca, "mean_cca": ccalens.mean_cca, "cca": ccalens.mean_cca}
+    for measure, fn in single.items():
+        res = pairwise(reps, measure, block=block)
+        ref = np.array([[fn(a, b).similarity if i != j else 1.0 for j, b in enumerate(reps)] for i, a in enumerate(reps)])
+        np.testing.assert_allclose(res.similarity, ref, atol=1e-10)
+        np.testing.assert_allclose(res.distance, 1 - ref, atol=1e-10)
+    assert res.computed == 10 and res.reused == 0
+
+
+def test_pwcca_matrix_is_directed_and_symmetric_folds_it():
+    reps = family(1)
+    res = pairwise(reps)
+    assert np.abs(res.similarity - res.similarity.T).max() > 1e-3  # row i uses rep i's weights
+    assert res.similarity[0, 1] == pytest.approx(ccalens.pwcca(reps[0], reps[1]).similarity, abs=1e-10)
+    sym = pairwise(reps, symmetric=True)
+    np.testing.assert_allclose(sym.similarity, 0.5 * (res.similarity + res.similarity.T), atol=1e-12)
+
+
+def test_against_others_labels_and_table(tmp_path):
+    reps = family(2, k=4)
+    named = {f"net{i}": r for i, r in enumerate(reps[:2])}
+    res = pairwise(named, "mean_cca", others={"late": reps[2], "final": reps[3]})
+    assert res.rows == ("net0", "net1") and res.columns == ("late", "final") and res.similarity.shape == (2, 2)
+    assert res.similarity[1, 0] == pytest.approx(ccalens.mean_cca(reps[1], reps[2]).similarity, abs=1e-12)
+    row = next(r for r in res.table if r["row"] == "net1" and r["column"] == "final")
+    assert row["distance"] == pytest.approx(1 - row["similarity"]) and row["n"] == 1500 and row["row_rank"] == 12
+    df = res.to_pandas() if _has("pandas") else None
+    if df is not None:
+        assert len(df) == 4
+    np.save(tmp_path / "a.npy", reps[0])
+    np.save(tmp_path / "b.npy", reps[1])
+    from_files = pairwise([tmp_path / "a.npy", str(tmp_path / "b.npy")])
+    assert from_files.rows == (str(tmp_path / "a.npy"), str(tmp_path / "b.npy"))
+    assert from_files.similarity[0, 1] == pytest.approx(ccalens.pwcca(reps[0], reps[1]).similarity, abs=1e-10)
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def test_torch_representations():
+    torch = pytest.importorskip("torch")
+    reps = family(3, k=3)
+    res = pairwise([torch.from_numpy(r) for r in reps])
+    np.testing.assert_allclose(res.similarity, pairwise(reps).similarity, atol=1e-12)
+
+
+def test_resume_reuses_finished_pairs(tmp_path):
+    reps = family(4, k=4)
+    db = tmp_path / "run.sqlite"
+    first = pairwise(reps, results=db)
+    again = pairwise(reps, results=db)
+    assert first.computed == 6 and again.computed == 0 and again.reused == 6
+    np.testing.assert_array_equal(first.similarity, again.similarity)
+    other = pairwise(reps, "svcca", results=db)  # another measure is another run
+    assert other.computed == 6
+    changed = pairwise([r * 1.0001 + 1 for r in reps], results=db)  # other data: nothing reused
+    assert changed.computed == 6
+
+
+def test_a_killed_run_resumes_to_the_same_matrix(tmp_path):
+    db = tmp_path / "run.sqlite"
+    code = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_pairwise import family
+from ccalens.pairwise import pairwise
+pairwise(family(5, k=50, n=1200, width=30), results={str(db)!r}, block=5)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 120
+    count = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    count = con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if count >= 100:
+                break
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reps = family(5, k=50, n=1200, width=30)
+    resumed = pairwise(reps, results=db, block=5)
+    total = 50 * 49 // 2
+    assert resumed.reused >= 100 and resumed.computed == total - resumed.reused and resumed.computed > 0
+    fresh = pairwise(reps, block=5)
+    np.testing.assert_array_equal(resumed.similarity, fresh.similarity)
+
+
+def test_errors():
+    reps = family(6, k=3)
+    with pytest.raises(ValueError, match="measure must be one of"):
+        pairwise(reps, "cka")
+    with pytest.raises(ValueError, match="symmetric=True folds PWCCA"):
+        pairwise(reps, "svcca", symmetric=True)
+    with pytest.raises(ValueError, match="reps is empty"):
+        pairwise([])
+    with pytest.raises(ValueError, match="every representation needs the same datapoints"):
+        pairwise([reps[0], reps[1][:100]])
+    with pytest.raises(ValueError, match="names must be unique"):
+        pairwise(reps, names=["a", "a", "b"])
+    with pytest.raises(ValueError, match="names has 2 entries for 3"):
+        pairwise(reps, names=["a", "b"])
+    with pytest.raises(TypeError, match="pass arrays, tensors or store paths"):
+        pairwise([ccalens.factorize(reps[0]), reps[1]])
+    with pytest.raises(ValueError, match="used in both reps and others"):
+        pairwise({"a": reps[0]}, others={"a": reps[1]})
