@@ -178,3 +178,33 @@ def test_demo_at_a_reduced_size(tmp_path):
     assert res.exit_code == 1 and "--networks must be at least 2" in res.stderr
     res = runner.invoke(app, ["demo", "--dataset", "cifar10"])
     assert res.exit_code == 1 and "needs --data-dir" in res.stderr
+
+
+def test_matrix_writes_table_heatmap_dendrogram_and_resumes(tmp_path, rng):
+    pytest.importorskip("pandas")
+    import pandas as pd
+
+    from ccalens.store import ActivationStore
+
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for group in ("a", "b"):  # two families, each sharing its own latent directions
+            latent = rng.standard_normal((900, 6))
+            for i in range(3):
+                own = latent + 0.3 * rng.standard_normal((900, 6))
+                w.append(f"{group}{i}/layer", np.c_[own, rng.standard_normal((900, 2))] @ rng.standard_normal((8, 8)))
+    out = tmp_path / "results"
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--measure", "mean_cca", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "15 pairs computed, 0 reused" in res.stdout
+    for name in ("pairs.parquet", "pairs.csv", "clusters.csv", "matrix_reordered.csv", "heatmap.png", "dendrogram.png"):
+        assert (out / name).exists(), name
+    table = pd.read_parquet(out / "pairs.parquet")
+    assert len(table) == 36 and {"row", "column", "similarity", "distance", "n"} <= set(table.columns)
+    clusters = pd.read_csv(out / "clusters.csv")
+    assert clusters.groupby(clusters["array"].str[0])["cluster"].nunique().max() == 1  # a* together, b* together
+    assert clusters["cluster"].nunique() == 2
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--measure", "mean_cca", "--out", str(out), "--resume"])
+    assert "0 pairs computed, 15 reused" in res.stdout
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--arrays", "a0*"])
+    assert res.exit_code == 1 and "a matrix needs at least 2" in res.stderr

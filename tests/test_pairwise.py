@@ -142,3 +142,26 @@ def test_errors():
         pairwise([ccalens.factorize(reps[0]), reps[1]])
     with pytest.raises(ValueError, match="used in both reps and others"):
         pairwise({"a": reps[0]}, others={"a": reps[1]})
+
+
+def test_dask_local_cluster_matches_the_local_path(tmp_path):
+    pytest.importorskip("distributed")
+    from dask.distributed import Client, LocalCluster
+
+    from ccalens.store import ActivationStore
+
+    reps = family(7, k=6, n=800, width=10)
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for i, r in enumerate(reps[:3]):
+            w.append(f"net{i}", r)
+    mixed = {f"net{i}": f"{tmp_path / 'acts.zarr'}:net{i}" for i in range(3)}  # read by the workers
+    mixed.update({f"mem{i}": r for i, r in enumerate(reps[3:])})  # scattered to the workers
+    local = pairwise(mixed, block=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        remote = pairwise(mixed, block=2, scheduler=client, results=tmp_path / "run.sqlite")
+    np.testing.assert_allclose(remote.similarity, local.similarity, atol=1e-12)
+    assert remote.computed == 15
+    resumed = pairwise(mixed, block=2, results=tmp_path / "run.sqlite")
+    assert resumed.computed == 0 and resumed.reused == 15

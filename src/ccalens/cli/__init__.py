@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _common, compare, demo, extract, info, reproduce
+from . import _common, compare, demo, extract, info, matrix, reproduce
 
 app = typer.Typer(
     name="ccalens",
@@ -32,6 +32,7 @@ app.command("info")(info.info)
 app.command("extract")(extract.extract)
 app.command("reproduce")(reproduce.reproduce)
 app.command("demo")(demo.demo)
+app.command("matrix")(matrix.matrix)
 
 
 def run() -> None:  # console-script entry point

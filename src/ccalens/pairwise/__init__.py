@@ -157,6 +157,7 @@ def pairwise(
     results=None,
     block: int | None = None,
     progress: bool = False,
+    scheduler=None,
 ) -> PairwiseResult:
     """Similarity of every pair of representations.
 
@@ -181,6 +182,10 @@ def pairwise(
         in about 1 GB of bases).
     progress : bool
         Show a progress bar.
+    scheduler : dask.distributed.Client, scheduler address, or "local", optional
+        Run the blocks as Dask tasks: each task reads its representations (from the
+        store, for store paths), factorises them and returns the block's values; the
+        client writes them to ``results`` as they arrive.
 
     Returns
     -------
@@ -200,12 +205,14 @@ def pairwise(
 
     factors: dict[str, Factor] = {}
     prints: dict[str, str] = {}
+    sources: dict[str, Any] = {}
     for value, label in list(zip(row_vals, row_labels)) + ([] if square else list(zip(col_vals, col_labels))):
         if label in factors:
             if not square:
                 raise ValueError(f"the name {label!r} is used in both reps and others; names must be unique.")
             continue
         factors[label], prints[label] = _factor(value, label, rtol)
+        sources[label] = value
     n = {f.n_samples for f in factors.values()}
     if len(n) != 1:
         shapes = {k: (f.n_samples, f.n_neurons) for k, f in factors.items()}
@@ -233,7 +240,10 @@ def pairwise(
     todo = [p for p in wanted if p not in done]
     computed = 0
     try:
-        computed = _compute(todo, factors, measure, epsilon, keep, block, store, done, progress)
+        if scheduler is None:
+            computed = _compute(todo, factors, measure, epsilon, keep, block, store, done, progress)
+        else:
+            computed = _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rtol, block, store, done)
     finally:
         if store:
             store.close()
@@ -258,61 +268,127 @@ def pairwise(
                           time.perf_counter() - started, computed, len(wanted) - computed)
 
 
+def _groups(factors: dict[str, Factor], block: int | None) -> list[list[str]]:
+    """Blocks of representations, fixed by all of them (not by what is left to do), so a
+    resumed run forms each block's product from the same matrices as an uninterrupted one."""
+    labels = list(factors)
+    if block is None:  # bases of about 1 GB per block
+        first = factors[labels[0]]
+        width = max(f.rank for f in factors.values())
+        block = max(1, int(1e9 // (8 * first.n_samples * width)))
+    return [labels[i : i + block] for i in range(0, len(labels), block)]
+
+
+def _block_jobs(todo, groups):
+    """(group_a, group_b, pairs of that block) for every block with pairs left to do."""
+    pending = set(todo)
+    for gi, group_a in enumerate(groups):
+        for group_b in groups[gi:]:
+            pairs = sorted({tuple(sorted((a, b))) for a in group_a for b in group_b if a != b} & pending)
+            pending -= set(pairs)
+            if pairs:
+                yield group_a, group_b, pairs
+
+
+def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs, measure, epsilon, keep):
+    """Values of the given pairs from one batched product of the two groups' bases."""
+    group_a, group_b = list(fa), list(fb)
+    ops = fa[group_a[0]].ops
+    offs_a = np.cumsum([0] + [fa[x].rank for x in group_a])
+    stacked_a = _hstack(ops, [fa[x].basis() for x in group_a])
+    if same:
+        gram, offs_b = ops.gram(stacked_a), offs_a
+    else:
+        offs_b = np.cumsum([0] + [fb[x].rank for x in group_b])
+        gram = ops.cross(stacked_a, _hstack(ops, [fb[x].basis() for x in group_b]))
+    index_a = {x: k for k, x in enumerate(group_a)}
+    index_b = {x: k for k, x in enumerate(group_b)}
+    factors = {**fa, **fb}
+    out = []
+    for a, b in pairs:
+        if a in index_a and b in index_b:
+            ia, ib, flip = index_a[a], index_b[b], False
+        else:  # b in group_a, a in group_b
+            ia, ib, flip = index_a[b], index_b[a], True
+        m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
+        m = np.ascontiguousarray(m.T if flip else m)
+        out.append((a, b, *_values(factors[a], factors[b], m, measure, epsilon, keep)))
+    return out
+
+
+def _record(results, store, done, bar) -> int:
+    for a, b, v_ab, v_ba, info in results:
+        done[(a, b)] = (v_ab, v_ba, info)
+        if store:
+            store.add(a, b, a, b, v_ab, v_ba, info)
+        if bar:
+            bar.update(1)
+    return len(results)
+
+
 def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress) -> int:
     """Compute the pairs in ``todo`` block by block; returns how many were computed."""
     if not todo:
         return 0
-    # blocks are fixed by all representations, not by what is left to do, so a resumed run
-    # forms each block's product from the same matrices as an uninterrupted one
-    labels = list(factors)
-    ops = factors[labels[0]].ops
-    n = factors[labels[0]].n_samples
-    if block is None:  # bases of about 1 GB per block
-        width = max(f.rank for f in factors.values())
-        block = max(1, int(1e9 // (8 * n * width)))
-    groups = [labels[i : i + block] for i in range(0, len(labels), block)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="pairs", unit="pair")
-    pending = set(todo)
     computed = 0
-    for gi, group_a in enumerate(groups):
-        for group_b in groups[gi:]:
-            block_pairs = sorted({tuple(sorted((a, b))) for a in group_a for b in group_b if a != b} & pending)
-            if not block_pairs:
-                continue
-            basis_a = [factors[x].basis() for x in group_a]
-            offs_a = np.cumsum([0] + [factors[x].rank for x in group_a])
-            stacked_a = _hstack(ops, basis_a)
-            if group_b is group_a:
-                gram = ops.gram(stacked_a)
-                offs_b, index_b = offs_a, {x: k for k, x in enumerate(group_a)}
-            else:
-                basis_b = [factors[x].basis() for x in group_b]
-                offs_b = np.cumsum([0] + [factors[x].rank for x in group_b])
-                gram = ops.cross(stacked_a, _hstack(ops, basis_b))
-                index_b = {x: k for k, x in enumerate(group_b)}
-            index_a = {x: k for k, x in enumerate(group_a)}
-            for a, b in block_pairs:
-                if a in index_a and b in index_b:
-                    ia, ib = index_a[a], index_b[b]
-                    m = gram[offs_a[ia]: offs_a[ia + 1], offs_b[ib]: offs_b[ib + 1]]
-                else:  # b in group_a, a in group_b
-                    ia, ib = index_a[b], index_b[a]
-                    m = gram[offs_a[ia]: offs_a[ia + 1], offs_b[ib]: offs_b[ib + 1]].T
-                v_ab, v_ba, info = _values(factors[a], factors[b], np.ascontiguousarray(m), measure, epsilon, keep)
-                done[(a, b)] = (v_ab, v_ba, info)
-                if store:
-                    store.add(a, b, a, b, v_ab, v_ba, info)
-                pending.discard((a, b))
-                computed += 1
-                if bar:
-                    bar.update(1)
+    for group_a, group_b, pairs in _block_jobs(todo, _groups(factors, block)):
+        fa = {x: factors[x] for x in group_a}
+        fb = fa if group_b is group_a else {x: factors[x] for x in group_b}
+        computed += _record(_block_values(fa, fb, group_b is group_a, pairs, measure, epsilon, keep), store, done, bar)
     if bar:
         bar.close()
     return computed
+
+
+def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, epsilon, keep, rtol):
+    """A Dask task: read (from the store, for store paths) and factorise, then one block."""
+    fa = {k: _factor(v, k, rtol)[0] for k, v in sources_a.items()}
+    fb = fa if same else {k: _factor(v, k, rtol)[0] for k, v in sources_b.items()}
+    return _block_values(fa, fb, same, pairs, measure, epsilon, keep)
+
+
+def _client(scheduler):
+    from dask.distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        return scheduler, None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(scheduler), None
+
+
+def _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rtol, block, store, done) -> int:
+    """The same blocks as Dask tasks; results are committed as each task finishes."""
+    if not todo:
+        return 0
+    from dask.distributed import as_completed
+
+    client, cluster = _client(scheduler)
+    try:
+        # arrays go to the workers once; store paths travel as text and are read there
+        shipped = {k: (v if isinstance(v, (str, Path)) else client.scatter(np.asarray(v) if not hasattr(v, "detach") else v.detach().cpu().numpy()))
+                   for k, v in sources.items()}
+        futures = []
+        for group_a, group_b, pairs in _block_jobs(todo, _groups(factors, block)):
+            same = group_b is group_a
+            futures.append(client.submit(
+                _remote_block, {x: shipped[x] for x in group_a}, {x: shipped[x] for x in group_b},
+                same, pairs, measure, epsilon, keep, rtol, pure=False,
+            ))
+        computed = 0
+        for future in as_completed(futures):
+            computed += _record(future.result(), store, done, None)
+        return computed
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
 
 
 def _hstack(ops, blocks: list[Any]):

@@ -1,0 +1,57 @@
+"""``ccalens matrix STORE``: every pair of a store's arrays, with figures and clusters."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import _common
+
+
+@_common.friendly
+def matrix(
+    store: Annotated[str, typer.Argument(help="A STORE.zarr directory of activation arrays.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="pwcca, svcca, mean_cca or cca.")] = "pwcca",
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+    resume: Annotated[bool, typer.Option("--resume", help="Keep the pairs finished by an earlier (possibly killed) run.")] = False,
+    symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
+    arrays: Annotated[Optional[str], typer.Option("--arrays", help="Only arrays matching this pattern, e.g. 'net*/conv2'.")] = None,
+    clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters (default: largest gap).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="A Dask scheduler address, or 'local' for a local cluster.")] = None,
+) -> None:
+    """Similarity of every pair of arrays in STORE: table (Parquet, CSV), heatmap, dendrogram."""
+    from .. import plot
+    from ..pairwise import pairwise
+    from ..store import ActivationStore
+
+    st = ActivationStore(store, mode="r")
+    entries = [e for e in st.info() if arrays is None or fnmatch.fnmatch(e["name"], arrays)]
+    incomplete = [e["name"] for e in entries if not e["complete"]]
+    if incomplete:
+        raise ValueError(f"{store} has incomplete arrays {incomplete} (their writer was interrupted); extract them again or exclude them with --arrays.")
+    if len(entries) < 2:
+        raise ValueError(f"{store} has {len(entries)} matching array(s); a matrix needs at least 2.")
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "pairs.sqlite"
+    if db.exists() and not resume:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
+    result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler)
+    import pandas as pd
+
+    table = pd.DataFrame(result.table)
+    table.to_parquet(out / "pairs.parquet", index=False)
+    table.to_csv(out / "pairs.csv", index=False)
+    link, order, labels = plot.clustering(result, clusters)
+    pd.DataFrame({"array": result.rows, "cluster": labels}).to_csv(out / "clusters.csv", index=False)
+    names = [result.rows[i] for i in order]
+    pd.DataFrame(result.similarity[[*order]][:, order], index=names, columns=names).to_csv(out / "matrix_reordered.csv")
+    plot.heatmap(result, out / "heatmap.png", order=order, title=f"{measure} similarity, ordered by clustering")
+    if link is not None:
+        plot.dendrogram(result, link, labels, out / "dendrogram.png")
+    typer.echo(f"{len(reps)} arrays, {result.computed} pairs computed, {result.reused} reused from {db}, in {result.seconds:.1f} s")
+    typer.echo(f"{len(set(labels))} cluster(s); wrote pairs.parquet, pairs.csv, clusters.csv, matrix_reordered.csv, heatmap.png, dendrogram.png to {out}")
