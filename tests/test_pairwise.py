@@ -165,3 +165,24 @@ def test_dask_local_cluster_matches_the_local_path(tmp_path):
     assert remote.computed == 15
     resumed = pairwise(mixed, block=2, results=tmp_path / "run.sqlite")
     assert resumed.computed == 0 and resumed.reused == 15
+
+
+def test_mixed_widths_use_the_per_pair_path_with_the_same_numbers():
+    rng = np.random.default_rng(9)
+    latent = rng.standard_normal((1200, 4))
+    reps = [np.c_[latent + 0.3 * rng.standard_normal((1200, 4)), rng.standard_normal((1200, w))] for w in (3, 6, 9)]
+    for measure, fn in (("pwcca", ccalens.pwcca), ("mean_cca", ccalens.mean_cca)):
+        res = pairwise(reps, measure, block=2)
+        ref = np.array([[fn(a, b).similarity if i != j else 1.0 for j, b in enumerate(reps)] for i, a in enumerate(reps)])
+        np.testing.assert_allclose(res.similarity, ref, atol=1e-10)
+
+
+def test_gpu_check_script_dry_run_on_the_cpu():
+    pytest.importorskip("torch")
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_check.py")
+    out = subprocess.run(
+        [sys.executable, script, "--device", "cpu", "--k", "5", "--n", "1500", "--width", "16", "--block", "2", "--sample", "4"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '"results_stay_on_device": true' in out.stdout

@@ -115,6 +115,12 @@ class NumpyOps:
     def cross(self, x, y):
         return self.to_numpy(x.T @ y)
 
+    def gram_native(self, x):
+        return self.gram(x)
+
+    def cross_native(self, x, y):
+        return self.cross(x, y)
+
     def matmul_small(self, x, small):
         """(n x k) data times a small (k x r) numpy matrix, in the data's namespace."""
         return x @ np.asarray(small, dtype=self.dtype)
@@ -208,6 +214,12 @@ class TorchOps:
 
     def cross(self, x, y):
         return self.to_numpy(x.T @ y)
+
+    def gram_native(self, x):  # stays on the device
+        return x.T @ x
+
+    def cross_native(self, x, y):
+        return x.T @ y
 
     def matmul_small(self, x, small):
         return x @ self.torch.as_tensor(np.asarray(small), dtype=self.dtype, device=x.device)

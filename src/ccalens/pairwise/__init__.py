@@ -297,23 +297,73 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
     offs_a = np.cumsum([0] + [fa[x].rank for x in group_a])
     stacked_a = _hstack(ops, [fa[x].basis() for x in group_a])
     if same:
-        gram, offs_b = ops.gram(stacked_a), offs_a
+        gram, offs_b = ops.gram_native(stacked_a), offs_a
     else:
         offs_b = np.cumsum([0] + [fb[x].rank for x in group_b])
-        gram = ops.cross(stacked_a, _hstack(ops, [fb[x].basis() for x in group_b]))
+        gram = ops.cross_native(stacked_a, _hstack(ops, [fb[x].basis() for x in group_b]))
     index_a = {x: k for k, x in enumerate(group_a)}
     index_b = {x: k for k, x in enumerate(group_b)}
     factors = {**fa, **fb}
-    out = []
+    located = []
     for a, b in pairs:
         if a in index_a and b in index_b:
-            ia, ib, flip = index_a[a], index_b[b], False
+            located.append((a, b, index_a[a], index_b[b], False))
         else:  # b in group_a, a in group_b
-            ia, ib, flip = index_a[b], index_b[a], True
+            located.append((a, b, index_a[b], index_b[a], True))
+    ranks = {factors[x].rank for x in factors}
+    if measure in ("pwcca", "mean_cca", "cca") and not epsilon and len(ranks) == 1:
+        return _batched_values(ops, gram, located, factors, measure, ranks.pop())
+    gram = ops.to_numpy(gram)
+    out = []
+    for a, b, ia, ib, flip in located:
         m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
         m = np.ascontiguousarray(m.T if flip else m)
         out.append((a, b, *_values(factors[a], factors[b], m, measure, epsilon, keep)))
     return out
+
+
+def _batched_values(ops, gram, located, factors, measure, r):
+    """All pairs of a block at once, where every representation has rank r.
+
+    The (r x r) cross blocks are gathered into one (pairs, r, r) array and decomposed by
+    one batched SVD, on the GPU when the data are CUDA tensors; PWCCA's weights are then
+    one batched product per representation.
+    """
+    xp = ops.torch if ops.name == "torch" else np
+    rows, cols = gram.shape[0] // r, gram.shape[1] // r
+    blocks = gram.reshape(rows, r, cols, r)
+    blocks = blocks.permute(0, 2, 1, 3) if ops.name == "torch" else blocks.transpose(0, 2, 1, 3)
+    ia = [loc[2] for loc in located]
+    ib = [loc[3] for loc in located]
+    m = blocks[ia, ib]  # (pairs, r, r): rows from the group_a side
+    flip = np.array([loc[4] for loc in located])
+    if flip.any():
+        index = ops.torch.as_tensor(np.flatnonzero(flip), device=m.device) if ops.name == "torch" else np.flatnonzero(flip)
+        m[index] = m[index].mT
+    if measure != "pwcca":
+        rho = xp.linalg.svd(m, full_matrices=False)[1] if ops.name == "numpy" else xp.linalg.svdvals(m)
+        rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
+        means = rho.mean(axis=1)
+        return [(a, b, float(v), float(v), {"c": r, "rho_max": float(top)})
+                for (a, b, *_), v, top in zip(located, means, rho[:, 0])]
+    u, rho, vh = xp.linalg.svd(m, full_matrices=False)
+    rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
+    weights_a = np.empty((len(located), r))
+    weights_b = np.empty((len(located), r))
+    for side, coef, dest in ((0, u, weights_a), (1, vh, weights_b)):
+        names = [loc[side] for loc in located]
+        for name in dict.fromkeys(names):
+            idx = [k for k, x in enumerate(names) if x == name]
+            proj = factors[name].projections  # (r, neurons)
+            proj = ops.torch.as_tensor(proj, device=m.device, dtype=m.dtype) if ops.name == "torch" else proj
+            sel = coef[idx]
+            # u's columns and vh's rows are the canonical coefficients of each side
+            inner = sel.mT @ proj if side == 0 else sel @ proj
+            alpha = ops.to_numpy(inner.abs().sum(-1) if ops.name == "torch" else np.abs(inner).sum(-1))
+            dest[idx] = alpha / alpha.sum(axis=1, keepdims=True)
+    v_ab = (weights_a * rho).sum(axis=1)
+    v_ba = (weights_b * rho).sum(axis=1)
+    return [(a, b, float(x), float(y), {"c": r}) for (a, b, *_), x, y in zip(located, v_ab, v_ba)]
 
 
 def _record(results, store, done, bar) -> int:

@@ -1,0 +1,98 @@
+"""The one script to run on a CUDA machine: correctness of the torch/CUDA path, then speed.
+
+    python benchmarks/gpu_check.py                      # K = 200 x 512 neurons x 10,000 datapoints
+    python benchmarks/gpu_check.py --device cpu --k 8 --n 2000 --width 32   # a dry run anywhere
+
+1. Correctness: every measure and a small pairwise matrix, computed from CUDA tensors and
+   from numpy arrays, must agree to 1e-10 (the script exits non-zero otherwise).
+2. Speed: the directed PWCCA matrix of K representations with ``ccalens.pairwise`` on the
+   device, against single ``ccalens.pwcca`` calls on the device for a sample of pairs
+   (extrapolated to all K*(K-1)), with a sample of entries checked against numpy on the CPU.
+Prints one JSON object at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+import ccalens
+
+
+def family(k, n, width, seed=0):
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, width // 4))
+    reps = []
+    for _ in range(k):
+        own = latent + np.linspace(0.05, 1.0, width // 4) * rng.standard_normal(latent.shape)
+        x = np.c_[own, rng.standard_normal((n, width - width // 4))]
+        reps.append(x @ np.linalg.qr(rng.standard_normal((width, width)))[0] + rng.standard_normal(width))
+    return reps
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--k", type=int, default=200)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--sample", type=int, default=40, help="pairs timed one by one and checked on the CPU")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "k": args.k, "n": args.n, "width": args.width}
+
+    # 1. correctness on small data
+    small = family(6, 3000, 24, seed=1)
+    worst = 0.0
+    x, y = small[0], small[1]
+    tx, ty = (torch.from_numpy(a).to(device) for a in (x, y))
+    for fn in (ccalens.mean_cca, ccalens.svcca, ccalens.pwcca):
+        worst = max(worst, abs(fn(tx, ty).similarity - fn(x, y).similarity))
+    worst = max(worst, abs(ccalens.pwcca(tx, ty, symmetric=True).similarity - ccalens.pwcca(x, y, symmetric=True).similarity))
+    worst = max(worst, float(np.abs(ccalens.cca(tx, ty).rho.cpu().numpy() - ccalens.cca(x, y).rho).max()))
+    on_device = ccalens.pwcca(tx, ty).rho.device.type == device.type
+    mat_gpu = ccalens.pairwise([torch.from_numpy(a).to(device) for a in small]).similarity
+    mat_cpu = ccalens.pairwise(small).similarity
+    worst = max(worst, float(np.abs(mat_gpu - mat_cpu).max()))
+    report["correctness_max_difference"] = worst
+    report["results_stay_on_device"] = on_device
+    print(f"correctness: max difference {worst:.1e}, results on {device.type}: {on_device}", flush=True)
+
+    # 2. speed at full size
+    reps = family(args.k, args.n, args.width)
+    treps = [torch.from_numpy(a).to(device) for a in reps]
+    sync(device)
+    t0 = time.perf_counter()
+    res = ccalens.pairwise(treps, "pwcca", block=args.block)
+    sync(device)
+    report["pairwise_seconds"] = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    pairs = [tuple(rng.choice(args.k, 2, replace=False)) for _ in range(args.sample)]
+    t0 = time.perf_counter()
+    single = [ccalens.pwcca(treps[i], treps[j]).similarity for i, j in pairs]
+    sync(device)
+    per_pair = (time.perf_counter() - t0) / len(pairs)
+    report["single_calls_seconds_extrapolated"] = per_pair * args.k * (args.k - 1)
+    report["speedup"] = report["single_calls_seconds_extrapolated"] / report["pairwise_seconds"]
+    cpu = [ccalens.pwcca(reps[i], reps[j]).similarity for i, j in pairs[: min(10, len(pairs))]]
+    report["max_difference_vs_single_calls"] = float(max(abs(res.similarity[i, j] - s) for (i, j), s in zip(pairs, single)))
+    report["max_difference_vs_cpu_numpy"] = float(max(abs(res.similarity[i, j] - c) for (i, j), c in zip(pairs, cpu)))
+    print(json.dumps(report, indent=2))
+    ok = worst < 1e-10 and report["max_difference_vs_cpu_numpy"] < 1e-10 and on_device
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
