@@ -98,7 +98,7 @@ import sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from test_pairwise import family
 from ccalens.pairwise import pairwise
-pairwise(family(5, k=50, n=1200, width=30), results={str(db)!r}, block=5)
+pairwise(family(5, k=80, n=1200, width=30), results={str(db)!r}, block=5)
 """
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 120
@@ -116,9 +116,9 @@ pairwise(family(5, k=50, n=1200, width=30), results={str(db)!r}, block=5)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reps = family(5, k=50, n=1200, width=30)
+    reps = family(5, k=80, n=1200, width=30)
     resumed = pairwise(reps, results=db, block=5)
-    total = 50 * 49 // 2
+    total = 80 * 79 // 2
     assert resumed.reused >= 100 and resumed.computed == total - resumed.reused and resumed.computed > 0
     fresh = pairwise(reps, block=5)
     np.testing.assert_array_equal(resumed.similarity, fresh.similarity)
