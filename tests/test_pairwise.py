@@ -186,3 +186,21 @@ def test_gpu_check_script_dry_run_on_the_cpu():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert '"results_stay_on_device": true' in out.stdout
+
+
+def test_describing_a_store_array_reads_no_data(tmp_path, monkeypatch):
+    pytest.importorskip("zarr")
+    from ccalens.pairwise import _describe
+    from ccalens.store import ActivationStore
+
+    x = family(8, k=1, n=500, width=6)[0]
+    store = ActivationStore(tmp_path / "s.zarr")
+    with store.writer() as w:
+        w.append("x", x)
+    monkeypatch.setattr(ActivationStore, "read", lambda *a, **k: pytest.fail("the client read the array"))
+    shape, print_a, backend = _describe(f"{tmp_path / 's.zarr'}:x", "x")
+    assert shape == (500, 6) and backend == "numpy" and len(print_a) == 16
+    monkeypatch.undo()
+    with store.writer(overwrite=True) as w:  # new content: a new fingerprint
+        w.append("x", x * 2)
+    assert _describe(f"{tmp_path / 's.zarr'}:x", "x")[1] != print_a

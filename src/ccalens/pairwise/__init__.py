@@ -80,9 +80,9 @@ def _labels(reps, names, default_prefix: str) -> tuple[list, list[str]]:
     return values, labels
 
 
-def _factor(rep, name: str, rtol) -> tuple[Factor, str]:
-    """A factor and a content fingerprint for a representation."""
-    from ..store import fingerprint, load_array
+def _factor(rep, name: str, rtol) -> Factor:
+    """The factor of one representation (an array, a tensor or a store path)."""
+    from ..store import load_array
 
     if isinstance(rep, Factor):
         raise TypeError(
@@ -92,9 +92,7 @@ def _factor(rep, name: str, rtol) -> tuple[Factor, str]:
     if isinstance(rep, (str, Path)):
         rep = load_array(rep)
     arr = _validate.as_matrix(rep, name)
-    ops = _validate.make_ops(arr, None)
-    host = arr.detach().cpu().numpy() if ops.name == "torch" else arr
-    return _factorize_matrix(arr, ops, rtol, name), fingerprint(host)
+    return _factorize_matrix(arr, _validate.make_ops(arr, None), rtol, name)
 
 
 class _Results:
@@ -203,23 +201,31 @@ def pairwise(
     square = others is None
     col_vals, col_labels = (row_vals, row_labels) if square else _labels(others, other_names, "other")
 
-    factors: dict[str, Factor] = {}
-    prints: dict[str, str] = {}
     sources: dict[str, Any] = {}
     for value, label in list(zip(row_vals, row_labels)) + ([] if square else list(zip(col_vals, col_labels))):
-        if label in factors:
+        if label in sources:
             if not square:
                 raise ValueError(f"the name {label!r} is used in both reps and others; names must be unique.")
             continue
-        factors[label], prints[label] = _factor(value, label, rtol)
         sources[label] = value
-    n = {f.n_samples for f in factors.values()}
-    if len(n) != 1:
+    factors: dict[str, Factor] = {}
+    prints: dict[str, str] = {}
+    if scheduler is None:  # factorise here, once each
+        for label, value in sources.items():
+            factors[label] = _factor(value, label, rtol)
+            prints[label] = _describe(value, label)[1]
         shapes = {k: (f.n_samples, f.n_neurons) for k, f in factors.items()}
+        backends = {f.ops.name for f in factors.values()}
+    else:  # the workers factorise; here only shapes and fingerprints, without reading store data
+        described = {label: _describe(value, label) for label, value in sources.items()}
+        shapes = {k: d[0] for k, d in described.items()}
+        prints = {k: d[1] for k, d in described.items()}
+        backends = {d[2] for d in described.values()}
+    if len({shape[0] for shape in shapes.values()}) != 1:
         raise ValueError(f"every representation needs the same datapoints; got shapes {shapes}.")
-    backends = {f.ops.name for f in factors.values()}
     if len(backends) != 1:
         raise TypeError("mixing numpy arrays and torch tensors in one pairwise call is not supported; convert them to one kind.")
+    n_samples = next(iter(shapes.values()))[0]
 
     # unordered pairs to compute, each once (both PWCCA directions come from one SVD)
     wanted: list[tuple[str, str]] = []
@@ -243,17 +249,21 @@ def pairwise(
         if scheduler is None:
             computed = _compute(todo, factors, measure, epsilon, keep, block, store, done, progress)
         else:
-            computed = _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rtol, block, store, done)
+            computed = _compute_dask(scheduler, todo, shapes, sources, measure, epsilon, keep, rtol, block, store, done)
     finally:
         if store:
             store.close()
 
+    ranks = {k: f.rank for k, f in factors.items()}
+    for (a, b), (_, _, info) in done.items():
+        ranks.setdefault(a, info.get("ranks", [None, None])[0])
+        ranks.setdefault(b, info.get("ranks", [None, None])[1])
     sim = np.empty((len(row_labels), len(col_labels)))
     table = []
     for i, r in enumerate(row_labels):
         for j, c in enumerate(col_labels):
             if r == c:
-                value, info = 1.0, {"c": factors[r].rank}
+                value, info = 1.0, {"c": ranks.get(r)}
             else:
                 a, b = sorted((r, c))
                 v_ab, v_ba, info = done[(a, b)]
@@ -261,21 +271,20 @@ def pairwise(
                 if symmetric:
                     value = 0.5 * (v_ab + v_ba)
             sim[i, j] = value
+            info = {k: v for k, v in info.items() if k != "ranks"}
             table.append({"row": r, "column": c, "measure": measure, "similarity": value,
-                          "distance": 1.0 - value, "row_rank": factors[r].rank,
-                          "column_rank": factors[c].rank, "n": factors[r].n_samples, **info})
+                          "distance": 1.0 - value, "row_rank": ranks.get(r),
+                          "column_rank": ranks.get(c), "n": n_samples, **info})
     return PairwiseResult(measure, tuple(row_labels), tuple(col_labels), sim, table,
                           time.perf_counter() - started, computed, len(wanted) - computed)
 
 
-def _groups(factors: dict[str, Factor], block: int | None) -> list[list[str]]:
+def _groups(widths: dict[str, int], n_samples: int, block: int | None) -> list[list[str]]:
     """Blocks of representations, fixed by all of them (not by what is left to do), so a
     resumed run forms each block's product from the same matrices as an uninterrupted one."""
-    labels = list(factors)
+    labels = list(widths)
     if block is None:  # bases of about 1 GB per block
-        first = factors[labels[0]]
-        width = max(f.rank for f in factors.values())
-        block = max(1, int(1e9 // (8 * first.n_samples * width)))
+        block = max(1, int(1e9 // (8 * n_samples * max(widths.values()))))
     return [labels[i : i + block] for i in range(0, len(labels), block)]
 
 
@@ -312,13 +321,16 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
             located.append((a, b, index_a[b], index_b[a], True))
     ranks = {factors[x].rank for x in factors}
     if measure in ("pwcca", "mean_cca", "cca") and not epsilon and len(ranks) == 1:
-        return _batched_values(ops, gram, located, factors, measure, ranks.pop())
-    gram = ops.to_numpy(gram)
-    out = []
-    for a, b, ia, ib, flip in located:
-        m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
-        m = np.ascontiguousarray(m.T if flip else m)
-        out.append((a, b, *_values(factors[a], factors[b], m, measure, epsilon, keep)))
+        out = _batched_values(ops, gram, located, factors, measure, ranks.pop())
+    else:
+        gram = ops.to_numpy(gram)
+        out = []
+        for a, b, ia, ib, flip in located:
+            m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
+            m = np.ascontiguousarray(m.T if flip else m)
+            out.append((a, b, *_values(factors[a], factors[b], m, measure, epsilon, keep)))
+    for a, b, _, _, info in out:  # kept with each pair, so a resumed run knows them
+        info["ranks"] = [factors[a].rank, factors[b].rank]
     return out
 
 
@@ -386,7 +398,9 @@ def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress
 
         bar = tqdm(total=len(todo), desc="pairs", unit="pair")
     computed = 0
-    for group_a, group_b, pairs in _block_jobs(todo, _groups(factors, block)):
+    first = next(iter(factors.values()))
+    groups = _groups({k: f.rank for k, f in factors.items()}, first.n_samples, block)
+    for group_a, group_b, pairs in _block_jobs(todo, groups):
         fa = {x: factors[x] for x in group_a}
         fb = fa if group_b is group_a else {x: factors[x] for x in group_b}
         computed += _record(_block_values(fa, fb, group_b is group_a, pairs, measure, epsilon, keep), store, done, bar)
@@ -397,8 +411,8 @@ def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress
 
 def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, epsilon, keep, rtol):
     """A Dask task: read (from the store, for store paths) and factorise, then one block."""
-    fa = {k: _factor(v, k, rtol)[0] for k, v in sources_a.items()}
-    fb = fa if same else {k: _factor(v, k, rtol)[0] for k, v in sources_b.items()}
+    fa = {k: _factor(v, k, rtol) for k, v in sources_a.items()}
+    fb = fa if same else {k: _factor(v, k, rtol) for k, v in sources_b.items()}
     return _block_values(fa, fb, same, pairs, measure, epsilon, keep)
 
 
@@ -413,7 +427,7 @@ def _client(scheduler):
     return Client(scheduler), None
 
 
-def _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rtol, block, store, done) -> int:
+def _compute_dask(scheduler, todo, shapes, sources, measure, epsilon, keep, rtol, block, store, done) -> int:
     """The same blocks as Dask tasks; results are committed as each task finishes."""
     if not todo:
         return 0
@@ -422,10 +436,12 @@ def _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rto
     client, cluster = _client(scheduler)
     try:
         # arrays go to the workers once; store paths travel as text and are read there
-        shipped = {k: (v if isinstance(v, (str, Path)) else client.scatter(np.asarray(v) if not hasattr(v, "detach") else v.detach().cpu().numpy()))
-                   for k, v in sources.items()}
+        shipped = {k: (v if isinstance(v, (str, Path)) else client.scatter(_host_array(v))) for k, v in sources.items()}
+        n_samples = next(iter(shapes.values()))[0]
+        # neuron counts stand in for ranks here: the blocks are fixed before anything is read
+        groups = _groups({k: shape[1] for k, shape in shapes.items()}, n_samples, block)
         futures = []
-        for group_a, group_b, pairs in _block_jobs(todo, _groups(factors, block)):
+        for group_a, group_b, pairs in _block_jobs(todo, groups):
             same = group_b is group_a
             futures.append(client.submit(
                 _remote_block, {x: shipped[x] for x in group_a}, {x: shipped[x] for x in group_b},
@@ -439,6 +455,32 @@ def _compute_dask(scheduler, todo, factors, sources, measure, epsilon, keep, rto
         if cluster is not None:
             client.close()
             cluster.close()
+
+
+def _host_array(value):
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+
+
+def _describe(value, label: str):
+    """(shape, fingerprint, backend) without reading a store array's data."""
+    from ..store import ActivationStore, _is_zarr_dir, _split_spec, fingerprint, load_array
+
+    if isinstance(value, (str, Path)):
+        path, key = _split_spec(value)
+        if _is_zarr_dir(path):
+            st = ActivationStore(path, mode="r")
+            arr = st._array(key)
+            if not arr.attrs.get("complete", False):
+                raise ValueError(f"{label}: array {key!r} in {path} is incomplete (its writer was interrupted).")
+            shape = tuple(int(v) for v in arr.shape)
+            ends = np.concatenate([np.asarray(arr[:1]).ravel(), np.asarray(arr[-1:]).ravel()])
+            digest = hashlib.sha256(json.dumps([str(path.resolve()), key, shape, dict(arr.attrs)], sort_keys=True, default=str).encode())
+            digest.update(ends.tobytes())
+            return shape, digest.hexdigest()[:16], "numpy"
+        value = load_array(value)
+    arr = _validate.as_matrix(value, label)
+    backend = "torch" if hasattr(arr, "detach") else "numpy"
+    return tuple(int(v) for v in arr.shape), fingerprint(_host_array(arr)), backend
 
 
 def _hstack(ops, blocks: list[Any]):
