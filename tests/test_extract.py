@@ -296,3 +296,25 @@ def test_a_randomly_initialised_transformers_model():
     assert sink.metadata["encoder"]["taken"] == "output['last_hidden_state']"
     mean = extract(model, loader, ["encoder.layer.1"], sequence="mean")["encoder.layer.1"]
     np.testing.assert_allclose(mean, hidden[2].mean(1).numpy(), atol=1e-5)
+
+
+def test_float64_numpy_input_takes_the_model_dtype():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(6, 3))
+    x = np.random.default_rng(0).standard_normal((10, 6))  # float64
+    out = extract(model, x, "0")["0"]
+    np.testing.assert_allclose(out, model(torch.from_numpy(x).float()).detach().numpy(), atol=1e-6)
+
+
+def test_bidirectional_lstm_cell_state_has_both_directions():
+    torch.manual_seed(6)
+    lstm = nn.LSTM(4, 5, batch_first=True, bidirectional=True)
+    model = nn.Sequential()
+    model.add_module("lstm", lstm)
+    x = torch.randn(7, 3, 4)
+    cell = extract(model, x, "lstm", state="cell")["lstm"]
+    with torch.no_grad():
+        _, (_, c_n) = lstm(x)
+    assert cell.shape == (7, 10)
+    np.testing.assert_allclose(cell, torch.cat([c_n[-2], c_n[-1]], 1).numpy(), atol=1e-6)
+    assert extract(model, x, "lstm", sequence="last")["lstm"].shape == (7, 10)

@@ -108,7 +108,7 @@ pairwise(family(5, k=80, n=1200, width=30), results={str(db)!r}, block=5)
         if db.exists():
             try:
                 with sqlite3.connect(db) as con:
-                    count = con.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+                    count = con.execute("SELECT COUNT(*) FROM pair_values").fetchone()[0]
             except sqlite3.OperationalError:
                 continue
             if count >= 100:
@@ -204,3 +204,42 @@ def test_describing_a_store_array_reads_no_data(tmp_path, monkeypatch):
     with store.writer(overwrite=True) as w:  # new content: a new fingerprint
         w.append("x", x * 2)
     assert _describe(f"{tmp_path / 's.zarr'}:x", "x")[1] != print_a
+
+
+def test_adding_representations_reuses_the_pairs_already_computed(tmp_path):
+    reps = family(10, k=4)
+    db = tmp_path / "run.sqlite"
+    first = pairwise(reps[:3], results=db)
+    more = pairwise({"w": reps[0], "x": reps[1], "y": reps[2], "z": reps[3]}, results=db)  # other names too
+    assert first.computed == 3 and more.reused == 3 and more.computed == 3
+    np.testing.assert_allclose(more.similarity[:3, :3], first.similarity, atol=1e-13)
+    swapped = pairwise([reps[2], reps[0]], results=db)  # reversed orientation is looked up correctly
+    assert swapped.computed == 0
+    assert swapped.similarity[0, 1] == pytest.approx(first.similarity[2, 0], abs=1e-13)
+
+
+def test_rewritten_store_arrays_are_not_reused(tmp_path):
+    pytest.importorskip("zarr")
+    from ccalens.store import ActivationStore
+
+    x, y, z = family(11, k=3, n=600)
+    store = ActivationStore(tmp_path / "s.zarr")
+    with store.writer() as w:
+        w.append("x", x)
+        w.append("y", y)
+    paths = [f"{tmp_path / 's.zarr'}:x", f"{tmp_path / 's.zarr'}:y"]
+    db = tmp_path / "run.sqlite"
+    before = pairwise(paths, "mean_cca", results=db)
+    y2 = y.copy()
+    y2[1:-1] = z[1:-1]  # same first and last rows, other data in between
+    with store.writer(overwrite=True) as w:
+        w.append("y", y2)
+    after = pairwise(paths, "mean_cca", results=db)
+    assert after.computed == 1
+    assert after.similarity[0, 1] == pytest.approx(ccalens.mean_cca(x, y2).similarity, abs=1e-12)
+    assert before.similarity[0, 1] != pytest.approx(after.similarity[0, 1], abs=1e-6)
+    single = ActivationStore(tmp_path / "one.zarr")
+    with single.writer() as w:
+        w.append("only", x)
+    res = pairwise([str(tmp_path / "one.zarr"), y])  # a store with one array needs no key
+    assert res.similarity[0, 1] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)

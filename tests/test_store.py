@@ -155,3 +155,25 @@ def test_fingerprint_depends_on_content_shape_and_dtype():
     b = a.copy()
     b[5] += 1
     assert fingerprint(a) != fingerprint(b) and len(fingerprint(a)) == 16
+
+
+def test_names_with_colons(tmp_path, acts):
+    store = ActivationStore(tmp_path / "a.zarr")
+    with pytest.raises(StoreError, match="array names cannot contain ':'"):
+        store.writer().append("a:b", acts)
+    np.savez(tmp_path / "k.npz", **{"x:1": acts})
+    np.testing.assert_array_equal(load_array(f"{tmp_path / 'k.npz'}:x:1"), acts)
+
+
+def test_writer_records_a_content_hash(tmp_path, acts):
+    store = ActivationStore(tmp_path / "a.zarr")
+    with store.writer() as w:
+        w.append("x", acts[:20])
+        w.append("x", acts[20:])
+    first = store.metadata("x")["content_sha256"]
+    with store.writer(overwrite=True) as w:
+        w.append("x", acts)
+    assert store.metadata("x")["content_sha256"] == first  # same content, however it was batched
+    with store.writer(overwrite=True) as w:
+        w.append("x", acts * 2)
+    assert store.metadata("x")["content_sha256"] != first

@@ -78,3 +78,14 @@ def test_stream_errors(tmp_path):
         stream.compare(x, y, "cka")
     with pytest.raises(TypeError, match="a source must be"):
         stream.compare(3, y)
+
+
+def test_dead_neurons_are_dropped_as_in_memory():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 4))
+    y = x @ rng.standard_normal((4, 4)) + rng.standard_normal((300, 4))
+    x[:, 1] = 2.5
+    for chunk in (5, 23, 300, 1000):
+        for measure, fn in (("mean_cca", ccalens.mean_cca), ("pwcca", ccalens.pwcca)):
+            assert stream.compare(x, y, measure, chunk_rows=chunk).similarity == pytest.approx(fn(x, y).similarity, abs=1e-10)
+    np.testing.assert_allclose(stream.compare(x, y, "cca").rho, ccalens.cca(x, y).rho, atol=1e-10)

@@ -34,10 +34,11 @@ __all__ = ["compare", "compress", "pairwise"]
 def _open(source):
     """An object with .shape and row slicing, or an iterator of chunks."""
     if isinstance(source, (str, Path)):
-        from .store import ActivationStore, StoreError, _split_spec
+        from .store import ActivationStore, StoreError, _pick, _split_spec
 
         path, key = _split_spec(source)
         store = ActivationStore(path, mode="r")
+        key = _pick(store.arrays(), key, path)
         arr = store._array(key)
         if not arr.attrs.get("complete", False):
             raise StoreError(f"array {key!r} in {path} is incomplete (its writer was interrupted).")
@@ -97,6 +98,7 @@ def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tup
     r = None
     widths = None
     n = 0
+    col_min = col_max = None
     chunks = _chunks(sources, chunk_rows)
     if progress:
         from tqdm.auto import tqdm
@@ -114,6 +116,9 @@ def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tup
         elif [p.shape[1] for p in parts] != widths:
             raise ValueError(f"a chunk changed the number of neurons: {[p.shape[1] for p in parts]} after {widths}.")
         block = np.concatenate([np.ones((parts[0].shape[0], 1))] + parts, axis=1)
+        lo, hi = block[:, 1:].min(axis=0), block[:, 1:].max(axis=0)  # for constant neurons
+        col_min = lo if col_min is None else np.minimum(col_min, lo)
+        col_max = hi if col_max is None else np.maximum(col_max, hi)
         stacked = block if r is None else np.concatenate([r, block], axis=0)
         r = scipy.linalg.qr(stacked, mode="r", check_finite=False)[0][: block.shape[1]]
         n += parts[0].shape[0]
@@ -122,6 +127,11 @@ def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tup
     if n < 2:
         raise ValueError(f"the sources hold {n} datapoint; at least 2 are needed.")
     t = np.triu(r)[1:, 1:]  # the centred data's R factor
+    # a constant (dead) neuron centres to rounding noise in T; make it exactly zero so that
+    # the factorisation drops it, as it does in memory
+    eps = np.finfo(np.float64).eps
+    constant = (col_max - col_min) <= 4.0 * eps * np.maximum(np.abs(col_max), np.abs(col_min))
+    t[:, constant] = 0.0
     z = np.concatenate([t, -t], axis=0)
     edges = np.cumsum([0] + widths)
     return [np.ascontiguousarray(z[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], n

@@ -155,6 +155,9 @@ def _to_matrices(module: nn.Module, name: str, output, policy: _Policy) -> tuple
                 f"sequence='last' with state='cell' (got sequence={policy.sequence!r})."
             )
         c_n = output[1][1]  # (num_layers * directions, N, H)
+        if module.bidirectional:  # both directions of the top layer, like the hidden output
+            return {name: torch.cat([c_n[-2], c_n[-1]], dim=1)}, {
+                **meta, "taken": "cell state c_n of the top layer, forward and backward", "policy": "last"}
         return {name: c_n[-1]}, {**meta, "taken": "cell state c_n of the top layer", "policy": "last"}
     if policy.state not in ("hidden", "cell"):
         raise ValueError(f"state must be 'hidden' or 'cell'; got {policy.state!r}.")
@@ -237,11 +240,13 @@ def _inputs_of(batch):
     return batch
 
 
-def _to_device(obj, device):
+def _to_device(obj, device, dtype=None):
     if isinstance(obj, torch.Tensor):
-        return obj.to(device)
+        if dtype is not None and obj.is_floating_point() and obj.dtype != dtype:
+            obj = obj.to(dtype)
+        return obj if device is None else obj.to(device)
     if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
+        return {k: _to_device(v, device, dtype) for k, v in obj.items()}
     return obj
 
 
@@ -304,6 +309,8 @@ def extract(
     training = {m: m.training for m in model.modules()}
     params = list(model.parameters()) + list(model.buffers())
     home = params[0].device if params else None
+    # floating inputs take the model's floating dtype (numpy arrays are float64 by default)
+    model_dtype = next((p.dtype for p in params if p.is_floating_point()), None)
     run_device = torch.device(device) if device is not None else home
     calls: dict[str, int] = {name: 0 for name in targets}
     per_batch: dict[str, int] = {}
@@ -345,7 +352,7 @@ def extract(
             batches = tqdm(batches, total=total, desc="extracting", unit="batch")
         with torch.no_grad():
             for batch in batches:
-                inputs = _to_device(_inputs_of(batch), run_device) if run_device is not None else _inputs_of(batch)
+                inputs = _to_device(_inputs_of(batch), run_device, model_dtype)
                 per_batch.clear()
                 if scripted:
                     _run_sequential(model, "", inputs, hooks)

@@ -96,28 +96,46 @@ def _factor(rep, name: str, rtol) -> Factor:
 
 
 class _Results:
-    """SQLite results store: one committed row per finished pair (WAL, crash-safe)."""
+    """SQLite results store: one committed row per finished pair (WAL, crash-safe).
 
-    def __init__(self, path, run_key: str):
-        self.run_key = run_key
+    Pairs are keyed by the options and the two representations' content fingerprints, not
+    by their names: a later run with more representations, or other names for the same
+    data, reuses every pair already computed.
+    """
+
+    def __init__(self, path, options_key: str, prints: dict[str, str]):
+        self.opts, self.prints = options_key, prints
         self.db = sqlite3.connect(str(path), timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a committed pair is on disk
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS pairs (run TEXT, a TEXT, b TEXT, row TEXT, col TEXT, "
-            "value REAL, reverse REAL, info TEXT, PRIMARY KEY (run, a, b))"
+            "CREATE TABLE IF NOT EXISTS pair_values (opts TEXT, fa TEXT, fb TEXT, value REAL, "
+            "reverse REAL, info TEXT, PRIMARY KEY (opts, fa, fb))"
         )
         self.db.commit()
 
-    def done(self) -> dict[tuple[str, str], tuple[float, float, dict]]:
-        cur = self.db.execute("SELECT a, b, value, reverse, info FROM pairs WHERE run = ?", (self.run_key,))
-        return {(a, b): (v, r, json.loads(i)) for a, b, v, r, i in cur}
+    def done(self, wanted) -> dict[tuple[str, str], tuple[float, float, dict]]:
+        cur = self.db.execute("SELECT fa, fb, value, reverse, info FROM pair_values WHERE opts = ?", (self.opts,))
+        rows = {(fa, fb): (v, r, json.loads(i)) for fa, fb, v, r, i in cur}
+        out = {}
+        for a, b in wanted:
+            fa, fb = self.prints[a], self.prints[b]
+            if (fa, fb) in rows:
+                out[(a, b)] = rows[(fa, fb)]
+            elif (fb, fa) in rows:
+                v, r, info = rows[(fb, fa)]
+                out[(a, b)] = (r, v, {**info, "ranks": info.get("ranks", [None, None])[::-1]})
+        return out
 
-    def add(self, a: str, b: str, row: str, col: str, value: float, reverse: float, info: dict) -> None:
+    def add(self, a: str, b: str, value: float, reverse: float, info: dict) -> None:
+        fa, fb = self.prints[a], self.prints[b]
+        if fa > fb:  # stored in fingerprint order; values follow the orientation
+            fa, fb, value, reverse = fb, fa, reverse, value
+            info = {**info, "ranks": info.get("ranks", [None, None])[::-1]}
         with self.db:  # one transaction per pair
             self.db.execute(
-                "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.run_key, a, b, row, col, value, reverse, json.dumps(info)),
+                "INSERT OR REPLACE INTO pair_values VALUES (?, ?, ?, ?, ?, ?)",
+                (self.opts, fa, fb, value, reverse, json.dumps(info)),
             )
 
     def close(self) -> None:
@@ -240,9 +258,9 @@ def pairwise(
                 wanted.append(key)
 
     options = {"measure": measure, "epsilon": epsilon, "keep": keep, "rtol": rtol}
-    run_key = hashlib.sha256(json.dumps([options, sorted(prints.items())]).encode()).hexdigest()[:20]
-    store = _Results(results, run_key) if results is not None else None
-    done = store.done() if store else {}
+    options_key = hashlib.sha256(json.dumps(options).encode()).hexdigest()[:20]
+    store = _Results(results, options_key, prints) if results is not None else None
+    done = store.done(wanted) if store else {}
     todo = [p for p in wanted if p not in done]
     computed = 0
     try:
@@ -382,7 +400,7 @@ def _record(results, store, done, bar) -> int:
     for a, b, v_ab, v_ba, info in results:
         done[(a, b)] = (v_ab, v_ba, info)
         if store:
-            store.add(a, b, a, b, v_ab, v_ba, info)
+            store.add(a, b, v_ab, v_ba, info)
         if bar:
             bar.update(1)
     return len(results)
@@ -463,20 +481,21 @@ def _host_array(value):
 
 def _describe(value, label: str):
     """(shape, fingerprint, backend) without reading a store array's data."""
-    from ..store import ActivationStore, _is_zarr_dir, _split_spec, fingerprint, load_array
+    from ..store import ActivationStore, _is_zarr_dir, _pick, _split_spec, fingerprint, load_array
 
     if isinstance(value, (str, Path)):
         path, key = _split_spec(value)
         if _is_zarr_dir(path):
             st = ActivationStore(path, mode="r")
+            key = _pick(st.arrays(), key, path)
             arr = st._array(key)
             if not arr.attrs.get("complete", False):
                 raise ValueError(f"{label}: array {key!r} in {path} is incomplete (its writer was interrupted).")
             shape = tuple(int(v) for v in arr.shape)
-            ends = np.concatenate([np.asarray(arr[:1]).ravel(), np.asarray(arr[-1:]).ravel()])
-            digest = hashlib.sha256(json.dumps([str(path.resolve()), key, shape, dict(arr.attrs)], sort_keys=True, default=str).encode())
-            digest.update(ends.tobytes())
-            return shape, digest.hexdigest()[:16], "numpy"
+            content = arr.attrs.get("content_sha256")  # recorded by the writer over every batch
+            if content is None:  # written by other tools: hash the data
+                return shape, fingerprint(st.read(key)), "numpy"
+            return shape, content[:16], "numpy"
         value = load_array(value)
     arr = _validate.as_matrix(value, label)
     backend = "torch" if hasattr(arr, "detach") else "numpy"

@@ -53,6 +53,7 @@ class _Writer:
         self.store, self.prefix, self.chunk_rows = store, prefix.strip("/"), chunk_rows
         self.overwrite, self.attrs = overwrite, attrs
         self.arrays: dict[str, Any] = {}
+        self.hashes: dict[str, Any] = {}
 
     def _full(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -61,20 +62,27 @@ class _Writer:
         batch = np.asarray(batch)
         if batch.ndim != 2:
             raise StoreError(f"store arrays are (datapoints, neurons); got a batch of shape {batch.shape} for {name!r}.")
+        if ":" in name or ":" in self.prefix:
+            raise StoreError(f"array names cannot contain ':' (it separates a store from an array in 'store.zarr:name'); got {self._full(name)!r}.")
         full = self._full(name)
         arr = self.arrays.get(full)
         if arr is None:
             arr = self.store._create(full, batch, self.chunk_rows, self.overwrite, {**self.attrs, **(meta or {})})
             self.arrays[full] = arr
+            self.hashes[full] = hashlib.sha256()
         elif batch.shape[1] != arr.shape[1]:
             raise StoreError(
                 f"array {full!r} has {arr.shape[1]} neurons but a batch of {batch.shape[1]} arrived."
             )
-        arr.append(batch.astype(arr.dtype, copy=False), axis=0)
+        batch = np.ascontiguousarray(batch.astype(arr.dtype, copy=False))
+        arr.append(batch, axis=0)
+        self.hashes[full].update(memoryview(batch).cast("B"))
 
     def close(self) -> None:
-        for arr in self.arrays.values():
-            arr.attrs.update({"complete": True, "rows": int(arr.shape[0])})
+        for full, arr in self.arrays.items():
+            digest = self.hashes[full].copy()
+            digest.update(f"{arr.dtype.str}{tuple(arr.shape)}".encode())
+            arr.attrs.update({"complete": True, "rows": int(arr.shape[0]), "content_sha256": digest.hexdigest()})
 
     def __enter__(self):
         return self
@@ -187,10 +195,16 @@ class ActivationStore:
 
 
 def _split_spec(spec) -> tuple[Path, str | None]:
+    """'path' or 'path:key'; the path is the shortest prefix before a ':' that exists."""
     text = os.fspath(spec)
     if os.path.exists(text) or ":" not in text:
         return Path(text), None
-    path, key = text.rsplit(":", 1)
+    start = 0
+    while (i := text.find(":", start)) != -1:
+        if os.path.exists(text[:i]):
+            return Path(text[:i]), text[i + 1 :] or None
+        start = i + 1
+    path, key = text.split(":", 1)  # nothing exists: report the first part as missing
     return Path(path), key or None
 
 
