@@ -229,7 +229,11 @@ def pairwise(
     factors: dict[str, Factor] = {}
     prints: dict[str, str] = {}
     if scheduler is None:  # factorise here, once each
+        from ..store import _is_zarr_dir, _split_spec, load_array
+
         for label, value in sources.items():
+            if isinstance(value, (str, Path)) and not _is_zarr_dir(_split_spec(value)[0]):
+                value = load_array(value)  # read a file once, for both uses below
             factors[label] = _factor(value, label, rtol)
             prints[label] = _describe(value, label)[1]
         shapes = {k: (f.n_samples, f.n_neurons) for k, f in factors.items()}
