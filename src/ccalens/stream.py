@@ -60,11 +60,7 @@ def _chunks(sources, chunk_rows: int):
         rows = {int(o.shape[0]) for o in opened}
         if len(rows) != 1:
             raise ValueError(f"every source needs the same datapoints; got {[tuple(o.shape) for o in opened]}.")
-        n = rows.pop()
-        for start in range(0, n, chunk_rows):
-            yield [np.asarray(o[start : start + chunk_rows], dtype=np.float64) for o in opened]
-        return
-    iterators = [o if not s else _sliced(o, chunk_rows) for o, s in zip(opened, sliceable)]
+    iterators = [_sliced(o, chunk_rows) if s else o for o, s in zip(opened, sliceable)]
     sentinel = object()
     while True:
         parts = [next(it, sentinel) for it in iterators]

@@ -24,11 +24,13 @@ _PARALLEL_MIN_SIZE = 1 << 20
 _POOL = None
 
 
-def _run_on_row_blocks(fn, n_rows: int) -> list:
-    """Run ``fn(slice)`` over contiguous row blocks, one per core, and return the results."""
+def _run_on_row_blocks(fn, x) -> list:
+    """Run ``fn(slice)`` over contiguous row blocks of x, one per core (one block when x is
+    small), and return the results."""
     global _POOL
+    n_rows = x.shape[0]
     workers = max(1, min(os.cpu_count() or 1, 8))
-    if workers == 1:
+    if workers == 1 or x.size < _PARALLEL_MIN_SIZE:
         return [fn(slice(0, n_rows))]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens")
@@ -70,8 +72,7 @@ class NumpyOps:
             with np.errstate(over="ignore", invalid="ignore"):
                 return x[rows].sum(axis=0, dtype=self.dtype)
 
-        blocks = [slice(None)] if x.size < _PARALLEL_MIN_SIZE else None
-        parts = [block_sum(blocks[0])] if blocks else _run_on_row_blocks(block_sum, x.shape[0])
+        parts = _run_on_row_blocks(block_sum, x)
         with np.errstate(over="ignore", invalid="ignore"):
             return np.sum(parts, axis=0) / x.shape[0]
 
@@ -90,10 +91,7 @@ class NumpyOps:
         def block(rows):
             np.subtract(x[rows], mean, out=out[rows], dtype=self.dtype, casting="unsafe")
 
-        if x.size < _PARALLEL_MIN_SIZE:
-            block(slice(None))
-        else:
-            _run_on_row_blocks(block, x.shape[0])
+        _run_on_row_blocks(block, x)
         return out
 
     def column_spread(self, x, idx):
@@ -156,8 +154,6 @@ class NumpyOps:
     def from_numpy(self, x):
         return np.asarray(x)
 
-    def take_rows(self, x, idx):
-        return x[np.asarray(idx)]
 
 
 class TorchOps:
@@ -251,6 +247,3 @@ class TorchOps:
     def from_numpy(self, x):
         return self.torch.as_tensor(np.asarray(x), device=self.device)
 
-    def take_rows(self, x, idx):
-        index = self.torch.as_tensor(np.asarray(idx), device=x.device, dtype=self.torch.long)
-        return x.index_select(0, index)

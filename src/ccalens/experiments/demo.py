@@ -126,7 +126,6 @@ def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> di
     from ..extract import extract
 
     started = time.perf_counter()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     split = load(cfg)
     x, y = (torch.from_numpy(split.x_train), torch.from_numpy(split.y_train))
     xt, yt = torch.from_numpy(split.x_test), torch.from_numpy(split.y_test)
