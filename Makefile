@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+results: $(STAMP)  # every figure at --scale small (hours on 2 CPU cores; resumable)
+	$(VENV)/bin/ccalens reproduce all --scale small --out runs --collect results/small
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

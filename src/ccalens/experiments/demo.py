@@ -40,65 +40,10 @@ class DemoConfig:
 
 
 def build_cnn(width: int, in_channels: int, image: int, classes: int):
-    """Three conv blocks (conv, batch norm, ReLU), a flatten head (capacity to memorise), logits.
+    """The reproductions' CNN (:func:`ccalens.experiments.cnn.build_cnn`), pooling once."""
+    from .cnn import build_cnn as build
 
-    Each named layer's output is taken after its nonlinearity.
-    """
-    from torch import nn
-
-    def block(cin, cout):  # recorded after the nonlinearity
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
-
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = block(in_channels, width)
-            self.conv2 = block(width, 2 * width)
-            self.conv3 = block(2 * width, 2 * width)
-            side = image // 2
-            self.fc1 = nn.Sequential(nn.Linear(2 * width * side * side, 4 * width), nn.ReLU())
-            self.logits = nn.Linear(4 * width, classes)
-
-        def forward(self, x):
-            h = nn.functional.max_pool2d(self.conv2(self.conv1(x)), 2)
-            return self.logits(self.fc1(self.conv3(h).flatten(1)))
-
-    return CNN()
-
-
-def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, progress: str | None = None):
-    """Seeded, deterministic Adam training; returns the final training accuracy."""
-    import torch
-
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    epoch_iter = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epoch_iter = tqdm(epoch_iter, desc=progress, unit="epoch", leave=False)
-    for _ in epoch_iter:
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-    return accuracy(model, x, y)
-
-
-def accuracy(model, x, y) -> float:
-    import torch
-
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        acc = float((model(x).argmax(1) == y).float().mean())
-    model.train(was)
-    return acc
+    return build(width, in_channels, image, classes, pool_first=False)
 
 
 def load(cfg: DemoConfig):
@@ -124,6 +69,7 @@ def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> di
     import torch
 
     from ..extract import extract
+    from .cnn import accuracy, train
 
     started = time.perf_counter()
     split = load(cfg)

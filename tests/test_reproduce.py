@@ -1,0 +1,151 @@
+"""``ccalens reproduce fig1 fig3 fig4 fig5 fig6 seq --scale tiny`` end to end, rerun, killed midway."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("typer")
+pd = pytest.importorskip("pandas")
+from typer.testing import CliRunner  # noqa: E402
+
+from ccalens.cli import app  # noqa: E402
+
+FIGS = ("fig1", "fig3", "fig4", "fig5", "fig6", "seq")
+OUTPUTS = ("fig1", "fig1-rnn", "fig3", "fig4", "fig5", "fig6", "seq")  # fig1 has CNN and RNN panels
+runner = CliRunner()
+
+
+def _kill_when(args: list[str], ready, what: str) -> None:
+    """Start ``ccalens ARGS`` in a subprocess and kill -9 it as soon as ``ready()`` is true."""
+    cmd = [sys.executable, "-c", "from ccalens.cli import run; run()", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while not ready():
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, f"no {what} in 300 s"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    res = runner.invoke(app, ["reproduce", *FIGS, "--scale", "tiny", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_every_figure_writes_its_outputs_and_claims(tiny_run):
+    out, log = tiny_run
+    for fig in OUTPUTS:
+        folder = out / fig
+        for name in (f"{fig}.png", f"{fig}.csv", f"{fig}.parquet", "claims.json"):
+            assert (folder / name).stat().st_size > 0, f"{fig}/{name}"
+        doc = json.loads((folder / "claims.json").read_text())
+        assert doc["scale"]["name"] == "tiny" and "reproduce" in doc["command"]
+        assert doc["dataset"] == ("digits" if fig in ("fig1", "fig3", "fig4", "fig5") else "penn-treebank")
+        assert doc["claims"], fig
+        for c in doc["claims"]:
+            assert set(c) == {"name", "claim", "statistic", "rule", "held"} and isinstance(c["held"], bool)
+            assert f"{fig} {c['name']}: {'held' if c['held'] else 'NOT held'}" in log
+        assert all(r["meets_10x"] for r in doc["datapoints_per_neuron"]), doc["datapoints_per_neuron"]
+        assert "at least the 10x" in log
+        assert len(pd.read_parquet(folder / f"{fig}.parquet")) > 0
+    fig3 = json.loads((out / "fig3" / "claims.json").read_text())
+    assert {n["labels"] for n in fig3["networks"]} == {"true", "random"}
+    for net in fig3["networks"]:  # every network reports its epochs and accuracies
+        assert net["epochs"] > 0 and 0 <= net["test_accuracy"] <= 1
+        if net["labels"] == "true":
+            assert net["train_accuracy"] > 0.95 and net["test_accuracy"] > 0.8
+    fig5 = json.loads((out / "fig5" / "claims.json").read_text())
+    assert len({n["seed"] for n in fig5["networks"]}) == len(fig5["networks"])  # distinct initialisations
+    assert all(len(n["ablation_curve"]) == 11 and n["ablation_curve"][0] == pytest.approx(n["test_accuracy"])
+               for n in fig5["networks"])
+    page = (out / "index.html").read_text()
+    assert all(f"{fig}/{fig}.png" in page for fig in OUTPUTS)
+    fig6 = json.loads((out / "fig6" / "claims.json").read_text())
+    for model in fig6["models"]:  # perplexity over training falls from about the vocabulary size
+        ppl = list(model["validation_perplexity"].values())
+        assert ppl[0] > 5000 and ppl[-1] < 0.2 * ppl[0]
+    assert {c["name"] for c in fig6["claims"]} == {"bottom_up[2-layer]", "bottom_up[4-layer]",
+                                                  "pwcca_clearer_than_mean_cca"}
+    seq = pd.read_csv(out / "seq" / "seq.csv")
+    assert set(seq["layer"]) == {"lstm1", "lstm2"} and seq["t1"].max() == seq["t2"].max()
+
+
+def test_untrained_baseline_and_test_variant_are_reported(tiny_run):
+    out, _ = tiny_run
+    table = pd.read_csv(out / "fig3" / "fig3.csv")
+    assert set(table["comparison"]) == {"true-true", "random-random", "true-random", "untrained"}
+    assert set(table["data"]) == {"train", "test"}
+    assert set(table["measure"]) >= {"pwcca", "mean_cca", "cosine", "euclidean"}
+    cca_like = table["measure"].isin(["pwcca", "mean_cca", "svcca"])
+    assert table.loc[cca_like, "distance"].between(-1e-9, 1 + 1e-9).all()
+    assert table.loc[table["measure"] == "cosine", "distance"].between(-1e-9, 2 + 1e-9).all()
+    assert (table.loc[table["measure"] == "euclidean", "distance"] >= 0).all()
+
+
+def test_a_second_run_skips_every_step_and_gives_the_same_numbers(tiny_run):
+    out, _ = tiny_run
+    before = {fig: json.loads((out / fig / "claims.json").read_text())["claims"] for fig in OUTPUTS}
+    res = runner.invoke(app, ["reproduce", *FIGS, "--scale", "tiny", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "[done]" not in res.output and "trained " not in res.output and "[skip]" in res.output
+    after = {fig: json.loads((out / fig / "claims.json").read_text())["claims"] for fig in OUTPUTS}
+    assert before == after
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_run, tmp_path):
+    """kill -9 a real run once two networks are finished; the rerun keeps them and ends equal."""
+    reference, _ = tiny_run
+    out = tmp_path / "runs"
+    _kill_when(["reproduce", "fig3", "--scale", "tiny", "--out", str(out), "--no-progress"],
+               lambda: len(list(out.glob("networks/*/record.json"))) >= 2, "finished network")
+    finished = sorted(p.parent.name for p in out.glob("networks/*/record.json"))
+    assert not (out / "fig3" / "claims.json").exists()
+    res = runner.invoke(app, ["reproduce", "fig3", "--scale", "tiny", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    for name in finished:
+        assert f"[skip] networks/{name}" in res.output
+    ours = pd.read_csv(out / "fig3" / "fig3.csv")
+    theirs = pd.read_csv(reference / "fig3" / "fig3.csv")
+    assert list(ours.columns) == list(theirs.columns) and len(ours) == len(theirs)
+    np.testing.assert_allclose(ours["distance"], theirs["distance"], rtol=0, atol=1e-10)
+
+
+def test_reproduce_errors(tmp_path):
+    res = runner.invoke(app, ["reproduce", "fig9"])
+    assert res.exit_code == 1 and "unknown figure(s) ['fig9']" in res.output
+    res = runner.invoke(app, ["reproduce", "fig3", "--scale", "huge", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "scale must be one of tiny, small, paper" in res.output
+    res = runner.invoke(app, ["reproduce", "fig3", "--scale", "paper", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "pass --data-dir pointing at cifar-10-batches-py" in res.output
+
+
+def test_killed_rnn_training_resumes_exactly(tiny_run, tmp_path):
+    """kill -9 while the first language model trains; the rerun continues it and ends equal."""
+    reference, _ = tiny_run
+    out = tmp_path / "runs"
+    # wait for a checkpoint after initialisation, then kill mid-training
+    _kill_when(["reproduce", "fig6", "--scale", "tiny", "--out", str(out), "--no-progress"],
+               lambda: [p for p in out.glob("networks/lstm2*/step*.pt") if p.name != "step0.pt"], "checkpoint")
+    assert not list(out.glob("networks/lstm2*/record.json"))
+    res = runner.invoke(app, ["reproduce", "fig6", "--scale", "tiny", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    ours = pd.read_csv(out / "fig6" / "fig6.csv")
+    theirs = pd.read_csv(reference / "fig6" / "fig6.csv")
+    assert len(ours) == len(theirs)
+    for column in ("validation_perplexity", "pwcca", "mean_cca", "cosine", "euclidean"):
+        np.testing.assert_allclose(ours[column], theirs[column], rtol=0, atol=1e-10, err_msg=column)
