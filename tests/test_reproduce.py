@@ -54,7 +54,7 @@ def test_every_figure_writes_its_outputs_and_claims(tiny_run):
         for name in (f"{fig}.png", f"{fig}.csv", f"{fig}.parquet", "claims.json"):
             assert (folder / name).stat().st_size > 0, f"{fig}/{name}"
         doc = json.loads((folder / "claims.json").read_text())
-        assert doc["scale"]["name"] == "tiny" and "reproduce" in doc["command"]
+        assert doc["scale"]["name"] == "tiny" and doc["command"].startswith(f"ccalens reproduce {' '.join(FIGS)}")
         assert doc["dataset"] == ("digits" if fig in ("fig1", "fig3", "fig4", "fig5") else "penn-treebank")
         assert doc["claims"], fig
         for c in doc["claims"]:

@@ -70,8 +70,10 @@ def test_probe_windows_and_checkpoints():
     w = lstm.probe_windows(tokens, 4, 10)
     assert w.shape == (4, 10) and w[0, 0] == 0 and w[-1, -1] == 99
     assert np.all(np.diff(w, axis=1) == 1)
-    with pytest.raises(ValueError, match="11 windows of 10 tokens need 110 tokens; the split has 100"):
-        lstm.probe_windows(tokens, 11, 10)
+    overlapping = lstm.probe_windows(tokens, 50, 10)  # more windows than fit side by side
+    assert overlapping.shape == (50, 10) and len(set(overlapping[:, 0])) == 50 and overlapping[-1, -1] == 99
+    with pytest.raises(ValueError, match="92 windows of 10 tokens need at least 101 tokens; the split has 100"):
+        lstm.probe_windows(tokens, 92, 10)
     assert lstm.checkpoint_steps(100, 4) == [0, 25, 50, 75, 100]
     with pytest.raises(ValueError, match="too few for batch size 8"):
         lstm.batchify(np.arange(10), 8)

@@ -39,9 +39,15 @@ def reproduce(
     from ..experiments import cnn, lstm
     from ..experiments.report import write_index
 
+    from ..experiments.pipeline import Pipeline
+
     cnn_scale = cnn.get_scale(scale, device=device)  # validates --scale before any work
     rnn_scale = lstm.get_rnn_scale(scale, device=device)
     contexts: dict = {}
+    pipe = Pipeline(out, log=typer.echo)  # one lock for every figure's steps
+    command = " ".join(["ccalens reproduce", *figures, "--scale", scale, "--out", str(out)]
+                       + (["--data-dir", str(data_dir)] if data_dir else [])
+                       + (["--device", device] if device else []))
 
     def context(kind: str):
         if kind not in contexts:
@@ -49,12 +55,13 @@ def reproduce(
                 from ..experiments.common import Context
 
                 contexts[kind] = Context(cnn_scale, out, data_dir=None if data_dir is None else str(data_dir),
-                                         progress=progress, log=typer.echo)
+                                         progress=progress, log=typer.echo, pipe=pipe, command=command)
                 typer.echo(f"scale {cnn_scale.name} (CNN): {cnn_scale.description}")
             else:
                 from ..experiments.rnn import RNNContext
 
-                contexts[kind] = RNNContext(rnn_scale, out, progress=progress, log=typer.echo)
+                contexts[kind] = RNNContext(rnn_scale, out, progress=progress, log=typer.echo, pipe=pipe,
+                                            command=command)
                 typer.echo(f"scale {rnn_scale.name} (RNN): {rnn_scale.description}")
         return contexts[kind]
 

@@ -202,7 +202,7 @@ def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, op
         folder.mkdir(parents=True, exist_ok=True)
         resume = folder / "resume.pt"
         if resume.exists():
-            state = torch.load(resume, weights_only=False)
+            state = torch.load(resume, weights_only=False, map_location=device)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
@@ -271,10 +271,14 @@ def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (
 
     folder = network_folder(root, spec, split)
     record_path = folder / "record.json"
+    wanted = [folder / "final.pt"] + [folder / f"epoch{e}.pt" for e in sorted(set(keep) | {0}) if e != spec.epochs]
     if record_path.exists():
-        record = json.loads(record_path.read_text())
-        if set(keep) <= set(record["kept"]):
-            return record
+        if all(p.exists() for p in wanted):
+            return json.loads(record_path.read_text())
+        # a checkpoint that was not kept (or was deleted) is needed: train again from the start
+        log(f"  {spec.name}: retraining, checkpoints {[p.name for p in wanted if not p.exists()]} are missing")
+        record_path.unlink()
+        (folder / "resume.pt").unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     x, _, xt, yt = split.torch()
@@ -307,7 +311,7 @@ def load_network(spec: NetSpec, split, root: Path, epoch: int | None = None):
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: train the network first (train_network).")
     model = build_cnn(spec.width, split.x_train.shape[1], split.x_train.shape[2], split.classes, spec.pool_first)
-    model.load_state_dict(torch.load(path, weights_only=True))
+    model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     return model.eval()
 
 

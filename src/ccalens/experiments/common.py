@@ -35,6 +35,7 @@ class Context:
     progress: bool = False
     split: object = None
     pipe: Pipeline = None
+    command: str | None = None  # what made this run, for claims.json (default: sys.argv)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
@@ -94,7 +95,8 @@ class Context:
             x = torch.from_numpy(self.split.x_train if data == "train" else self.split.x_test)
             store = ActivationStore(path)
             with store.writer(network=spec.name, epoch=epoch, data=data) as sink:
-                extract(model, x, list(layers), spatial="mean", store=sink, batch_size=512)
+                extract(model, x, list(layers), spatial="mean", store=sink, batch_size=512,
+                        device=cnn._device(self.scale.device))
 
         self.pipe.step(f"{figure}/activations/{folder}/{data}-epoch{epoch}",
                        config={"layers": list(layers), "data": data, "split": self.data_print},
@@ -146,7 +148,7 @@ def write_outputs(ctx: Context, figure: str, rows: list[dict], claims: list[dict
         "figure": figure,
         "scale": asdict(ctx.scale),
         "dataset": ctx.split.name,
-        "command": command_line(),
+        "command": getattr(ctx, "command", None) or command_line(),
         "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
         "claims": claims,
         **meta,

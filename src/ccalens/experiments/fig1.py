@@ -45,7 +45,8 @@ def run(ctx: Context) -> dict:
     record = ctx.network(spec, keep=tuple(range(T + 1)))
     ratios = [ctx.check_ratio({k: v for k, v in cnn.layer_widths(s.width, ctx.split.classes).items() if k in LAYERS})]
     xt, yt = torch.from_numpy(ctx.split.x_test), torch.from_numpy(ctx.split.y_test)
-    test_acc = [cnn.accuracy(cnn.load_network(spec, ctx.split, ctx.root, e), xt, yt) for e in range(T + 1)]
+    device = cnn._device(s.device)
+    test_acc = [cnn.accuracy(cnn.load_network(spec, ctx.split, ctx.root, e).to(device), xt, yt) for e in range(T + 1)]
     acts = {e: ctx.activations(FIGURE, spec, epoch=e, layers=LAYERS) for e in range(T + 1)}
 
     t0 = next(e for e in range(T + 1) if test_acc[e] >= test_acc[T] - 0.01)
@@ -73,7 +74,7 @@ def signal_noise(L: dict, T, t_early, t_half):
     """The analysis of one layer, given its representation at every checkpoint ``L[t]``.
 
     Returns (rho_vs_final: {t: sorted coefficients of L[t] against L[T]},
-    sim: {"S"|"B": {t: mean CCA similarity with L[t]} for t >= t_early}, k).
+    sim: {"S"|"B": {t: mean CCA similarity with L[t]} for t > t_early}, k).
     """
     import ccalens
 
@@ -83,7 +84,7 @@ def signal_noise(L: dict, T, t_early, t_half):
     c = len(split.rho)
     k = max(1, c // 4)
     parts = {"S": split.y_variates[:, :k], "B": split.y_variates[:, c - k:]}
-    sim = {name: {e: ccalens.mean_cca(part, L[e]).similarity for e in checkpoints if e >= t_early}
+    sim = {name: {e: ccalens.mean_cca(part, L[e]).similarity for e in checkpoints if e > t_early}
            for name, part in parts.items()}
     return rho_vs_final, sim, k
 

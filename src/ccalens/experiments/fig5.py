@@ -43,7 +43,9 @@ def robustness(curve: np.ndarray) -> float:
     curve = np.asarray(curve, dtype=float)
     if curve[0] <= 0:
         return float("nan")
-    return float(np.trapezoid(curve, dx=1.0 / (len(curve) - 1)) / curve[0])
+    from scipy.integrate import trapezoid
+
+    return float(trapezoid(curve, dx=1.0 / (len(curve) - 1)) / curve[0])
 
 
 def run(ctx: Context) -> dict:
@@ -70,7 +72,7 @@ def run(ctx: Context) -> dict:
     xt, yt = torch.from_numpy(ctx.split.x_test), torch.from_numpy(ctx.split.y_test)
     nets = []
     for name, cluster in zip(names, labels):
-        model = cnn.load_network(specs[name], ctx.split, ctx.root)
+        model = cnn.load_network(specs[name], ctx.split, ctx.root).to(cnn._device(s.device))
         curve = cnn.ablation_curve(model, xt, yt, LAYER, FRACTIONS, seed=0)
         rec = records[name]
         nets.append({"network": name, "lr": lr_of[name], "seed": specs[name].seed, "cluster": int(cluster),

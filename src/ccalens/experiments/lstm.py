@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cnn import _atomic_save
+from .cnn import _atomic_save, _device
 from .pipeline import atomic_write_text
 
 
@@ -158,6 +158,7 @@ def perplexity(model, tokens: np.ndarray, batch_size: int = 10, bptt: int = 35) 
     import torch
 
     data = batchify(tokens, batch_size)
+    device = next(model.parameters()).device
     was = model.training
     model.eval()
     total, count, states = 0.0, 0, None
@@ -165,7 +166,7 @@ def perplexity(model, tokens: np.ndarray, batch_size: int = 10, bptt: int = 35) 
         for start in range(0, data.shape[1] - 1, bptt):
             x = data[:, start : start + bptt]
             y = data[:, start + 1 : start + 1 + bptt]
-            x = x[:, : y.shape[1]]
+            x, y = x[:, : y.shape[1]].to(device), y.to(device)
             logits, states = model(x, states, return_states=True)
             total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                                              reduction="sum"))
@@ -184,6 +185,14 @@ def lm_folder(root: Path, spec: LMSpec, corpus) -> Path:
     return Path(root) / "networks" / f"{spec.name}-{spec.key(corpus_fingerprint(corpus))}"
 
 
+def schedule(spec: LMSpec, corpus) -> tuple[int, int, list[int]]:
+    """(steps per epoch, total steps, checkpoint steps) of a model's training."""
+    length = len(corpus.train) // spec.batch_size
+    per_epoch = math.ceil((length - 1) / spec.bptt)
+    total = per_epoch * spec.epochs
+    return per_epoch, total, checkpoint_steps(total, spec.checkpoints)
+
+
 def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print, progress: bool = False) -> dict:
     """Train (or finish training) one language model; returns its record.
 
@@ -194,22 +203,23 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
 
     folder = lm_folder(root, spec, corpus)
     record_path = folder / "record.json"
+    per_epoch, total, keep = schedule(spec, corpus)
     if record_path.exists():
-        return json.loads(record_path.read_text())
+        if all((folder / f"step{s}.pt").exists() for s in keep):
+            return json.loads(record_path.read_text())
+        log(f"  {spec.name}: retraining, some checkpoints are missing")
+        record_path.unlink()
+        (folder / "resume.pt").unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = _device(device)
     data = batchify(corpus.train, spec.batch_size)
-    per_epoch = math.ceil((data.shape[1] - 1) / spec.bptt)
-    total = per_epoch * spec.epochs
-    keep = checkpoint_steps(total, spec.checkpoints)
     torch.manual_seed(spec.seed)
     model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
     step, states, history = 0, None, {}
     resume = folder / "resume.pt"
     if resume.exists():
-        state = torch.load(resume, weights_only=False)
+        state = torch.load(resume, weights_only=False, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, states, history = state["step"], state["states"], state["history"]
@@ -271,14 +281,18 @@ def load_lm(spec: LMSpec, corpus, root: Path, step: int):
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: train the model first (train_lm).")
     model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers)
-    model.load_state_dict(torch.load(path, weights_only=True))
+    model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     return model.eval()
 
 
 def probe_windows(tokens: np.ndarray, count: int, length: int) -> np.ndarray:
-    """``count`` windows of ``length`` tokens at evenly spaced offsets: (count, length)."""
-    if count * length > len(tokens):
-        raise ValueError(f"{count} windows of {length} tokens need {count * length} tokens; "
+    """``count`` windows of ``length`` tokens at evenly spaced offsets: (count, length).
+
+    When ``count * length`` exceeds the tokens, the windows overlap (each still starts at
+    its own offset, so each position of a window sees a different context).
+    """
+    if length > len(tokens) or count > len(tokens) - length + 1:
+        raise ValueError(f"{count} windows of {length} tokens need at least {count + length - 1} tokens; "
                          f"the split has {len(tokens)}.")
     starts = np.linspace(0, len(tokens) - length, count).astype(int)
     return np.stack([tokens[s : s + length] for s in starts])

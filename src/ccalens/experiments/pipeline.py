@@ -67,7 +67,6 @@ class Pipeline:
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_path = self.root / "lock.json"
         self.log = log
-        self.lock: dict = json.loads(self.lock_path.read_text()) if self.lock_path.exists() else {}
         self.ran: list[str] = []
         self.skipped: list[str] = []
 
@@ -78,6 +77,11 @@ class Pipeline:
                 raise FileNotFoundError(f"step input {path} is missing; the step that writes it has not run.")
             digest.update(file_hash(path).encode())
         return digest.hexdigest()
+
+    @property
+    def lock(self) -> dict:
+        """The lock as it is on disk now (another pipeline on the same folder may have added to it)."""
+        return json.loads(self.lock_path.read_text()) if self.lock_path.exists() else {}
 
     def up_to_date(self, name: str, config: dict, inputs: Iterable[Path] = (), outputs: Iterable[Path] = ()) -> bool:
         entry = self.lock.get(name)
@@ -101,12 +105,14 @@ class Pipeline:
         missing = [str(p) for p in outputs if not p.exists()]
         if missing:
             raise RuntimeError(f"step {name} finished without writing {missing}.")
-        self.lock[name] = {
+        entry = {
             "key": self._key(config, inputs),
             "outputs": {str(p): file_hash(p) for p in outputs},
             "seconds": round(time.perf_counter() - started, 2),
         }
-        atomic_write_text(self.lock_path, json.dumps(self.lock, indent=1, sort_keys=True))
+        lock = self.lock  # re-read, so that entries written meanwhile by others are kept
+        lock[name] = entry
+        atomic_write_text(self.lock_path, json.dumps(lock, indent=1, sort_keys=True))
         self.ran.append(name)
         self.log(f"  [done] {name} ({time.perf_counter() - started:.1f} s)")
         return True

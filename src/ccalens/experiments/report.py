@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .pipeline import atomic_write_text
 
-ORDER = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6")
+ORDER = ("fig1", "fig1-rnn", "fig2", "fig3", "fig4", "fig5", "fig6", "seq")
 
 
 def write_index(root) -> Path:

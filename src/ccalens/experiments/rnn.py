@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import lstm
+from .cnn import _device
 from .common import claim, naive_distance, pyplot, write_outputs
 from .pipeline import Pipeline
 
@@ -55,6 +56,7 @@ class RNNContext:
     progress: bool = False
     corpus: object = None
     pipe: Pipeline = None
+    command: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
@@ -78,11 +80,8 @@ class RNNContext:
             lstm.train_lm(spec, self.corpus, self.root, device=self.scale.device, log=self.log,
                           progress=self.progress)
 
-        # the record lists the checkpoint files; they are this step's outputs once it has run
         record_path = folder / "record.json"
-        outputs = [record_path]
-        if record_path.exists():
-            outputs += [folder / f"step{s}.pt" for s in json.loads(record_path.read_text())["checkpoints"]]
+        outputs = [record_path] + [folder / f"step{s}.pt" for s in lstm.schedule(spec, self.corpus)[2]]
         self.pipe.step(f"networks/{folder.name}", config={"spec": asdict(spec), "data": self.data_print},
                        outputs=outputs, run=run)
         return json.loads(record_path.read_text())
@@ -114,7 +113,8 @@ class RNNContext:
             model = lstm.load_lm(spec, self.corpus, self.root, step)
             windows = torch.from_numpy(self.probe(kind))
             with ActivationStore(path).writer(network=spec.name, step=step, probe=kind) as sink:
-                extract(model, windows, names, sequence=sequence, store=sink, batch_size=256)
+                extract(model, windows, names, sequence=sequence, store=sink, batch_size=256,
+                        device=_device(self.scale.device))
 
         self.pipe.step(f"{figure}/activations/{folder.name}/{kind}-step{step}",
                        config={"sequence": sequence, "kind": kind, "data": self.data_print,
