@@ -69,7 +69,9 @@ def test_every_figure_writes_its_outputs_and_claims(tiny_run):
         assert net["epochs"] > 0 and 0 <= net["test_accuracy"] <= 1
         if net["labels"] == "true":
             assert net["train_accuracy"] > 0.95 and net["test_accuracy"] > 0.8
+    assert set(pd.read_csv(out / "fig4" / "fig4.csv")["state"]) == {"trained", "untrained"}
     fig5 = json.loads((out / "fig5" / "claims.json").read_text())
+    assert {"mean_distance_untrained", "adjusted_rand_index_untrained"} <= set(fig5["claims"][0]["statistic"])
     assert len({n["seed"] for n in fig5["networks"]}) == len(fig5["networks"])  # distinct initialisations
     assert all(len(n["ablation_curve"]) == 11 and n["ablation_curve"][0] == pytest.approx(n["test_accuracy"])
                for n in fig5["networks"])

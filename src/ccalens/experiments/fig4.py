@@ -8,6 +8,9 @@ group has, so that the comparisons that decide the claims are of equal size. Acr
 pairs, the distance is set against the pair's mean test accuracy; the paper reports a
 correlation of -0.96 (Morcos, Raghu & Bengio 2018, Section 3.2).
 
+The same networks at initialisation are compared the same way, as the untrained baseline
+(dashed in the figure).
+
 Claims and rules (fixed before the first run):
 
 * ``wider_more_similar``: the group-mean fc1 distance (equal-size subsets) falls with
@@ -49,27 +52,34 @@ def run(ctx: Context) -> dict:
     subset_size = cnn.layer_widths(min(s.widths), ctx.split.classes)[SUBSET_LAYER]
     rows = []
     for width, specs in groups.items():
-        reps = {name: ctx.activations(FIGURE, spec) for name, spec in specs.items()}
         keep = unit_subset(cnn.layer_widths(width, ctx.split.classes)[SUBSET_LAYER], subset_size)
-        for name in reps:
-            reps[name] = {**reps[name], f"{SUBSET_LAYER}-subset": load_array(reps[name][SUBSET_LAYER])[:, keep]}
         layers = list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]
-        group_rows = pair_rows(ctx, FIGURE, reps, layers, ("pwcca",), {"width": width})
-        for row in group_rows:
-            accs = [records[row["a"]]["test_accuracy"], records[row["b"]]["test_accuracy"]]
-            row["mean_test_accuracy"] = float(np.mean(accs))
-        rows += group_rows
-    summary = {(w, layer): mean_sd(r["distance"] for r in rows if r["width"] == w and r["layer"] == layer)
+        for state, epoch in (("trained", None), ("untrained", 0)):  # untrained: the same networks at init
+            reps = {name: ctx.activations(FIGURE, spec, epoch=epoch) for name, spec in specs.items()}
+            for name in reps:
+                reps[name] = {**reps[name], f"{SUBSET_LAYER}-subset": load_array(reps[name][SUBSET_LAYER])[:, keep]}
+            group_rows = pair_rows(ctx, FIGURE, reps, layers, ("pwcca",), {"width": width, "state": state})
+            for row in group_rows:
+                accs = [records[row["a"]]["test_accuracy"], records[row["b"]]["test_accuracy"]]
+                row["mean_test_accuracy"] = float(np.mean(accs))
+            rows += group_rows
+    baseline = {(w, layer): mean_sd(r["distance"] for r in rows
+                                    if r["width"] == w and r["layer"] == layer and r["state"] == "untrained")
+                for w in s.widths for layer in list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]}
+    trained_rows = [r for r in rows if r["state"] == "trained"]
+    summary = {(w, layer): mean_sd(r["distance"] for r in trained_rows if r["width"] == w and r["layer"] == layer)
                for w in s.widths for layer in list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]}
-    claims = evaluate_claims(rows, summary, list(s.widths))
+    claims = evaluate_claims(trained_rows, summary, list(s.widths))
     nets = [{"network": name, "width": spec.width, "seed": spec.seed,
              **{k: records[name][k] for k in ("epochs", "train_accuracy", "test_accuracy")}}
             for g in groups.values() for name, spec in g.items()]
     paths = write_outputs(ctx, FIGURE, rows, claims, {
         "networks": nets, "datapoints_per_neuron": ratios, "subset": {"layer": SUBSET_LAYER, "units": subset_size},
-        "summary": [{"width": w, "layer": layer, "mean": v[0], "sd": v[1]} for (w, layer), v in summary.items()]})
+        "summary": [{"width": w, "layer": layer, "mean": v[0], "sd": v[1]} for (w, layer), v in summary.items()],
+        "untrained": [{"width": w, "layer": layer, "mean": v[0], "sd": v[1]} for (w, layer), v in baseline.items()]})
     paths["png"] = ctx.root / FIGURE / f"{FIGURE}.png"
-    plot(rows, summary, list(s.widths), paths["png"], claims, title=f"{ctx.split.name}, {s.group} networks per width")
+    plot(trained_rows, summary, list(s.widths), paths["png"], claims,
+         title=f"{ctx.split.name}, {s.group} networks per width", baseline=baseline)
     return {"claims": claims, "paths": paths, "summary": summary, "networks": nets}
 
 
@@ -94,7 +104,7 @@ def evaluate_claims(rows: list[dict], summary: dict, widths: list[int]) -> list[
     ]
 
 
-def plot(rows, summary, widths, path, claims, title: str = "") -> None:
+def plot(rows, summary, widths, path, claims, title: str = "", baseline: dict | None = None) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), dpi=110)
     layers = list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]
@@ -104,6 +114,9 @@ def plot(rows, summary, widths, path, claims, title: str = "") -> None:
         vals = np.array([summary[(w, layer)] for layer in layers])
         axes[0].errorbar(xs, vals[:, 0], yerr=vals[:, 1], marker="o", capsize=3,
                          color=cmap(i / max(1, len(widths) - 1)), label=f"width {w}")
+        if baseline:
+            axes[0].plot(xs, [baseline[(w, layer)][0] for layer in layers], ls="--", lw=1, alpha=0.7,
+                         color=cmap(i / max(1, len(widths) - 1)), label=f"width {w}, untrained" if i == 0 else None)
     axes[0].set_xticks(xs, layers, rotation=20)
     axes[0].set_ylabel("PWCCA distance within group (mean ± sd)")
     axes[0].set_title("(a) wider groups converge more", fontsize=9)

@@ -10,7 +10,8 @@ As in the paper's Figure 5b, each network's robustness to cumulative ablation is
 against its generalisation error, coloured by cluster: fc1's units are zeroed in one fixed
 random order, 0% to 100% in steps of 10%, and the test accuracy recorded. Robustness is
 the area under that curve divided by the unablated accuracy (1 means no loss until every
-unit is gone); generalisation error is training accuracy minus test accuracy.
+unit is gone); generalisation error is training accuracy minus test accuracy. The same
+networks at initialisation are compared and clustered the same way, as the baseline.
 
 Claim and rule (fixed before the first run):
 
@@ -67,7 +68,19 @@ def run(ctx: Context) -> dict:
     link, order, labels = clustering(result, n_clusters=len(s.fig5_lrs))
     from sklearn.metrics import adjusted_rand_score
 
-    ari = float(adjusted_rand_score([s.fig5_lrs.index(lr_of[n]) for n in names], labels))
+    lr_groups = [s.fig5_lrs.index(lr_of[n]) for n in names]
+    ari = float(adjusted_rand_score(lr_groups, labels))
+    # the baseline: the same networks at initialisation, compared and clustered the same way
+    untrained = pairwise({name: ctx.activations(FIGURE, spec, epoch=0, layers=(LAYER,))[LAYER]
+                          for name, spec in specs.items()}, "pwcca", symmetric=True,
+                         results=ctx.root / FIGURE / "pairs.sqlite", progress=ctx.progress)
+    untrained_ari = float(adjusted_rand_score(lr_groups, clustering(untrained, n_clusters=len(s.fig5_lrs))[2]))
+    off = ~np.eye(len(names), dtype=bool)
+    same_lr = np.equal.outer(lr_groups, lr_groups) & off
+    baseline = {"mean_distance_untrained": float(untrained.distance[off].mean()),
+                "adjusted_rand_index_untrained": untrained_ari,
+                "mean_distance_trained_within_lr": float(result.distance[same_lr].mean()),
+                "mean_distance_trained_between_lr": float(result.distance[off & ~same_lr].mean())}
 
     xt, yt = torch.from_numpy(ctx.split.x_test), torch.from_numpy(ctx.split.y_test)
     nets = []
@@ -82,7 +95,7 @@ def run(ctx: Context) -> dict:
                      "ablation_robustness": robustness(curve), "ablation_curve": [float(v) for v in curve]})
     claims = [claim("clusters_match_learning_rates",
                     "Networks with different learning rates converge to distinct clusters of solutions.",
-                    {"adjusted_rand_index": ari, "clusters": len(set(labels)), "networks": len(names)},
+                    {"adjusted_rand_index": ari, "clusters": len(set(labels)), "networks": len(names), **baseline},
                     "adjusted Rand index(clusters, learning-rate groups) >= 0.5", ari >= 0.5)]
     rows = [{"a": a, "b": b, "layer": LAYER, "measure": "pwcca", "distance": float(result.distance[i, j])}
             for i, a in enumerate(names) for j, b in enumerate(names) if i < j]
