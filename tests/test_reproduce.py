@@ -26,8 +26,14 @@ runner = CliRunner()
 
 def _kill_when(args: list[str], ready, what: str) -> None:
     """Start ``ccalens ARGS`` in a subprocess and kill -9 it as soon as ``ready()`` is true."""
+    import torch
+
     cmd = [sys.executable, "-c", "from ccalens.cli import run; run()", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # training is bitwise reproducible for a given thread count (a different count changes the
+    # order of float sums); other tests (Dask's workers) may have left OMP_NUM_THREADS behind
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env)
     deadline = time.time() + 300
     try:
         while not ready():

@@ -295,7 +295,8 @@ def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (
     _atomic_save(model.state_dict(), folder / "final.pt")
     record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "epochs": spec.epochs,
               "train_accuracy": train_acc, "test_accuracy": test_acc, "kept": sorted(set(keep) | {0, spec.epochs}),
-              "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev)}
+              "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev),
+              "torch_threads": torch.get_num_threads()}  # bitwise reproducible for the same device and threads
     atomic_write_text(record_path, json.dumps(record, indent=1))
     log(f"  trained {spec.name}: train accuracy {train_acc:.3f} ({spec.labels} labels), "
         f"test accuracy {test_acc:.3f} ({record['seconds_this_run']} s)")

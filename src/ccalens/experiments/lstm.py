@@ -266,7 +266,8 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
     record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "steps": total,
               "steps_per_epoch": per_epoch, "tokens_per_epoch": int(data.numel()), "checkpoints": keep,
               "validation_perplexity": {str(k): v for k, v in sorted(history.items())},
-              "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev)}
+              "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev),
+              "torch_threads": torch.get_num_threads()}
     atomic_write_text(record_path, json.dumps(record, indent=1))
     resume.unlink(missing_ok=True)
     log(f"  trained {spec.name}: {total} steps, validation perplexity {history[0]:.0f} -> {history[total]:.1f} "
