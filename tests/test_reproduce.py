@@ -24,16 +24,21 @@ OUTPUTS = ("fig1", "fig1-rnn", "fig3", "fig4", "fig5", "fig6", "seq")  # fig1 ha
 runner = CliRunner()
 
 
+def _cli(args: list[str]) -> list[str]:
+    return [sys.executable, "-c", "from ccalens.cli import run; run()", *args]
+
+
+def _env() -> dict:
+    # fresh processes with one thread setting: training is bitwise reproducible for a given
+    # thread count (another count changes the order of float sums), and this process's torch
+    # may have been set up differently by earlier tests (Dask's LocalCluster sets OMP_NUM_THREADS)
+    return {**os.environ, "OMP_NUM_THREADS": "2"}
+
+
 def _kill_when(args: list[str], ready, what: str) -> None:
     """Start ``ccalens ARGS`` in a subprocess and kill -9 it as soon as ``ready()`` is true."""
-    import torch
-
-    cmd = [sys.executable, "-c", "from ccalens.cli import run; run()", *args]
-    # training is bitwise reproducible for a given thread count (a different count changes the
-    # order of float sums); other tests (Dask's workers) may have left OMP_NUM_THREADS behind
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=env)
+    proc = subprocess.Popen(_cli(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=_env())
     deadline = time.time() + 300
     try:
         while not ready():
@@ -115,18 +120,20 @@ def test_a_second_run_skips_every_step_and_gives_the_same_numbers(tiny_run):
     assert before == after
 
 
-def test_killed_run_resumes_where_it_stopped(tiny_run, tmp_path):
-    """kill -9 a real run once two networks are finished; the rerun keeps them and ends equal."""
-    reference, _ = tiny_run
-    out = tmp_path / "runs"
-    _kill_when(["reproduce", "fig3", "--scale", "tiny", "--out", str(out), "--no-progress"],
-               lambda: len(list(out.glob("networks/*/record.json"))) >= 2, "finished network")
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    """kill -9 a real run once two networks are finished; the rerun keeps them and ends equal
+    to an uninterrupted run (all three runs in fresh processes with the same settings)."""
+    args = ["reproduce", "fig3", "--scale", "tiny", "--no-progress", "--out"]
+    reference, out = tmp_path / "reference", tmp_path / "runs"
+    done = subprocess.run(_cli(args + [str(reference)]), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _kill_when(args + [str(out)], lambda: len(list(out.glob("networks/*/record.json"))) >= 2, "finished network")
     finished = sorted(p.parent.name for p in out.glob("networks/*/record.json"))
     assert not (out / "fig3" / "claims.json").exists()
-    res = runner.invoke(app, ["reproduce", "fig3", "--scale", "tiny", "--out", str(out), "--no-progress"])
-    assert res.exit_code == 0, res.output
+    res = subprocess.run(_cli(args + [str(out)]), env=_env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
     for name in finished:
-        assert f"[skip] networks/{name}" in res.output
+        assert f"[skip] networks/{name}" in res.stdout
     ours = pd.read_csv(out / "fig3" / "fig3.csv")
     theirs = pd.read_csv(reference / "fig3" / "fig3.csv")
     assert list(ours.columns) == list(theirs.columns) and len(ours) == len(theirs)
