@@ -99,6 +99,12 @@ def data_fingerprint(split) -> str:
                                                           split.y_test)).encode()).hexdigest()[:16]
 
 
+def spec_key(spec, data_print: str) -> str:
+    """A short hash of a (dataclass) training spec and its data's fingerprint: a folder key."""
+    blob = json.dumps({**asdict(spec), "data": data_print}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class NetSpec:
     """Everything that determines a trained network, given its training data."""
@@ -118,8 +124,7 @@ class NetSpec:
         return f"w{self.width}-{self.labels}-{self.optimizer}{self.lr:g}-e{self.epochs}-s{self.seed}"
 
     def key(self, data_print: str) -> str:
-        blob = json.dumps({**asdict(self), "data": data_print}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return spec_key(self, data_print)
 
 
 def build_cnn(width: int, in_channels: int, image: int, classes: int, pool_first: bool = False):

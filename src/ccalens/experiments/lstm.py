@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cnn import _atomic_save, _device
+from .cnn import _atomic_save, _device, spec_key
 from .pipeline import atomic_write_text
 
 
@@ -109,8 +109,7 @@ class LMSpec:
         return f"lstm{self.layers}x{self.hidden}-e{self.epochs}-s{self.seed}"
 
     def key(self, data_print: str) -> str:
-        blob = json.dumps({**asdict(self), "data": data_print}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return spec_key(self, data_print)
 
 
 def build_lm(vocab: int, embedding: int, hidden: int, layers: int):
