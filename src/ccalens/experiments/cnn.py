@@ -265,6 +265,24 @@ def network_folder(root: Path, spec: NetSpec, split) -> Path:
     return Path(root) / "networks" / f"{spec.name}-{spec.key(data_fingerprint(split))}"
 
 
+def finished_record(folder: Path, wanted: list[Path], name: str, log=print) -> dict | None:
+    """The record of a finished training whose ``wanted`` checkpoint files all exist, or None.
+
+    When the record exists but a wanted checkpoint does not (it was not kept, or was
+    deleted), the record and the resume state are removed so that training starts again.
+    """
+    record_path = folder / "record.json"
+    if not record_path.exists():
+        return None
+    missing = [p.name for p in wanted if not p.exists()]
+    if not missing:
+        return json.loads(record_path.read_text())
+    log(f"  {name}: retraining, checkpoints {missing} are missing")
+    record_path.unlink()
+    (folder / "resume.pt").unlink(missing_ok=True)
+    return None
+
+
 def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (), device: str = "cpu",
                   log=print, progress: bool = False, on_epoch=None) -> dict:
     """Train (or finish training) one network; returns its record (accuracies, epochs, time).
@@ -277,13 +295,9 @@ def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (
     folder = network_folder(root, spec, split)
     record_path = folder / "record.json"
     wanted = [folder / "final.pt"] + [folder / f"epoch{e}.pt" for e in sorted(set(keep) | {0}) if e != spec.epochs]
-    if record_path.exists():
-        if all(p.exists() for p in wanted):
-            return json.loads(record_path.read_text())
-        # a checkpoint that was not kept (or was deleted) is needed: train again from the start
-        log(f"  {spec.name}: retraining, checkpoints {[p.name for p in wanted if not p.exists()]} are missing")
-        record_path.unlink()
-        (folder / "resume.pt").unlink(missing_ok=True)
+    record = finished_record(folder, wanted, spec.name, log)
+    if record is not None:
+        return record
     folder.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     x, _, xt, yt = split.torch()

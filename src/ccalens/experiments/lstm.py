@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cnn import _atomic_save, _device, spec_key
+from .cnn import _atomic_save, _device, finished_record, spec_key
 from .pipeline import atomic_write_text
 
 
@@ -203,12 +203,9 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
     folder = lm_folder(root, spec, corpus)
     record_path = folder / "record.json"
     per_epoch, total, keep = schedule(spec, corpus)
-    if record_path.exists():
-        if all((folder / f"step{s}.pt").exists() for s in keep):
-            return json.loads(record_path.read_text())
-        log(f"  {spec.name}: retraining, some checkpoints are missing")
-        record_path.unlink()
-        (folder / "resume.pt").unlink(missing_ok=True)
+    record = finished_record(folder, [folder / f"step{s}.pt" for s in keep], spec.name, log)
+    if record is not None:
+        return record
     folder.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     data = batchify(corpus.train, spec.batch_size)
