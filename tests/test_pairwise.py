@@ -127,7 +127,7 @@ pairwise(family(5, k=80, n=1200, width=30), results={str(db)!r}, block=5)
 def test_errors():
     reps = family(6, k=3)
     with pytest.raises(ValueError, match="measure must be one of"):
-        pairwise(reps, "cka")
+        pairwise(reps, "rsa")
     with pytest.raises(ValueError, match="symmetric=True folds PWCCA"):
         pairwise(reps, "svcca", symmetric=True)
     with pytest.raises(ValueError, match="reps is empty"):

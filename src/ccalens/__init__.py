@@ -1,10 +1,22 @@
 """ccalens: how similar are the representations of neural networks?
 
-CCA, SVCCA and projection-weighted CCA (Morcos, Raghu & Bengio 2018), exact and fast.
+CCA, SVCCA and projection-weighted CCA (Morcos, Raghu & Bengio 2018), exact and fast;
+CKA, Procrustes and the paper's matched-neuron controls through the same API; permutation
+nulls and bootstrap intervals for every measure.
 Arrays are (datapoints, neurons) everywhere. Importing ccalens never imports torch.
 """
 
 from .core import (
+    BootstrapResult,
+    CKAResult,
+    MatchedResult,
+    MinibatchCKA,
+    NullResult,
+    ProcrustesResult,
+    cka,
+    cosine,
+    euclidean,
+    procrustes,
     CCAResult,
     Factor,
     MeanCCAResult,
@@ -23,6 +35,16 @@ from .pairwise import PairwiseResult, pairwise  # noqa: E402  (binds ccalens.pai
 __version__ = "0.1.0"
 
 __all__ = [
+    "BootstrapResult",
+    "CKAResult",
+    "MatchedResult",
+    "MinibatchCKA",
+    "NullResult",
+    "ProcrustesResult",
+    "cka",
+    "cosine",
+    "euclidean",
+    "procrustes",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

@@ -3,9 +3,31 @@
 from ._validate import SmallSampleWarning
 from .factor import Factor, factorize
 from .measures import cca, mean_cca, pwcca, svcca
-from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
+from .cka import MinibatchCKA, cka
+from .alignment import cosine, euclidean, procrustes
+from .results import (
+    BootstrapResult,
+    CCAResult,
+    CKAResult,
+    MatchedResult,
+    MeanCCAResult,
+    NullResult,
+    ProcrustesResult,
+    PWCCAResult,
+    SVCCAResult,
+)
 
 __all__ = [
+    "BootstrapResult",
+    "CKAResult",
+    "MatchedResult",
+    "MinibatchCKA",
+    "NullResult",
+    "ProcrustesResult",
+    "cka",
+    "cosine",
+    "euclidean",
+    "procrustes",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

@@ -144,6 +144,21 @@ class Factor:
         u, sigma, _ = np.linalg.svd(self.projections, full_matrices=False)
         return u, sigma
 
+    @cached_property
+    def gram_frobenius(self) -> float:
+        """:math:`\\|X_c^T X_c\\|_F`, the norm linear CKA divides by (from the PCA spectrum)."""
+        return float(np.sqrt(np.sum(self.pca[1] ** 4)))
+
+    @cached_property
+    def row_sqnorms(self) -> np.ndarray:
+        """Squared norm of each centred datapoint, shape (n_samples,), as float64 numpy.
+
+        The debiased (unbiased-HSIC) CKA needs them; one (n x rank) product, made once.
+        """
+        u, sigma = self.pca
+        rows = self.ops.matmul_small(self.basis(), u * sigma[None, :])
+        return self.ops.to_numpy((rows * rows).sum(1))
+
     def basis(self):
         """The orthonormal basis Q_0 (n_samples x rank), in the input's array type."""
         return self.ops.matmul_small(self.basis_data, self.basis_coef)

@@ -91,6 +91,24 @@ def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
     return fx, fy, joint
 
 
+def _as_matrices(X, Y, layout, *, allow_factor: bool, measure: str):
+    """Both inputs as (datapoints, neurons) arrays or tensors of one kind, checked."""
+    for arr, name in ((X, "X"), (Y, "Y")):
+        if isinstance(arr, Factor) and not allow_factor:
+            raise TypeError(
+                f"{measure} works on the activations themselves, not on a Factor; pass {name} "
+                f"as an array or tensor."
+            )
+    ax, ay = _validate.as_matrix(X, "X", layout), _validate.as_matrix(Y, "Y", layout)
+    _validate.check_same_datapoints(tuple(ax.shape), tuple(ay.shape))
+    _validate.check_same_backend(ax, ay)
+    if is_torch_tensor(ay) and not is_torch_tensor(ax):
+        ax = _as_tensor_like(ax, ay)
+    elif is_torch_tensor(ax) and not is_torch_tensor(ay):
+        ay = _as_tensor_like(ay, ax)
+    return ax, ay
+
+
 def _as_tensor_like(arr, tensor):
     import torch
 
@@ -170,6 +188,10 @@ def cca(
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed=None,
 ) -> CCAResult:
     r"""Canonical correlation analysis between two representations.
 
@@ -189,6 +211,10 @@ def cca(
         Computation dtype.
     rtol : float, optional
         Relative rank tolerance (see :func:`ccalens.factorize`).
+    permutations, bootstrap, confidence, seed
+        Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
+        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -205,6 +231,7 @@ def cca(
     array([1., 1., 1., 1.])
     """
     epsilon = _validate.check_epsilon(epsilon)
+    _check_uncertainty(permutations, bootstrap, confidence)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, ax, ay = _canonical(fx, fy, epsilon, joint)
     wx = _neuron_directions(fx, ax)
@@ -218,7 +245,7 @@ def cca(
     if variates:
         hx = fx.ops.matmul_small(fx.basis_data, fx.basis_coef @ ax)
         hy = fy.ops.matmul_small(fy.basis_data, fy.basis_coef @ ay)
-    return CCAResult(
+    result = CCAResult(
         similarity=float(np.mean(rho)) if rho.size else 0.0,
         rho=_out(fx, rho),
         x_directions=_out(fx, wx),
@@ -232,6 +259,8 @@ def cca(
         x_variates=hx,
         y_variates=hy,
     )
+    opts = dict(epsilon=epsilon, layout=layout, dtype=dtype, rtol=rtol)
+    return _attach(result, "cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
 
 
 def _neuron_directions(f: Factor, coef: np.ndarray) -> np.ndarray:
@@ -255,6 +284,10 @@ def mean_cca(
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed=None,
 ) -> MeanCCAResult:
     r"""Unweighted mean canonical correlation, :math:`\frac1c\sum_i \rho^{(i)}`.
 
@@ -271,6 +304,10 @@ def mean_cca(
     compat : {None, "svcca"}
         ``"svcca"`` returns the mean of google/svcca's ``get_cca_similarity(...)["cca_coef1"]``
         for the same data (given here as (datapoints, neurons)).
+    permutations, bootstrap, confidence, seed
+        Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
+        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -284,13 +321,16 @@ def mean_cca(
     """
     epsilon = _validate.check_epsilon(epsilon)
     _check_compat(compat)
+    _check_uncertainty(permutations, bootstrap, confidence)
+    opts = dict(epsilon=epsilon, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
     if compat == "svcca":
         from . import compat as _compat
 
-        return _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
+        result = _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
+        return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, None)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, _, _ = _canonical(fx, fy, epsilon, joint, want="none")
-    return MeanCCAResult(
+    result = MeanCCAResult(
         similarity=float(np.mean(rho)),
         rho=_out(fx, rho),
         x_rank=fx.rank,
@@ -298,6 +338,7 @@ def mean_cca(
         n_samples=fx.n_samples,
         epsilon=epsilon,
     )
+    return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
 
 
 def _components_for(f: Factor, keep: float | None, n_components: int | None, name: str):
@@ -344,6 +385,10 @@ def svcca(
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed=None,
 ) -> SVCCAResult:
     r"""SVCCA: keep each side's leading singular directions, then mean CCA between them.
 
@@ -356,6 +401,10 @@ def svcca(
         whose cumulative share of the variance (squared singular values) reaches ``keep``.
     n_components : int or (int, int), optional
         Keep exactly this many directions (on each side, or per side) instead of ``keep``.
+    permutations, bootstrap, confidence, seed
+        Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
+        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -366,12 +415,13 @@ def svcca(
     if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not (0.0 < keep <= 1.0):
         raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
     kx_req, ky_req = _check_components(n_components)
+    _check_uncertainty(permutations, bootstrap, confidence)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     ux, kx, var_x = _components_for(fx, keep, kx_req, "X")
     uy, ky, var_y = _components_for(fy, keep, ky_req, "Y")
     m = ux.T @ _cross(fx, fy, joint) @ uy
     rho = np.clip(np.linalg.svd(m, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
-    return SVCCAResult(
+    result = SVCCAResult(
         similarity=float(np.mean(rho)),
         rho=_out(fx, rho),
         x_components=kx,
@@ -380,6 +430,8 @@ def svcca(
         y_variance_kept=var_y,
         n_samples=fx.n_samples,
     )
+    opts = dict(keep=keep, n_components=n_components, layout=layout, dtype=dtype, rtol=rtol)
+    return _attach(result, "svcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
 
 
 def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
@@ -404,6 +456,10 @@ def pwcca(
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed=None,
 ) -> PWCCAResult:
     r"""Projection-weighted CCA (section 2.2 of the paper).
 
@@ -425,6 +481,10 @@ def pwcca(
     compat : {None, "svcca"}
         ``"svcca"`` reproduces google/svcca's ``pwcca.compute_pwcca`` (with the fix of its
         PR #9); ``epsilon`` then has the reference's meaning. See :mod:`ccalens.core.compat`.
+    permutations, bootstrap, confidence, seed
+        Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
+        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -441,6 +501,8 @@ def pwcca(
     _check_compat(compat)
     if not isinstance(symmetric, bool):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
+    _check_uncertainty(permutations, bootstrap, confidence)
+    opts = dict(epsilon=epsilon, symmetric=symmetric, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
     if compat == "svcca":
         if symmetric:
             raise ValueError(
@@ -449,7 +511,8 @@ def pwcca(
             )
         from . import compat as _compat
 
-        return _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
+        result = _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
+        return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, None)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, p, q = _canonical(fx, fy, epsilon, joint, want="both" if symmetric else "x")
     weights = _projection_weights(fx, p, epsilon)
@@ -461,7 +524,7 @@ def pwcca(
         reverse = float(reverse_weights_np @ rho)
         similarity = 0.5 * (forward + reverse)
         reverse_weights = _out(fy, reverse_weights_np)
-    return PWCCAResult(
+    result = PWCCAResult(
         similarity=similarity,
         rho=_out(fx, rho),
         weights=_out(fx, weights),
@@ -474,3 +537,16 @@ def pwcca(
         n_samples=fx.n_samples,
         epsilon=epsilon,
     )
+    return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+
+
+def _check_uncertainty(permutations, bootstrap, confidence) -> None:
+    from ..stats import check_options
+
+    check_options(permutations, bootstrap, confidence)
+
+
+def _attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors):
+    from ..stats import attach
+
+    return attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors=factors)

@@ -9,8 +9,83 @@ Array = Any  # numpy.ndarray, or torch.Tensor when the inputs were tensors
 
 
 @dataclass(frozen=True, eq=False)
+class NullResult:
+    """A permutation null: the measure with one side's datapoints shuffled.
+
+    Attributes
+    ----------
+    observed : float
+        The unshuffled similarity.
+    mean, sd : float
+        Mean and standard deviation of the similarity over the permutations.
+    p_value : float
+        (1 + #{null >= observed}) / (1 + permutations): the one-sided p-value of an exact
+        permutation test (Phipson & Smyth 2010), never 0.
+    corrected : float
+        Baseline-corrected similarity, observed - mean: what the representations share
+        beyond what the same sizes give unrelated data.
+    adjusted : float or None
+        Chance-adjusted similarity (observed - mean) / (1 - mean), 0 at chance and 1 for
+        identical representations (like the adjusted Rand index); None for measures
+        without a maximum of 1 (Euclidean).
+    z : float
+        (observed - mean) / sd.
+    permutations : int
+    values : ndarray, shape (permutations,)
+    """
+
+    observed: float
+    mean: float
+    sd: float
+    p_value: float
+    corrected: float
+    adjusted: float | None
+    z: float
+    permutations: int
+    values: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"NullResult(mean={self.mean:.6f}, sd={self.sd:.6f}, p_value={self.p_value:.4g}, "
+            f"corrected={self.corrected:.6f}, permutations={self.permutations})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """A percentile bootstrap confidence interval over datapoints.
+
+    Attributes
+    ----------
+    low, high : float
+        The interval's ends, the (1 - confidence)/2 and (1 + confidence)/2 quantiles of the
+        resampled similarities.
+    confidence : float
+    sd : float
+        Bootstrap standard error.
+    resamples : int
+    values : ndarray, shape (resamples,)
+    """
+
+    low: float
+    high: float
+    confidence: float
+    sd: float
+    resamples: int
+    values: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"BootstrapResult({100 * self.confidence:g}% CI [{self.low:.6f}, {self.high:.6f}], "
+            f"sd={self.sd:.6f}, resamples={self.resamples})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class _Similarity:
     similarity: float
+    null: NullResult | None = None
+    bootstrap: BootstrapResult | None = None
 
     @property
     def distance(self) -> float:
@@ -24,7 +99,14 @@ class _Similarity:
         return f"similarity={self.similarity:.6f}, distance={self.distance:.6f}"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._summary()})"
+        extra = ""
+        if self.null is not None:
+            extra += f", p_value={self.null.p_value:.4g}, null_mean={self.null.mean:.6f}"
+        if self.bootstrap is not None:
+            b = self.bootstrap
+            extra += f", ci{100 * b.confidence:g}=[{b.low:.6f}, {b.high:.6f}]"
+        return f"{type(self).__name__}({self._summary()}{extra})"
+
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -157,3 +239,64 @@ class PWCCAResult(_Similarity):
         extra = f", reverse={self.reverse:.6f}" if self.reverse is not None else ""
         extra += f", compat={self.compat!r}" if self.compat else ""
         return f"{super()._summary()}, c={len(self.rho)}, weights_from={self.weights_from!r}{extra}"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CKAResult(_Similarity):
+    """Centred kernel alignment (Kornblith et al. 2019).
+
+    Attributes
+    ----------
+    kernel : {"linear", "rbf"}
+    debiased : bool
+        Whether the unbiased HSIC estimator was used.
+    bandwidth : float or None
+        RBF: sigma as a fraction of the median distance between datapoints.
+    hsic_xy, hsic_xx, hsic_yy : float
+        The HSIC terms (up to a common factor, which cancels): similarity =
+        hsic_xy / sqrt(hsic_xx * hsic_yy).
+    """
+
+    kernel: str = "linear"
+    debiased: bool = False
+    bandwidth: float | None = None
+    hsic_xy: float = 0.0
+    hsic_xx: float = 0.0
+    hsic_yy: float = 0.0
+    n_samples: int = 0
+
+    def _summary(self) -> str:
+        kind = ("debiased " if self.debiased else "") + self.kernel
+        return f"{super()._summary()}, kernel={kind!r}, n_samples={self.n_samples}"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ProcrustesResult(_Similarity):
+    """Orthogonal Procrustes (Ding et al. 2021): similarity = nuclear norm of X^T Y for
+    centred, unit-Frobenius-norm data; ``distance`` = 2 - 2 similarity, the squared
+    Procrustes distance min_R ||X - Y R||_F^2."""
+
+    x_rank: int = 0
+    y_rank: int = 0
+    n_samples: int = 0
+
+    @property
+    def distance(self) -> float:
+        return 2.0 - 2.0 * self.similarity
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MatchedResult(_Similarity):
+    """A matched-neuron control: ``measure`` is "cosine" (similarity = cosine, distance =
+    1 - cosine) or "euclidean" (distance = RMS distance between datapoints' activation
+    vectors, similarity = -distance)."""
+
+    measure: str = "cosine"
+    n_samples: int = 0
+
+    @property
+    def distance(self) -> float:
+        return -self.similarity if self.measure == "euclidean" else 1.0 - self.similarity
+
+    def _summary(self) -> str:
+        return f"{super()._summary()}, measure={self.measure!r}"

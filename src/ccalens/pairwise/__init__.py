@@ -27,12 +27,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core import _validate
+from ..core import registry
 from ..core.factor import Factor, _factorize_matrix
-from ..core.measures import _canonical, _components_for, _projection_weights
 
 __all__ = ["PairwiseResult", "pairwise"]
 
-MEASURES = ("pwcca", "svcca", "mean_cca", "cca")
+MEASURES = tuple(registry.MEASURES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +50,8 @@ class PairwiseResult:
 
     @property
     def distance(self) -> np.ndarray:
-        return 1.0 - self.similarity
+        """Each measure's own distance (1 - similarity for most; see the registry)."""
+        return registry.distance(self.measure, self.similarity)
 
     def to_pandas(self):
         import pandas as pd
@@ -95,6 +96,17 @@ def _factor(rep, name: str, rtol) -> Factor:
     return _factorize_matrix(arr, _validate.make_ops(arr, None), rtol, name)
 
 
+def _swap(info: dict) -> dict:
+    """The details of a pair seen from the other side: ranks and per-direction columns swap."""
+    out = {k: v for k, v in info.items() if not k.endswith("_reverse")}
+    for k, v in info.items():
+        if k.endswith("_reverse"):
+            plain = k[: -len("_reverse")]
+            out[plain], out[k] = v, info.get(plain)
+    out["ranks"] = list(info.get("ranks", [None, None]))[::-1]
+    return out
+
+
 class _Results:
     """SQLite results store: one committed row per finished pair (WAL, crash-safe).
 
@@ -124,14 +136,14 @@ class _Results:
                 out[(a, b)] = rows[(fa, fb)]
             elif (fb, fa) in rows:
                 v, r, info = rows[(fb, fa)]
-                out[(a, b)] = (r, v, {**info, "ranks": info.get("ranks", [None, None])[::-1]})
+                out[(a, b)] = (r, v, _swap(info))
         return out
 
     def add(self, a: str, b: str, value: float, reverse: float, info: dict) -> None:
         fa, fb = self.prints[a], self.prints[b]
         if fa > fb:  # stored in fingerprint order; values follow the orientation
             fa, fb, value, reverse = fb, fa, reverse, value
-            info = {**info, "ranks": info.get("ranks", [None, None])[::-1]}
+            info = _swap(info)
         with self.db:  # one transaction per pair
             self.db.execute(
                 "INSERT OR REPLACE INTO pair_values VALUES (?, ?, ?, ?, ?, ?)",
@@ -144,19 +156,51 @@ class _Results:
 
 def _values(fx: Factor, fy: Factor, m: np.ndarray, measure: str, epsilon: float, keep: float):
     """(value with fx's weights, value with fy's weights, details) for one pair."""
-    if measure == "pwcca":
-        rho, p, q = _canonical(fx, fy, epsilon, want="both", cross=m)
-        return (float(_projection_weights(fx, p, epsilon) @ rho),
-                float(_projection_weights(fy, q, epsilon) @ rho), {"c": int(rho.size)})
-    if measure in ("mean_cca", "cca"):
-        rho = _canonical(fx, fy, epsilon, want="none", cross=m)[0]
-        v = float(np.mean(rho))
-        return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
-    ux, kx, _ = _components_for(fx, keep, None, "X")
-    uy, ky, _ = _components_for(fy, keep, None, "Y")
-    rho = np.clip(np.linalg.svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
-    v = float(np.mean(rho))
-    return v, v, {"x_components": kx, "y_components": ky}
+    return registry.from_cross(measure, fx, fy, m, epsilon=epsilon, keep=keep)
+
+
+@dataclass(frozen=True)
+class _Uncertainty:
+    """What pairwise adds to each pair: a permutation null and/or a bootstrap interval."""
+
+    permutations: int = 0
+    bootstrap: int = 0
+    confidence: float = 0.95
+    symmetric: bool = False
+    seeds: dict = field(default_factory=dict)  # (a, b) -> seed, from the data fingerprints
+
+    def __bool__(self) -> bool:
+        return bool(self.permutations or self.bootstrap)
+
+    def add(self, info: dict, pair, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
+        """Summaries of both directions' null and bootstrap values into ``info``."""
+        from ..stats import interval, summarise_null
+
+        if self.symmetric:
+            forward = reverse = 0.5 * (forward + reverse)
+            v_ab = v_ba = 0.5 * (v_ab + v_ba)
+        for key, values, observed in (("", forward, v_ab), ("_reverse", reverse, v_ba)):
+            if values is None:
+                continue
+            if self.permutations and "null" in values:
+                nr = summarise_null(measure, observed, values["null"])
+                info.update({f"null_mean{key}": nr.mean, f"null_sd{key}": nr.sd, f"p_value{key}": nr.p_value,
+                             f"corrected{key}": nr.corrected})
+            if self.bootstrap and "boot" in values:
+                ci = interval(values["boot"], self.confidence)
+                info.update({f"ci_low{key}": ci.low, f"ci_high{key}": ci.high})
+
+    def factor_pair(self, info, a, b, fa, fb, measure, epsilon, keep, v_ab, v_ba) -> None:
+        from ..stats import factor_bootstrap_both, factor_null_both
+
+        rng = np.random.default_rng(self.seeds.get((a, b), 0))
+        opts = {"epsilon": epsilon, "keep": keep}
+        fwd, rev = {}, {}
+        if self.permutations:
+            fwd["null"], rev["null"] = factor_null_both(measure, fa, fb, opts, self.permutations, rng)
+        if self.bootstrap:
+            fwd["boot"], rev["boot"] = factor_bootstrap_both(measure, fa, fb, opts, self.bootstrap, rng)
+        self.add(info, (a, b), fwd, rev, measure, v_ab, v_ba)
 
 
 def pairwise(
@@ -169,11 +213,16 @@ def pairwise(
     symmetric: bool = False,
     epsilon: float = 0.0,
     keep: float = 0.99,
+    bandwidth: float = 0.8,
     rtol: float | None = None,
     results=None,
     block: int | None = None,
     progress: bool = False,
     scheduler=None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> PairwiseResult:
     """Similarity of every pair of representations.
 
@@ -181,14 +230,17 @@ def pairwise(
     ----------
     reps : list or dict of arrays, torch tensors or store paths ("store.zarr:name")
         K representations of the same datapoints, each (datapoints, neurons).
-    measure : {"pwcca", "svcca", "mean_cca", "cca"}
-        "cca" is the mean canonical correlation, as in :func:`ccalens.cca`.
+    measure : {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes", "cosine", "euclidean"}
+        "cca" is the mean canonical correlation, as in :func:`ccalens.cca`. The
+        factor-based measures (all but cka_rbf, cosine and euclidean) reuse one
+        factorisation per representation; cka_rbf holds one n x n kernel per
+        representation; cosine and euclidean compare matched neurons and need equal widths.
     others : list or dict, optional
         L representations for a K x L matrix; by default K x K against ``reps``.
     symmetric : bool
         PWCCA only: average both directions (the matrix is directed otherwise:
         entry (i, j) uses the weights of representation i).
-    epsilon, keep, rtol
+    epsilon, keep, bandwidth, rtol
         As in the single-pair measures.
     results : path, optional
         SQLite file that keeps every finished pair; rerunning with the same inputs and
@@ -202,17 +254,30 @@ def pairwise(
         Run the blocks as Dask tasks: each task reads its representations (from the
         store, for store paths), factorises them and returns the block's values; the
         client writes them to ``results`` as they arrive.
+    permutations, bootstrap, confidence : int, int, float
+        Per pair, a shuffled-datapoints null (columns null_mean, null_sd, p_value,
+        corrected) and a percentile bootstrap interval (ci_low, ci_high), computed from
+        the cached factors and kept in ``results`` with the pair.
+    seed : int
+        Seeds each pair's permutations and resamples (with the data's fingerprints), so
+        a resumed run gives the same numbers.
 
     Returns
     -------
     PairwiseResult
     """
     started = time.perf_counter()
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}.")
+    spec = registry.check_measure(measure)
     if symmetric and measure != "pwcca":
         raise ValueError("symmetric=True folds PWCCA's directed matrix; the other measures are symmetric already.")
     epsilon = _validate.check_epsilon(epsilon)
+    from ..core.cka import _check_bandwidth
+    from ..stats import check_options
+
+    bandwidth = _check_bandwidth(bandwidth)
+    check_options(permutations, bootstrap, confidence)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int; got {seed!r}.")
     row_vals, row_labels = _labels(reps, names, "rep")
     if not row_vals:
         raise ValueError("reps is empty; pass at least one representation.")
@@ -228,16 +293,17 @@ def pairwise(
         sources[label] = value
     factors: dict[str, Factor] = {}
     prints: dict[str, str] = {}
-    if scheduler is None:  # factorise here, once each
+    direct = spec.kind != "factor"
+    if scheduler is None:  # factorise (or, for the direct measures, load) here, once each
         from ..store import _is_zarr_dir, _split_spec, load_array
 
         for label, value in sources.items():
             if isinstance(value, (str, Path)) and not _is_zarr_dir(_split_spec(value)[0]):
                 value = load_array(value)  # read a file once, for both uses below
-            factors[label] = _factor(value, label, rtol)
+            factors[label] = _load(value, label) if direct else _factor(value, label, rtol)
             prints[label] = _describe(value, label)[1]
-        shapes = {k: (f.n_samples, f.n_neurons) for k, f in factors.items()}
-        backends = {f.ops.name for f in factors.values()}
+        shapes = {k: (tuple(f.shape) if direct else (f.n_samples, f.n_neurons)) for k, f in factors.items()}
+        backends = {("torch" if hasattr(f, "detach") else "numpy") if direct else f.ops.name for f in factors.values()}
     else:  # the workers factorise; here only shapes and fingerprints, without reading store data
         described = {label: _describe(value, label) for label, value in sources.items()}
         shapes = {k: d[0] for k, d in described.items()}
@@ -248,6 +314,21 @@ def pairwise(
     if len(backends) != 1:
         raise TypeError("mixing numpy arrays and torch tensors in one pairwise call is not supported; convert them to one kind.")
     n_samples = next(iter(shapes.values()))[0]
+    if spec.same_width and len({shape[1] for shape in shapes.values()}) != 1:
+        raise ValueError(
+            f"{measure} compares neuron j with neuron j, so every representation needs the same "
+            f"width; got shapes {shapes}. Use a measure that allows different widths (cca, pwcca, "
+            f"cka, procrustes)."
+        )
+    if measure == "cka_rbf":
+        from ..core.cka import MAX_KERNEL_BYTES
+
+        if 8 * n_samples * n_samples * len(shapes) > 4 * MAX_KERNEL_BYTES:
+            raise ValueError(
+                f"cka_rbf keeps one n x n kernel per representation: {len(shapes)} x {n_samples:,}^2 "
+                f"float64 is {8 * n_samples**2 * len(shapes) / 2**30:.1f} GiB. Use fewer datapoints "
+                f"(a random subset) or linear CKA."
+            )
 
     # unordered pairs to compute, each once (both PWCCA directions come from one SVD)
     wanted: list[tuple[str, str]] = []
@@ -262,21 +343,30 @@ def pairwise(
                 wanted.append(key)
 
     options = {"measure": measure, "epsilon": epsilon, "keep": keep, "rtol": rtol}
+    if measure == "cka_rbf":
+        options["bandwidth"] = bandwidth
+    if permutations or bootstrap:
+        options.update(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=int(seed),
+                       symmetric=symmetric)
     options_key = hashlib.sha256(json.dumps(options).encode()).hexdigest()[:20]
     store = _Results(results, options_key, prints) if results is not None else None
     done = store.done(wanted) if store else {}
     todo = [p for p in wanted if p not in done]
+    seeds = {(a, b): int(hashlib.sha256(f"{seed}:{prints[a]}:{prints[b]}".encode()).hexdigest()[:15], 16)
+             for a, b in todo} if (permutations or bootstrap) else {}
+    extra = _Uncertainty(permutations, bootstrap, confidence, symmetric, seeds)
+    params = {"epsilon": epsilon, "keep": keep, "bandwidth": bandwidth, "rtol": rtol}
     computed = 0
     try:
         if scheduler is None:
-            computed = _compute(todo, factors, measure, epsilon, keep, block, store, done, progress)
+            computed = _compute(todo, factors, measure, params, block, store, done, progress, extra, direct)
         else:
-            computed = _compute_dask(scheduler, todo, shapes, sources, measure, epsilon, keep, rtol, block, store, done)
+            computed = _compute_dask(scheduler, todo, shapes, sources, measure, params, block, store, done, extra)
     finally:
         if store:
             store.close()
 
-    ranks = {k: f.rank for k, f in factors.items()}
+    ranks = {} if direct else {k: f.rank for k, f in factors.items()}
     for (a, b), (_, _, info) in done.items():
         ranks.setdefault(a, info.get("ranks", [None, None])[0])
         ranks.setdefault(b, info.get("ranks", [None, None])[1])
@@ -285,20 +375,87 @@ def pairwise(
     for i, r in enumerate(row_labels):
         for j, c in enumerate(col_labels):
             if r == c:
-                value, info = 1.0, {"c": ranks.get(r)}
+                value, info = (0.0 if measure == "euclidean" else 1.0), {"c": ranks.get(r)}
             else:
                 a, b = sorted((r, c))
                 v_ab, v_ba, info = done[(a, b)]
                 value = v_ab if r == a else v_ba
                 if symmetric:
                     value = 0.5 * (v_ab + v_ba)
+                info = _orient(info, r == a)
             sim[i, j] = value
             info = {k: v for k, v in info.items() if k != "ranks"}
             table.append({"row": r, "column": c, "measure": measure, "similarity": value,
-                          "distance": 1.0 - value, "row_rank": ranks.get(r),
+                          "distance": float(registry.distance(measure, value)), "row_rank": ranks.get(r),
                           "column_rank": ranks.get(c), "n": n_samples, **info})
     return PairwiseResult(measure, tuple(row_labels), tuple(col_labels), sim, table,
                           time.perf_counter() - started, computed, len(wanted) - computed)
+
+
+def _orient(info: dict, forward: bool) -> dict:
+    """Per-direction columns (null, interval) of the row's direction, under plain names."""
+    out = {k: v for k, v in info.items() if not k.endswith("_reverse")}
+    if not forward:
+        for k, v in info.items():
+            if k.endswith("_reverse"):
+                out[k[: -len("_reverse")]] = v
+    return out
+
+
+def _load(value, label: str):
+    """A representation's array itself (for the measures that need the activations)."""
+    from ..store import load_array
+
+    if isinstance(value, (str, Path)):
+        value = load_array(value)
+    if isinstance(value, Factor):
+        raise TypeError(f"{label}: pass arrays, tensors or store paths to pairwise.")
+    return _validate.as_matrix(value, label)
+
+
+def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Uncertainty"):
+    """Pairs of the measures computed from the activations (matched neurons, RBF CKA)."""
+    from ..core.alignment import matched_value
+    from ..core.cka import _centre_kernel, _rbf_kernel, hsic_biased
+    from ..stats import _recompute, _take_rows
+
+    kernels: dict[str, tuple[np.ndarray, float]] = {}
+
+    def kernel(name):
+        if name not in kernels:
+            k = _centre_kernel(_rbf_kernel(arrays[name], params["bandwidth"], name))
+            kernels[name] = (k, hsic_biased(k, k))
+        return kernels[name]
+
+    out = []
+    for a, b in pairs:
+        if measure == "cka_rbf":
+            (k, kk), (l, ll) = kernel(a), kernel(b)
+            value = hsic_biased(k, l) / np.sqrt(kk * ll)
+        else:
+            value = matched_value(measure, arrays[a], arrays[b])
+        info: dict = {}
+        if extra:
+            rng = np.random.default_rng(extra.seeds.get((a, b), 0))
+            n = arrays[a].shape[0]
+            vals = {}
+            if extra.permutations:
+                if measure == "cka_rbf":
+                    vals["null"] = np.array([hsic_biased(k, l[np.ix_(p, p)]) / np.sqrt(kk * ll)
+                                             for p in (rng.permutation(n) for _ in range(extra.permutations))])
+                else:
+                    vals["null"] = np.array([matched_value(measure, arrays[a], _take_rows(arrays[b], rng.permutation(n)))
+                                             for _ in range(extra.permutations)])
+            if extra.bootstrap:
+                opts = {"bandwidth": params["bandwidth"]}
+                boot = np.empty(extra.bootstrap)
+                for t in range(extra.bootstrap):
+                    rows = rng.integers(0, n, n)
+                    boot[t] = _recompute(measure, _take_rows(arrays[a], rows), _take_rows(arrays[b], rows), opts)
+                vals["boot"] = boot
+            extra.add(info, (a, b), vals, vals, measure, float(value), float(value))
+        out.append((a, b, float(value), float(value), info))
+    return out
 
 
 def _groups(widths: dict[str, int], n_samples: int, block: int | None) -> list[list[str]]:
@@ -321,8 +478,10 @@ def _block_jobs(todo, groups):
                 yield group_a, group_b, pairs
 
 
-def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs, measure, epsilon, keep):
+def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs, measure, params,
+                  extra: "_Uncertainty | None" = None):
     """Values of the given pairs from one batched product of the two groups' bases."""
+    epsilon, keep = params["epsilon"], params["keep"]
     group_a, group_b = list(fa), list(fb)
     ops = fa[group_a[0]].ops
     offs_a = np.cumsum([0] + [fa[x].rank for x in group_a])
@@ -351,8 +510,10 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
             m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
             m = np.ascontiguousarray(m.T if flip else m)
             out.append((a, b, *_values(factors[a], factors[b], m, measure, epsilon, keep)))
-    for a, b, _, _, info in out:  # kept with each pair, so a resumed run knows them
+    for a, b, v_ab, v_ba, info in out:  # kept with each pair, so a resumed run knows them
         info["ranks"] = [factors[a].rank, factors[b].rank]
+        if extra:
+            extra.factor_pair(info, a, b, factors[a], factors[b], measure, epsilon, keep, v_ab, v_ba)
     return out
 
 
@@ -410,7 +571,7 @@ def _record(results, store, done, bar) -> int:
     return len(results)
 
 
-def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress) -> int:
+def _compute(todo, factors, measure, params, block, store, done, progress, extra, direct) -> int:
     """Compute the pairs in ``todo`` block by block; returns how many were computed."""
     if not todo:
         return 0
@@ -420,22 +581,31 @@ def _compute(todo, factors, measure, epsilon, keep, block, store, done, progress
 
         bar = tqdm(total=len(todo), desc="pairs", unit="pair")
     computed = 0
+    if direct:  # one pair at a time, each committed as it finishes
+        for pair in todo:
+            computed += _record(_direct_values(factors, [pair], measure, params, extra), store, done, bar)
+        if bar:
+            bar.close()
+        return computed
     first = next(iter(factors.values()))
     groups = _groups({k: f.rank for k, f in factors.items()}, first.n_samples, block)
     for group_a, group_b, pairs in _block_jobs(todo, groups):
         fa = {x: factors[x] for x in group_a}
         fb = fa if group_b is group_a else {x: factors[x] for x in group_b}
-        computed += _record(_block_values(fa, fb, group_b is group_a, pairs, measure, epsilon, keep), store, done, bar)
+        computed += _record(_block_values(fa, fb, group_b is group_a, pairs, measure, params, extra), store, done, bar)
     if bar:
         bar.close()
     return computed
 
 
-def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, epsilon, keep, rtol):
+def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, params, extra):
     """A Dask task: read (from the store, for store paths) and factorise, then one block."""
-    fa = {k: _factor(v, k, rtol) for k, v in sources_a.items()}
-    fb = fa if same else {k: _factor(v, k, rtol) for k, v in sources_b.items()}
-    return _block_values(fa, fb, same, pairs, measure, epsilon, keep)
+    if registry.MEASURES[measure].kind != "factor":
+        arrays = {k: _load(v, k) for k, v in {**sources_a, **sources_b}.items()}
+        return _direct_values(arrays, pairs, measure, params, extra)
+    fa = {k: _factor(v, k, params["rtol"]) for k, v in sources_a.items()}
+    fb = fa if same else {k: _factor(v, k, params["rtol"]) for k, v in sources_b.items()}
+    return _block_values(fa, fb, same, pairs, measure, params, extra)
 
 
 def _client(scheduler):
@@ -449,7 +619,7 @@ def _client(scheduler):
     return Client(scheduler), None
 
 
-def _compute_dask(scheduler, todo, shapes, sources, measure, epsilon, keep, rtol, block, store, done) -> int:
+def _compute_dask(scheduler, todo, shapes, sources, measure, params, block, store, done, extra) -> int:
     """The same blocks as Dask tasks; results are committed as each task finishes."""
     if not todo:
         return 0
@@ -467,7 +637,7 @@ def _compute_dask(scheduler, todo, shapes, sources, measure, epsilon, keep, rtol
             same = group_b is group_a
             futures.append(client.submit(
                 _remote_block, {x: shipped[x] for x in group_a}, {x: shipped[x] for x in group_b},
-                same, pairs, measure, epsilon, keep, rtol, pure=False,
+                same, pairs, measure, params, extra, pure=False,
             ))
         computed = 0
         for future in as_completed(futures):

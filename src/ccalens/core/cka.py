@@ -1,0 +1,298 @@
+r"""Centred kernel alignment (CKA): linear, debiased (unbiased HSIC) and RBF.
+
+.. math::
+
+    \mathrm{CKA}(K, L) = \frac{\mathrm{HSIC}(K, L)}{\sqrt{\mathrm{HSIC}(K, K)\,\mathrm{HSIC}(L, L)}},
+    \qquad \mathrm{HSIC}(K, L) \propto \mathrm{tr}(K H L H),
+
+with :math:`H = I - \frac1n 1 1^T` and kernels over the datapoints [1]_. For linear
+kernels :math:`K = X_c X_c^T` this is
+:math:`\|X_c^T Y_c\|_F^2 / (\|X_c^T X_c\|_F \|Y_c^T Y_c\|_F)`, computed here from the
+cached factorisation without any n x n matrix (see :mod:`ccalens.core.registry`).
+
+The debiased CKA replaces HSIC by its unbiased estimator [2]_ [3]_
+
+.. math::
+
+    \mathrm{HSIC}_1(K, L) = \frac{1}{n(n-3)}\Big[\mathrm{tr}(\tilde K \tilde L)
+      + \frac{1^T \tilde K 1 \; 1^T \tilde L 1}{(n-1)(n-2)}
+      - \frac{2}{n-2} 1^T \tilde K \tilde L 1\Big],
+
+:math:`\tilde K` being K with its diagonal set to zero. Linear CKA is biased upward when
+datapoints are few relative to neurons; the debiased value is not (it can be negative).
+
+RBF CKA uses :math:`K_{ij} = \exp(-\|x_i - x_j\|^2 / (2\sigma^2))` with
+:math:`\sigma` = ``bandwidth`` times the median distance between distinct datapoints [1]_.
+
+References
+----------
+.. [1] S. Kornblith, M. Norouzi, H. Lee, G. Hinton. Similarity of Neural Network
+   Representations Revisited. ICML 2019.
+.. [2] L. Song, A. Smola, A. Gretton, J. Bedo, K. Borgwardt. Feature Selection via
+   Dependence Maximization. JMLR 13 (2012).
+.. [3] T. Nguyen, M. Raghu, S. Kornblith. Do Wide and Deep Networks Learn the Same
+   Things? ICLR 2021 (minibatch CKA).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._backend import is_torch_tensor
+from .measures import _cross, _factor_pair
+from .registry import check_debiased, debiased_terms, from_cross
+from .results import CKAResult
+
+KERNELS = ("linear", "rbf")
+
+#: RBF CKA holds a few n x n float64 matrices; beyond this many bytes for one of them it
+#: refuses, with advice, rather than exhaust memory.
+MAX_KERNEL_BYTES = 4 * 2**30
+
+
+def _check_bandwidth(bandwidth) -> float:
+    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not (0 < float(bandwidth) < np.inf):
+        raise ValueError(
+            f"bandwidth must be a positive number: the RBF width as a fraction of the median "
+            f"distance between datapoints (Kornblith et al. use 0.2 to 0.8); got {bandwidth!r}."
+        )
+    return float(bandwidth)
+
+
+def _rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
+    """The RBF kernel matrix of one representation (numpy float64, n x n)."""
+    n = arr.shape[0]
+    if 8 * n * n > MAX_KERNEL_BYTES:
+        raise ValueError(
+            f"RBF CKA needs n x n kernels: {n:,} datapoints make {8 * n * n / 2**30:.1f} GiB per "
+            f"kernel (the limit is {MAX_KERNEL_BYTES / 2**30:.0f} GiB). Compare a random subset of "
+            f"at most {int(np.sqrt(MAX_KERNEL_BYTES / 8)):,} datapoints, or use linear CKA, which "
+            f"needs no kernel matrix."
+        )
+    x = arr.detach().cpu().numpy() if is_torch_tensor(arr) else np.asarray(arr)
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"{name} contains {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s) (NaN or "
+            f"Inf); the first is at datapoint {bad[0]}, neuron {bad[1]}. Remove or impute them "
+            f"before comparing."
+        )
+    from scipy.spatial.distance import pdist, squareform
+
+    # differences, not |x|^2 + |y|^2 - 2 x.y, which cancels for close datapoints
+    off = pdist(x - x.mean(axis=0), "sqeuclidean")
+    median = float(np.median(np.sqrt(off)))
+    if median == 0.0:
+        raise ValueError(
+            f"{name}: the median distance between datapoints is 0 (most datapoints have identical "
+            f"activations), so an RBF bandwidth relative to it is undefined; use linear CKA."
+        )
+    sigma = bandwidth * median
+    return squareform(np.exp(-off / (2.0 * sigma * sigma)), checks=False) + np.eye(n)
+
+
+def _centre_kernel(k: np.ndarray) -> np.ndarray:
+    row = k.mean(axis=0)
+    return k - row[None, :] - row[:, None] + row.mean()
+
+
+def hsic_biased(kc: np.ndarray, lc: np.ndarray) -> float:
+    """tr(K H L H) from centred kernels (the 1/(n-1)^2 factor cancels in CKA)."""
+    return float(np.einsum("ij,ij->", kc, lc))
+
+
+def hsic_unbiased(k: np.ndarray, l: np.ndarray) -> float:
+    """Song et al.'s unbiased HSIC of two (uncentred) n x n kernels."""
+    n = k.shape[0]
+    kt, lt = k.copy(), l.copy()
+    np.fill_diagonal(kt, 0.0)
+    np.fill_diagonal(lt, 0.0)
+    k1, l1 = kt.sum(axis=1), lt.sum(axis=1)
+    trace = float(np.einsum("ij,ij->", kt, lt))
+    return (trace + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 * float(k1 @ l1) / (n - 2)) / (n * (n - 3))
+
+
+class KernelPair:
+    """The RBF kernels of two representations, kept for permutations and bootstraps."""
+
+    def __init__(self, x, y, bandwidth: float, debiased: bool):
+        self.debiased = debiased
+        self.k = _rbf_kernel(x, bandwidth, "X")
+        self.l = _rbf_kernel(y, bandwidth, "Y")
+        if debiased:
+            self.xx, self.yy = hsic_unbiased(self.k, self.k), hsic_unbiased(self.l, self.l)
+            check_debiased(self.k.shape[0], self.xx, self.yy)
+        else:
+            self.k, self.l = _centre_kernel(self.k), _centre_kernel(self.l)
+            self.xx, self.yy = hsic_biased(self.k, self.k), hsic_biased(self.l, self.l)
+
+    def value(self, y_rows=None) -> tuple[float, float]:
+        """(CKA, HSIC(X, Y)), with Y's datapoints permuted by ``y_rows`` if given."""
+        l = self.l if y_rows is None else self.l[np.ix_(y_rows, y_rows)]
+        xy = hsic_unbiased(self.k, l) if self.debiased else hsic_biased(self.k, l)
+        return float(xy / np.sqrt(self.xx * self.yy)), xy
+
+
+def cka(
+    X,
+    Y,
+    *,
+    kernel: str = "linear",
+    debiased: bool = False,
+    bandwidth: float = 0.8,
+    layout: str = "datapoints_first",
+    dtype=None,
+    rtol: float | None = None,
+    permutations: int = 0,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed=None,
+) -> CKAResult:
+    r"""Centred kernel alignment (Kornblith et al. 2019).
+
+    .. math::
+
+        \mathrm{CKA}_{lin}(X, Y) = \frac{\|X_c^T Y_c\|_F^2}{\|X_c^T X_c\|_F\,\|Y_c^T Y_c\|_F}
+
+    Parameters
+    ----------
+    X, Y : array-like, torch.Tensor or Factor, shape (n_samples, n_neurons)
+        Rows are datapoints, columns are neurons (Factors for the linear kernel only).
+    kernel : {"linear", "rbf"}
+    debiased : bool, default False
+        Use the unbiased HSIC estimator (Song et al. 2012), which removes linear CKA's
+        upward bias at few datapoints. Needs at least 4 datapoints.
+    bandwidth : float, default 0.8
+        RBF only: sigma as a fraction of the median distance between datapoints.
+    layout, dtype, rtol
+        As in :func:`ccalens.cca`.
+    permutations, bootstrap, confidence, seed
+        Uncertainty: see :mod:`ccalens.stats`.
+
+    Returns
+    -------
+    CKAResult
+        ``similarity`` in [0, 1] (debiased: can be slightly negative); invariant to
+        orthogonal transforms and isotropic scaling of either side, not to invertible
+        linear maps.
+
+    Examples
+    --------
+    >>> import numpy as np, ccalens
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((300, 8))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> round(ccalens.cka(X, 2.5 * X @ Q + 1.0).similarity, 10)   # rotated, scaled, shifted
+    1.0
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}.")
+    if not isinstance(debiased, bool):
+        raise TypeError(f"debiased must be True or False; got {debiased!r}.")
+    bandwidth = _check_bandwidth(bandwidth)
+    from ..stats import attach, check_options
+
+    check_options(permutations, bootstrap, confidence)
+    measure = "cka_rbf" if kernel == "rbf" else ("cka_debiased" if debiased else "cka")
+    if kernel == "rbf":
+        from .measures import _as_matrices
+
+        ax, ay = _as_matrices(X, Y, layout, allow_factor=False, measure="RBF CKA")
+        pair = KernelPair(ax, ay, bandwidth, debiased)
+        value, xy = pair.value()
+        result = CKAResult(similarity=value, kernel="rbf", debiased=debiased, bandwidth=bandwidth,
+                           hsic_xy=xy, hsic_xx=pair.xx, hsic_yy=pair.yy, n_samples=int(ax.shape[0]))
+        return attach(result, measure, (ax, ay), {"bandwidth": bandwidth, "debiased": debiased},
+                      permutations, bootstrap, confidence, seed, kernels=pair)
+    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
+    m = _cross(fx, fy, joint)
+    if debiased:
+        xy, xx, yy = debiased_terms(fx, fy, m)
+        check_debiased(fx.n_samples, xx, yy)
+        value = float(xy / np.sqrt(xx * yy))
+    else:
+        value = from_cross("cka", fx, fy, m)[0]
+        xy = value * fx.gram_frobenius * fy.gram_frobenius
+        xx, yy = fx.gram_frobenius**2, fy.gram_frobenius**2
+    result = CKAResult(similarity=value, kernel="linear", debiased=debiased, bandwidth=None,
+                       hsic_xy=float(xy), hsic_xx=float(xx), hsic_yy=float(yy), n_samples=fx.n_samples)
+    return attach(result, measure, (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
+                  permutations, bootstrap, confidence, seed, factors=(fx, fy))
+
+
+class MinibatchCKA:
+    """Linear CKA accumulated over minibatches (Nguyen, Raghu & Kornblith 2021).
+
+    Each :meth:`update` adds the unbiased HSIC of one batch's (X, Y) to float64 running
+    sums; :attr:`similarity` is
+    :math:`\\overline{HSIC_1(X,Y)} / \\sqrt{\\overline{HSIC_1(X,X)}\\,\\overline{HSIC_1(Y,Y)}}`.
+    The unbiased estimator makes the result independent of the batch size in expectation;
+    the value is never NaN: a batch that cannot be used is refused with a clear error.
+
+    Examples
+    --------
+    >>> import numpy as np, ccalens
+    >>> rng = np.random.default_rng(0)
+    >>> acc = ccalens.MinibatchCKA()
+    >>> for _ in range(20):
+    ...     X = rng.standard_normal((64, 10))
+    ...     _ = acc.update(X, 3.0 * X + 1.0)
+    >>> round(acc.similarity, 10)
+    1.0
+    """
+
+    def __init__(self):
+        self.sums = np.zeros(3)  # HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)
+        self.batches = 0
+        self.n_samples = 0
+
+    def update(self, X, Y) -> "MinibatchCKA":
+        from .measures import _as_matrices
+
+        ax, ay = _as_matrices(X, Y, "datapoints_first", allow_factor=False, measure="minibatch CKA")
+        n = ax.shape[0]
+        if n < 4:
+            raise ValueError(f"each minibatch needs at least 4 datapoints for the unbiased HSIC; got {n}.")
+        x, y = _host64(ax, "X"), _host64(ay, "Y")
+        x = x - x.mean(axis=0)  # exact for the unbiased estimator, and fewer cancellations
+        y = y - y.mean(axis=0)
+        a, b = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+        from .registry import hsic_unbiased_linear
+
+        xy = float(np.sum((x.T @ y) ** 2))
+        self.sums += (
+            hsic_unbiased_linear(xy, a, b),
+            hsic_unbiased_linear(float(np.sum((x.T @ x) ** 2)), a, a),
+            hsic_unbiased_linear(float(np.sum((y.T @ y) ** 2)), b, b),
+        )
+        self.batches += 1
+        self.n_samples += n
+        return self
+
+    @property
+    def similarity(self) -> float:
+        if self.batches == 0:
+            raise ValueError("no minibatch yet: call update(X_batch, Y_batch) at least once.")
+        xy, xx, yy = self.sums / self.batches
+        if xx <= 0 or yy <= 0:
+            raise ValueError(
+                f"minibatch CKA is undefined so far: the mean unbiased HSIC of "
+                f"{'X' if xx <= 0 else 'Y'} with itself is {min(xx, yy):.3g} <= 0 (a side is "
+                f"constant, or batches are very small); use larger batches."
+            )
+        return float(xy / np.sqrt(xx * yy))
+
+    def __repr__(self) -> str:
+        value = f"{self.similarity:.6f}" if self.batches else "none yet"
+        return f"MinibatchCKA(similarity={value}, batches={self.batches}, n_samples={self.n_samples})"
+
+
+def _host64(arr, name: str) -> np.ndarray:
+    x = arr.detach().cpu().numpy() if is_torch_tensor(arr) else np.asarray(arr)
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains non-finite values (NaN or Inf); remove or impute them before comparing.")
+    return x

@@ -1,0 +1,230 @@
+r"""Uncertainty for every measure: permutation nulls and bootstrap intervals.
+
+``permutations=N`` (on every measure, and in :func:`ccalens.pairwise`) recomputes the
+similarity with the datapoints of Y shuffled N times. This is the baseline the reference
+code's tutorials ask for by hand: CCA-type similarities of unrelated data are far above 0
+when datapoints are few relative to neurons (a MANOVA/Wachter law), so a similarity means
+little until it is compared with its null at the same sizes. The result's ``null`` holds
+the null mean and sd, the permutation p-value (Phipson & Smyth 2010: (1 + #{null >=
+observed}) / (1 + N)) and the baseline-corrected similarity.
+
+The null reuses the factorisation. Shuffling Y's datapoints permutes the rows of its
+orthonormal basis and changes nothing else that the measures need, so each permutation
+costs one gather and one product :math:`Q_x^T (P Q_y)`; N of them are formed as a few
+large matrix products (``benchmarks/bench_stats.py`` measures the saving against N full
+runs). RBF CKA permutes its cached kernel; the matched-neuron controls recompute (they
+are a single pass over the data).
+
+``bootstrap=N`` resamples datapoints with replacement N times and recomputes the measure,
+giving a percentile interval at level ``confidence`` and a standard error. A resample has
+fewer distinct datapoints than the original, so CCA-type similarities of a resample are
+biased upward; the interval describes the sampling spread, not a bias-free value.
+
+References
+----------
+.. [1] B. Phipson, G. K. Smyth. Permutation p-values should never be zero. Statistical
+   Applications in Genetics and Molecular Biology 9 (2010).
+.. [2] B. Efron, R. Tibshirani. An Introduction to the Bootstrap. Chapman & Hall, 1993.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import warnings
+
+import numpy as np
+
+from ..core.registry import MEASURES, from_cross
+from ..core.results import BootstrapResult, NullResult
+
+__all__ = ["BootstrapResult", "NullResult", "bootstrap_interval", "null_distribution", "summarise_null"]
+
+#: entries of the stacked permuted bases per product (bounds the memory of the batches)
+_BATCH_ENTRIES = 1 << 24
+
+
+def check_options(permutations, bootstrap, confidence) -> None:
+    for value, name in ((permutations, "permutations"), (bootstrap, "bootstrap")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0 (0 means none); got {value!r}.")
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not (0 < confidence < 1):
+        raise ValueError(f"confidence must be a level in (0, 1), such as 0.95; got {confidence!r}.")
+
+
+def _rng(seed):
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, an int or a numpy Generator; got {seed!r}.") from None
+
+
+def _factor_null(measure, fx, fy, opts, permutations, rng):
+    """Similarities with Y's datapoints shuffled, from the two cached factors."""
+    forward, reverse = factor_null_both(measure, fx, fy, opts, permutations, rng)
+    return 0.5 * (forward + reverse) if opts.get("symmetric") else forward
+
+
+def factor_null_both(measure, fx, fy, opts, permutations, rng):
+    """Both directions' values (fx's weights, fy's weights) with Y's datapoints shuffled."""
+    ops = fx.ops
+    qx, qy = fx.basis(), fy.basis()
+    n, ry = fy.n_samples, fy.rank
+    batch = max(1, min(permutations, _BATCH_ENTRIES // max(1, n * ry)))
+    epsilon, keep = opts.get("epsilon", 0.0), opts.get("keep", 0.99)
+    values = np.empty(permutations)
+    reverse = np.empty(permutations)
+    done = 0
+    while done < permutations:
+        size = min(batch, permutations - done)
+        perms = np.stack([rng.permutation(n) for _ in range(size)])  # (size, n)
+        if ops.name == "torch":
+            index = ops.torch.as_tensor(perms.T.copy(), device=qy.device)
+            stacked = qy[index].reshape(n, size * ry)
+        else:
+            stacked = qy[perms.T].reshape(n, size * ry)  # column block b is P_b Q_y
+        cross = ops.cross(qx, stacked).reshape(fx.rank, size, ry)
+        for b in range(size):
+            v_xy, v_yx, _ = from_cross(measure, fx, fy, np.ascontiguousarray(cross[:, b, :]),
+                                       epsilon=epsilon, keep=keep, y_rows=perms[b])
+            values[done + b], reverse[done + b] = v_xy, v_yx
+        done += size
+    return values, reverse
+
+
+def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
+    """Both directions' values over datapoint resamples, from the factors alone.
+
+    The factor-based measures depend on the data only through their centred, kept
+    neurons, which the factor reproduces as Q_0 @ projections; each resample re-centres
+    and re-factorises those.
+    """
+    from ..core.factor import _factorize_matrix
+    from ..core.measures import _cross
+
+    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    n = fx.n_samples
+    forward, reverse = np.empty(resamples), np.empty(resamples)
+    for k in range(resamples):
+        rows = rng.integers(0, n, n)
+        fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+                  for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+        forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
+                                               epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+    return forward, reverse
+
+
+def interval(values: np.ndarray, confidence: float) -> BootstrapResult:
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return BootstrapResult(low=float(low), high=float(high), confidence=float(confidence), sd=sd,
+                           resamples=int(values.size), values=values)
+
+
+def _take_rows(arr, rows):
+    if hasattr(arr, "detach"):
+        import torch
+
+        return arr[torch.as_tensor(rows, device=arr.device)]
+    return np.asarray(arr)[rows]
+
+
+def _recompute(measure, x, y, opts):
+    """The measure's similarity, through its public function (no uncertainty)."""
+    import ccalens
+
+    num = {k: opts[k] for k in ("dtype", "rtol") if opts.get(k) is not None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one small-sample warning is enough, from the real run
+        if measure in ("cca",):
+            return ccalens.cca(x, y, epsilon=opts.get("epsilon", 0.0), **num).similarity
+        if measure == "mean_cca":
+            if opts.get("compat"):
+                return ccalens.mean_cca(x, y, epsilon=opts.get("epsilon", 0.0), compat=opts["compat"]).similarity
+            return ccalens.mean_cca(x, y, epsilon=opts.get("epsilon", 0.0), **num).similarity
+        if measure == "svcca":
+            return ccalens.svcca(x, y, keep=opts.get("keep", 0.99), n_components=opts.get("n_components"), **num).similarity
+        if measure == "pwcca":
+            if opts.get("compat"):
+                return ccalens.pwcca(x, y, epsilon=opts.get("epsilon", 0.0), compat=opts["compat"]).similarity
+            return ccalens.pwcca(x, y, symmetric=opts.get("symmetric", False), epsilon=opts.get("epsilon", 0.0),
+                                 **num).similarity
+        if measure in ("cka", "cka_debiased", "cka_rbf"):
+            return ccalens.cka(x, y, kernel="rbf" if measure == "cka_rbf" else "linear",
+                               debiased=measure == "cka_debiased" or opts.get("debiased", False),
+                               bandwidth=opts.get("bandwidth", 0.8), **({} if measure == "cka_rbf" else num)).similarity
+        if measure == "procrustes":
+            return ccalens.procrustes(x, y, **num).similarity
+        if measure in ("cosine", "euclidean"):
+            from ..core.alignment import matched_value
+
+            return matched_value(measure, x, y)
+    raise ValueError(f"unknown measure {measure!r}")
+
+
+def null_distribution(measure, data, opts, permutations: int, rng, *, factors=None, kernels=None) -> np.ndarray:
+    """``permutations`` similarities with Y's datapoints shuffled (cheapest route available)."""
+    if kernels is not None:
+        n = kernels.k.shape[0]
+        return np.array([kernels.value(rng.permutation(n))[0] for _ in range(permutations)])
+    if factors is not None and MEASURES[measure].kind == "factor" and not opts.get("n_components"):
+        return _factor_null(measure, *factors, opts, permutations, rng)
+    x, y = _arrays(data, "the permutation null", opts)
+    n = x.shape[0]
+    return np.array([_recompute(measure, x, _take_rows(y, rng.permutation(n)), opts) for _ in range(permutations)])
+
+
+def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullResult:
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    # ties within rounding count as "at least as large", so identical values give p = 1
+    tol = 1e-12 * max(1.0, abs(observed))
+    exceed = int(np.count_nonzero(values >= observed - tol))
+    p_value = (1 + exceed) / (1 + values.size)
+    adjusted = None
+    if measure != "euclidean" and mean < 1.0:
+        adjusted = float((observed - mean) / (1.0 - mean))
+    z = float((observed - mean) / sd) if sd > 0 else float("inf") if observed > mean else 0.0
+    return NullResult(observed=float(observed), mean=mean, sd=sd, p_value=float(p_value),
+                      corrected=float(observed - mean), adjusted=adjusted, z=z,
+                      permutations=int(values.size), values=values)
+
+
+def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, rng) -> BootstrapResult:
+    """Percentile interval of the similarity over datapoint resamples (with replacement)."""
+    x, y = _arrays(data, "the bootstrap", opts)
+    n = x.shape[0]
+    values = np.empty(resamples)
+    for k in range(resamples):
+        rows = rng.integers(0, n, n)
+        values[k] = _recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
+    return interval(values, confidence)
+
+
+def _arrays(data, what: str, opts: dict):
+    from ..core.factor import Factor
+    from ..core import _validate
+
+    x, y = data
+    if isinstance(x, Factor) or isinstance(y, Factor):
+        raise TypeError(
+            f"{what} needs the activations, and a Factor keeps only what the measures need; "
+            f"pass the arrays themselves (the factorisation is reused internally)."
+        )
+    layout = opts.get("layout") or "datapoints_first"
+    return _validate.as_matrix(x, "X", layout), _validate.as_matrix(y, "Y", layout)
+
+
+def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap: int, confidence: float,
+           seed, *, factors=None, kernels=None):
+    """The result with ``null`` and ``bootstrap`` filled in when they were asked for."""
+    if not permutations and not bootstrap:
+        return result
+    rng = _rng(seed)
+    changes = {}
+    if permutations:
+        values = null_distribution(measure, data, opts, permutations, rng, factors=factors, kernels=kernels)
+        changes["null"] = summarise_null(measure, result.similarity, values)
+    if bootstrap:
+        changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng)
+    return dataclasses.replace(result, **changes)
