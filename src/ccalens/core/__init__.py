@@ -5,6 +5,7 @@ from .factor import Factor, factorize
 from .measures import cca, mean_cca, pwcca, svcca
 from .cka import MinibatchCKA, cka
 from .alignment import cosine, euclidean, procrustes
+from .dft import DFTCCAResult, dft_cca
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -26,6 +27,8 @@ __all__ = [
     "ProcrustesResult",
     "cka",
     "cosine",
+    "dft_cca",
+    "DFTCCAResult",
     "euclidean",
     "procrustes",
     "CCAResult",
