@@ -208,3 +208,55 @@ def test_matrix_writes_table_heatmap_dendrogram_and_resumes(tmp_path, rng):
     assert "0 pairs computed, 15 reused" in res.stdout
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--arrays", "a0*"])
     assert res.exit_code == 1 and "a matrix needs at least 2" in res.stderr
+
+
+def test_compare_every_measure_with_null_and_interval(pair):
+    import ccalens
+
+    tmp, x, y = pair
+    res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "--measure", "all",
+                              "--permutations", "19", "--bootstrap", "20", "--seed", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["measures"]
+    assert set(out) == {"pwcca", "svcca", "mean", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes"}
+    lib = ccalens.cka(x, y, permutations=19, bootstrap=20, seed=3)
+    assert out["cka"]["similarity"] == pytest.approx(lib.similarity, abs=1e-12)
+    assert out["cka"]["null_mean"] == pytest.approx(lib.null.mean, abs=1e-12)
+    assert out["cka"]["ci_low"] == pytest.approx(lib.bootstrap.low, abs=1e-12)
+    for m in out.values():
+        assert m["ci_low"] <= m["ci_high"] and 1 / 20 <= m["p_value"] <= 1 and m["permutations"] == 19
+    res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "-m", "procrustes",
+                              "--permutations", "9", "--bootstrap", "10"], env={"COLUMNS": "220"})
+    assert res.exit_code == 0, res.output
+    assert "null mean ± sd (9 perms)" in res.stdout and "95% CI (10 resamples)" in res.stdout
+    # same shapes: the matched-neuron controls join "all"
+    np.save(tmp / "y.npy", y[:, : x.shape[1]] if y.shape[1] >= x.shape[1] else np.c_[y, y][:, : x.shape[1]])
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "all", "--json"])
+    assert {"cosine", "euclidean"} <= set(json.loads(res.stdout)["measures"])
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "cka", "--permutations", "-2"])
+    assert res.exit_code == 1 and "permutations must be a whole number >= 0" in res.stderr
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "cka", "--compat", "svcca"])
+    assert res.exit_code == 1 and "--compat applies to pwcca and mean only" in res.stderr
+
+
+def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
+    import pandas as pd
+
+    from ccalens.store import ActivationStore
+
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        latent = rng.standard_normal((300, 5))
+        for i in range(3):
+            w.append(f"n{i}", latent @ rng.standard_normal((5, 5)) + 0.5 * rng.standard_normal((300, 5)))
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "euclidean", "--out", str(out),
+                              "--permutations", "9", "--bootstrap", "5"])
+    assert res.exit_code == 0, res.output
+    assert "permutation null (9 per pair)" in res.stdout and "bootstrap (5 resamples per pair)" in res.stdout
+    table = pd.read_csv(out / "pairs.csv")
+    off = table[table.row != table.column]
+    assert (off.distance > 0).all() and (off.similarity == -off.distance).all()
+    assert off[["p_value", "ci_low", "ci_high"]].notna().all().all()
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "rsa", "--out", str(out)])
+    assert res.exit_code == 1 and "measure must be one of" in res.stderr

@@ -45,7 +45,9 @@ def clustering(result, n_clusters: int | None = None):
 
 def heatmap(result, path: Path, order=None, title: str | None = None) -> None:
     plt = _pyplot()
-    sim = result.similarity
+    # Euclidean has no similarity scale: show its distance (0 = identical) instead
+    as_distance = result.measure == "euclidean"
+    sim = result.distance if as_distance else result.similarity
     rows, cols = list(result.rows), list(result.columns)
     if order is not None:
         sim = sim[np.ix_(order, order)]
@@ -53,12 +55,15 @@ def heatmap(result, path: Path, order=None, title: str | None = None) -> None:
         cols = [cols[i] for i in order]
     size = max(4.0, 0.32 * max(len(rows), len(cols)) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size), dpi=110)
-    im = ax.imshow(sim, vmin=0, vmax=1, cmap="viridis")
+    if as_distance:
+        im = ax.imshow(sim, vmin=0, vmax=max(float(np.max(sim)), 1e-12), cmap="viridis_r")
+    else:  # debiased CKA can dip below 0, cosine down to -1
+        im = ax.imshow(sim, vmin=min(0.0, float(np.min(sim))), vmax=1, cmap="viridis")
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xlabel("column representation")
     ax.set_ylabel("row representation (PWCCA weights)" if result.measure == "pwcca" else "row representation")
-    fig.colorbar(im, ax=ax, label=f"{result.measure} similarity")
+    fig.colorbar(im, ax=ax, label=f"{result.measure} {'distance' if as_distance else 'similarity'}")
     ax.set_title(title or f"{result.measure} similarity", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)

@@ -17,36 +17,69 @@ class Measure(str, Enum):
     svcca = "svcca"
     mean = "mean"
     cca = "cca"
+    cka = "cka"
+    cka_debiased = "cka_debiased"
+    cka_rbf = "cka_rbf"
+    procrustes = "procrustes"
+    cosine = "cosine"
+    euclidean = "euclidean"
     all = "all"
 
 
-def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str):
+#: "all" skips RBF CKA above this many datapoints (its n x n kernels); ask for it by name
+ALL_RBF_MAX_N = 5000
+
+
+def _uncertainty(r) -> dict:
+    out = {}
+    if r.null is not None:
+        out.update(null_mean=r.null.mean, null_sd=r.null.sd, p_value=r.null.p_value, corrected=r.null.corrected,
+                   permutations=r.null.permutations)
+    if r.bootstrap is not None:
+        out.update(ci_low=r.bootstrap.low, ci_high=r.bootstrap.high, confidence=r.bootstrap.confidence,
+                   resamples=r.bootstrap.resamples)
+    return out
+
+
+def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
+             permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0):
     import ccalens
 
-    wanted = ["pwcca", "svcca", "mean", "cca"] if measure == Measure.all else [measure.value]
+    n = x.shape[1] if layout == "neurons_first" else x.shape[0]
+    same_shape = tuple(x.shape) == tuple(y.shape)
+    if measure == Measure.all:
+        wanted = ["pwcca", "svcca", "mean", "cca", "cka", "cka_debiased", "procrustes"]
+        if n <= ALL_RBF_MAX_N:
+            wanted.insert(6, "cka_rbf")
+        if same_shape:
+            wanted += ["cosine", "euclidean"]
+    else:
+        wanted = [measure.value]
+    if compat and any(m not in ("pwcca", "mean") for m in wanted):
+        raise ValueError("--compat applies to pwcca and mean only; google/svcca has no other function to match.")
+    unc = dict(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
+    # factorise once, reuse for every measure (bootstraps need the arrays themselves)
     fx = fy = None
-    if compat is None:  # factorise once, reuse for every measure
+    if compat is None and not bootstrap:
         fx = ccalens.factorize(x, layout=layout, name="A")
         fy = ccalens.factorize(y, layout=layout, name="B")
+    a, b = (fx, fy) if fx is not None else (x, y)
+    lay = {} if fx is not None else {"layout": layout}
     out = {}
     for m in wanted:
         if m == "pwcca":
-            r = ccalens.pwcca(fx if fx else x, fy if fy else y, symmetric=symmetric, compat=compat, epsilon=epsilon, layout=layout)
+            r = ccalens.pwcca(a, b, symmetric=symmetric, compat=compat, epsilon=epsilon, **lay, **unc)
             out[m] = {"similarity": r.similarity, "distance": r.distance, "weights_from": r.weights_from, "c": len(r.rho)}
             if symmetric:
                 out[m].update(forward=r.forward, reverse=r.reverse)
         elif m == "mean":
-            r = ccalens.mean_cca(fx if fx else x, fy if fy else y, compat=compat, epsilon=epsilon, layout=layout)
+            r = ccalens.mean_cca(a, b, compat=compat, epsilon=epsilon, **lay, **unc)
             out[m] = {"similarity": r.similarity, "distance": r.distance, "c": len(r.rho)}
         elif m == "svcca":
-            if compat:
-                raise ValueError("--compat applies to pwcca and mean only; google/svcca has no SVCCA function to match.")
-            r = ccalens.svcca(fx, fy, keep=keep)
+            r = ccalens.svcca(a, b, keep=keep, **lay, **unc)
             out[m] = {"similarity": r.similarity, "distance": r.distance, "x_components": r.x_components, "y_components": r.y_components}
-        else:
-            if compat:
-                raise ValueError("--compat applies to pwcca and mean only.")
-            r = ccalens.cca(fx, fy, epsilon=epsilon)
+        elif m == "cca":
+            r = ccalens.cca(a, b, epsilon=epsilon, **lay, **unc)
             rho = np.asarray(r.rho)
             out[m] = {
                 "similarity": r.similarity,
@@ -57,6 +90,20 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
                 "x_dropped": len(r.x_dropped),
                 "y_dropped": len(r.y_dropped),
             }
+        elif m in ("cka", "cka_debiased"):
+            r = ccalens.cka(a, b, debiased=m == "cka_debiased", **lay, **unc)
+            out[m] = {"similarity": r.similarity, "distance": r.distance}
+        elif m == "cka_rbf":
+            r = ccalens.cka(x, y, kernel="rbf", layout=layout, **unc)
+            out[m] = {"similarity": r.similarity, "distance": r.distance, "bandwidth": r.bandwidth}
+        elif m == "procrustes":
+            r = ccalens.procrustes(a, b, **lay, **unc)
+            out[m] = {"similarity": r.similarity, "distance": r.distance}
+        else:
+            fn = ccalens.cosine if m == "cosine" else ccalens.euclidean
+            r = fn(x, y, layout=layout, **unc)
+            out[m] = {"similarity": r.similarity, "distance": r.distance}
+        out[m].update(_uncertainty(r))
     return out
 
 
@@ -71,8 +118,13 @@ def compare(
     compat: Annotated[Optional[str], typer.Option("--compat", help="'svcca' reproduces google/svcca's numbers (pwcca, mean).")] = None,
     epsilon: Annotated[float, typer.Option("--epsilon", help="Ridge (google/svcca's epsilon with --compat svcca).")] = 0.0,
     keep: Annotated[float, typer.Option("--keep", help="SVCCA: share of variance kept on each side.")] = 0.99,
+    permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null: its mean and sd, a p-value and the baseline-corrected similarity.")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the datapoints for a confidence interval.")] = 0,
+    confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
 ) -> None:
-    """How similar are two representations? Prints similarity and distance per measure."""
+    """How similar are two representations? Prints similarity and distance per measure,
+    with a permutation null and a bootstrap interval when asked for."""
     import warnings
 
     from ..store import load_array
@@ -88,7 +140,8 @@ def compare(
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = _results(x, y, measure, symmetric, compat, epsilon, keep, layout)
+        results = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
+                           permutations, bootstrap, confidence, seed)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
     if as_json:
@@ -101,10 +154,23 @@ def compare(
     table.add_column("measure")
     table.add_column("similarity", justify="right")
     table.add_column("distance", justify="right")
+    if permutations:
+        table.add_column(f"null mean ± sd ({permutations} perms)", justify="right")
+        table.add_column("p", justify="right")
+        table.add_column("corrected", justify="right")
+    if bootstrap:
+        table.add_column(f"{100 * confidence:g}% CI ({bootstrap} resamples)", justify="right")
     table.add_column("details")
+    hidden = {"similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
+              "permutations", "ci_low", "ci_high", "confidence", "resamples"}
     for m, r in results.items():
-        details = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("similarity", "distance", "rho_first"))
-        table.add_row(m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}", details)
+        details = ", ".join(f"{k}={v}" for k, v in r.items() if k not in hidden)
+        cells = [m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}"]
+        if permutations:
+            cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
+        if bootstrap:
+            cells.append(f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+        table.add_row(*cells, details)
     out = _common.console()
     out.print(table)
     for note in notes:

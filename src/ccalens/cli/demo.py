@@ -19,6 +19,8 @@ def demo(
     epochs: Annotated[int, typer.Option("--epochs")] = 60,
     width: Annotated[int, typer.Option("--width", help="Channels of the first conv layer.")] = 16,
     max_train: Annotated[Optional[int], typer.Option("--max-train", help="Use only the first N training images (fashion-mnist, cifar10 are large).")] = None,
+    permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null per PWCCA value (0: none).")] = 50,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples per PWCCA value (0: none).")] = 50,
 ) -> None:
     """Train CNNs on true and on permuted labels, then compare every layer within and between groups.
 
@@ -30,7 +32,7 @@ def demo(
     if networks < 2:
         raise ValueError(f"--networks must be at least 2 to compare within a group; got {networks}.")
     cfg = experiment.DemoConfig(dataset=dataset, data_dir=data_dir, networks=networks, epochs=epochs,
-                                width=width, max_train=max_train)
+                                width=width, max_train=max_train, permutations=permutations, bootstrap=bootstrap)
     result = experiment.run(cfg, log=typer.echo, progress=True)
     paths = experiment.write(result, out)
     typer.echo("\nper-layer distances (mean ± sd over pairs of networks):")

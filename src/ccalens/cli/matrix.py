@@ -14,13 +14,17 @@ from . import _common
 @_common.friendly
 def matrix(
     store: Annotated[str, typer.Argument(help="A STORE.zarr directory of activation arrays.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="pwcca, svcca, mean_cca or cca.")] = "pwcca",
+    measure: Annotated[str, typer.Option("--measure", "-m", help="pwcca, svcca, mean_cca, cca, cka, cka_debiased, cka_rbf, procrustes, cosine or euclidean.")] = "pwcca",
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
     resume: Annotated[bool, typer.Option("--resume", help="Keep the pairs finished by an earlier (possibly killed) run.")] = False,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
     arrays: Annotated[Optional[str], typer.Option("--arrays", help="Only arrays matching this pattern, e.g. 'net*/conv2'.")] = None,
     clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters (default: largest gap).")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="A Dask scheduler address, or 'local' for a local cluster.")] = None,
+    permutations: Annotated[int, typer.Option("--permutations", help="Per pair: shuffled-datapoints null (null_mean, null_sd, p_value, corrected columns).")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high).")] = 0,
+    confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
 ) -> None:
     """Similarity of every pair of arrays in STORE: table (Parquet, CSV), heatmap, dendrogram."""
     from .. import plot
@@ -40,7 +44,8 @@ def matrix(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
-    result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler)
+    result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler,
+                      permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
     import pandas as pd
 
     table = pd.DataFrame(result.table)
@@ -54,4 +59,14 @@ def matrix(
     if link is not None:
         plot.dendrogram(result, link, labels, out / "dendrogram.png")
     typer.echo(f"{len(reps)} arrays, {result.computed} pairs computed, {result.reused} reused from {db}, in {result.seconds:.1f} s")
+    if permutations or bootstrap:
+        off = table[table["row"] != table["column"]]
+        if permutations:
+            significant = int((off["p_value"] <= 0.05).sum())
+            typer.echo(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; "
+                       f"{significant} of {len(off)} directed pairs with p <= 0.05; mean corrected similarity "
+                       f"{off['corrected'].mean():.4f}")
+        if bootstrap:
+            typer.echo(f"bootstrap ({bootstrap} resamples per pair): mean {100 * confidence:g}% interval width "
+                       f"{(off['ci_high'] - off['ci_low']).mean():.4f} (columns ci_low, ci_high)")
     typer.echo(f"{len(set(labels))} cluster(s); wrote pairs.parquet, pairs.csv, clusters.csv, matrix_reordered.csv, heatmap.png, dendrogram.png to {out}")

@@ -7,6 +7,10 @@ averaged over positions, as the paper does); and reports the per-layer PWCCA, SV
 mean-CCA distances within each group and between the groups, as a table, a figure and
 the numbers in ``runs/demo/``. Untrained networks of the same architecture give the
 baseline that the trained distances should be read against.
+
+Each PWCCA value also gets its uncertainty: a shuffled-datapoints null (the distance that
+unrelated representations of these sizes would have, and a p-value) and a bootstrap
+interval over the training images.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class DemoConfig:
     lr: float = 3e-3
     label_seed: int = 1234
     max_train: int | None = None
+    permutations: int = 50
+    bootstrap: int = 50
 
 
 def build_cnn(width: int, in_channels: int, image: int, classes: int):
@@ -115,20 +121,45 @@ def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> di
         for a, b in plist:
             for layer in LAYERS:
                 fa, fb = ccalens.factorize(acts[a][layer]), ccalens.factorize(acts[b][layer])
-                rows.append({
+                pw = ccalens.pwcca(acts[a][layer], acts[b][layer], symmetric=True, permutations=cfg.permutations,
+                                   bootstrap=cfg.bootstrap, seed=len(rows))
+                row = {
                     "comparison": comparison, "a": f"{a[0]}{a[1]}", "b": f"{b[0]}{b[1]}", "layer": layer,
-                    "pwcca": ccalens.pwcca(fa, fb, symmetric=True).distance,
+                    "pwcca": pw.distance,
                     "svcca": ccalens.svcca(fa, fb).distance,
                     "mean_cca": ccalens.mean_cca(fa, fb).distance,
-                })
+                }
+                if pw.null is not None:  # distances: the null's, and how far below it the pair is
+                    row.update(pwcca_null=1.0 - pw.null.mean, pwcca_null_sd=pw.null.sd, pwcca_p=pw.null.p_value,
+                               pwcca_corrected=pw.null.corrected)
+                if pw.bootstrap is not None:  # a similarity interval [low, high] is a distance [1-high, 1-low]
+                    row.update(pwcca_ci_low=1.0 - pw.bootstrap.high, pwcca_ci_high=1.0 - pw.bootstrap.low)
+                rows.append(row)
     summary = {
         comp: {layer: {m: (float(np.mean(v)), float(np.std(v))) for m in MEASURES
                        for v in [[r[m] for r in rows if r["comparison"] == comp and r["layer"] == layer]]}
                for layer in LAYERS}
         for comp in pairs
     }
-    return {"config": asdict(cfg), "networks": networks, "rows": rows, "summary": summary,
+    uncertainty = {
+        comp: {layer: _uncertainty_summary([r for r in rows if r["comparison"] == comp and r["layer"] == layer])
+               for layer in LAYERS}
+        for comp in pairs
+    }
+    return {"uncertainty": uncertainty,"config": asdict(cfg), "networks": networks, "rows": rows, "summary": summary,
             "seconds": round(time.perf_counter() - started, 1), "datapoints": n, "widths": widths}
+
+
+def _uncertainty_summary(rows: list[dict]) -> dict:
+    """Mean null distance, share of pairs beyond the null (p <= 0.05), mean interval width."""
+    out = {}
+    if rows and "pwcca_null" in rows[0]:
+        out.update(null_distance=float(np.mean([r["pwcca_null"] for r in rows])),
+                   significant=float(np.mean([r["pwcca_p"] <= 0.05 for r in rows])),
+                   corrected=float(np.mean([r["pwcca_corrected"] for r in rows])))
+    if rows and "pwcca_ci_low" in rows[0]:
+        out["ci_width"] = float(np.mean([r["pwcca_ci_high"] - r["pwcca_ci_low"] for r in rows]))
+    return out
 
 
 def write(result: dict, out: Path) -> dict[str, Path]:
@@ -182,4 +213,16 @@ def format_table(result: dict) -> str:
                 for m in MEASURES
             )
             lines.append(f"{layer:<8}{comp:<15}{cells}")
+    first = result.get("uncertainty", {}).get("true-true", {}).get(LAYERS[0], {})
+    if first:
+        cfg = result["config"]
+        lines.append("")
+        lines.append(f"PWCCA against chance ({cfg['permutations']} permutations, {cfg['bootstrap']} bootstrap resamples per pair):")
+        lines.append(f"{'layer':<8}{'comparison':<15}{'null distance':>15}{'p <= 0.05':>11}{'corrected sim.':>16}{'95% CI width':>14}")
+        for layer in LAYERS:
+            for comp in result["uncertainty"]:
+                u = result["uncertainty"][comp][layer]
+                lines.append(f"{layer:<8}{comp:<15}{u.get('null_distance', float('nan')):>15.3f}"
+                             f"{100 * u.get('significant', float('nan')):>10.0f}%{u.get('corrected', float('nan')):>16.3f}"
+                             f"{u.get('ci_width', float('nan')):>14.3f}")
     return "\n".join(lines)
