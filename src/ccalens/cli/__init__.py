@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _common, compare, demo, extract, info, matrix, reproduce
+from . import _common, compare, demo, extract, info, matrix, reproduce, sanity
 
 app = typer.Typer(
     name="ccalens",
@@ -33,6 +33,7 @@ app.command("extract")(extract.extract)
 app.command("reproduce")(reproduce.reproduce)
 app.command("demo")(demo.demo)
 app.command("matrix")(matrix.matrix)
+app.command("sanity")(sanity.sanity)
 
 
 def run() -> None:  # console-script entry point
