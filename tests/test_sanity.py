@@ -68,7 +68,7 @@ def test_invariances_agree_with_the_registry():
 def test_cli_tiny_digits_run(tmp_path):
     out = tmp_path / "sanity"
     res = runner.invoke(app, ["sanity", "--networks", "2", "--depth", "3", "--width", "4", "--epochs", "1",
-                              "--max-train", "150", "--out", str(out)], env={"COLUMNS": "200"})
+                              "--max-train", "150", "--grid", "2", "--out", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out / "sanity.csv")
     assert list(table.measure) == list(sanity.MEASURES)

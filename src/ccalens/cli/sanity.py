@@ -19,6 +19,7 @@ def sanity(
     depth: Annotated[int, typer.Option("--depth", help="Conv layers per digits CNN.")] = 6,
     width: Annotated[int, typer.Option("--width", help="Channels per conv layer.")] = 16,
     epochs: Annotated[int, typer.Option("--epochs")] = 20,
+    grid: Annotated[int, typer.Option("--grid", help="Average each feature map over a grid x grid partition (1: over all positions, as the paper).")] = 1,
     max_train: Annotated[Optional[int], typer.Option("--max-train", help="Use only the first N training images.")] = None,
     measures: Annotated[Optional[str], typer.Option("--measures", help="Comma-separated subset of the measures.")] = None,
 ) -> None:
@@ -32,7 +33,7 @@ def sanity(
     if labels is not None and store is None:
         raise ValueError("--labels goes with --store (the digits networks bring their own labels).")
     chosen = suite.MEASURES if measures is None else tuple(m.strip() for m in measures.split(",") if m.strip())
-    cfg = suite.SanityConfig(networks=networks, depth=depth, width=width, epochs=epochs, max_train=max_train)
+    cfg = suite.SanityConfig(networks=networks, depth=depth, width=width, epochs=epochs, max_train=max_train, grid=grid)
     result = suite.run(cfg, store=store, labels=labels, measures=chosen, log=typer.echo, progress=True)
     paths = suite.write(result, out)
     from rich.table import Table

@@ -24,9 +24,10 @@ invariances
     documentation claims (:data:`ccalens.core.registry.MEASURES`).
 
 By default the suite trains a few plain CNNs on scikit-learn's digits (no download) --
-six 3x3 conv layers of equal width, each recorded after its ReLU and averaged over
-positions, so every measure, the matched-neuron ones included, can compare every pair of
-layers. With a user's store, arrays named ``NETWORK/LAYER`` give the networks and layers,
+six 3x3 conv layers of equal width on the 8x8 images, each recorded after its ReLU and
+averaged over its positions as the paper does (``grid=2`` averages over the four 4x4
+quadrants instead: 4 x width neurons, and a run four times as long), so every measure,
+the matched-neuron ones included, can compare every pair of layers. With a user's store, arrays named ``NETWORK/LAYER`` give the networks and layers,
 and ``--labels`` the classes for the probe.
 
 References
@@ -62,6 +63,7 @@ class SanityConfig:
     batch_size: int = 64
     lr: float = 3e-3
     max_train: int | None = None
+    grid: int = 1
     probe_fraction: float = 0.3
     seed: int = 0
 
@@ -83,6 +85,18 @@ def build_plain_cnn(depth: int, width: int, classes: int = 10):
         channels = width
     parts += [("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("head", nn.Linear(width, classes))]
     return nn.Sequential(OrderedDict(parts))
+
+
+def _pool(flat: np.ndarray, channels: int, grid: int) -> np.ndarray:
+    """(N, C*H*W) activations averaged over a grid x grid partition of the positions:
+    C * grid^2 neurons (grid 1 is the paper's average over all positions)."""
+    n = flat.shape[0]
+    side = int(round(np.sqrt(flat.shape[1] // channels)))
+    maps = flat.reshape(n, channels, side, side)
+    if side % grid:
+        raise ValueError(f"grid={grid} must divide the {side}x{side} feature maps.")
+    step = side // grid
+    return maps.reshape(n, channels, grid, step, grid, step).mean(axis=(3, 5)).reshape(n, -1)
 
 
 def digits_networks(cfg: SanityConfig, log=print, progress: bool = False):
@@ -108,8 +122,9 @@ def digits_networks(cfg: SanityConfig, log=print, progress: bool = False):
         acc = train(model, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
                     progress=f"training network {k}" if progress else None)
         test = accuracy(model, torch.from_numpy(split.x_test), torch.from_numpy(split.y_test))
-        acts = extract(model, x, layers)
-        reps[f"net{k}"] = {layer: np.asarray(acts[layer], dtype=np.float64) for layer in layers}
+        acts = extract(model, x, layers, spatial="flatten")
+        reps[f"net{k}"] = {layer: _pool(np.asarray(acts[layer], dtype=np.float64), cfg.width, cfg.grid)
+                           for layer in layers}
         details.append({"network": f"net{k}", "seed": seed, "train_accuracy": acc, "test_accuracy": test,
                         "seconds": round(time.perf_counter() - t0, 1)})
         log(f"  network {k} (seed {seed}): train accuracy {acc:.3f}, test {test:.3f}")
