@@ -383,9 +383,16 @@ def plot(result: dict, path: Path) -> None:
     ys = np.arange(len(names))
     axes[0].barh(ys, [r["specificity"] for r in table], color="tab:blue")
     axes[0].set_xlim(0, 1)
+    layers = len(result["layers"])
+    axes[0].axvline(1 / layers, color="0.5", lw=0.8, ls="--")
+    axes[0].text(1 / layers, len(names) - 0.4, " chance", fontsize=7, color="0.4")
     axes[0].set_title("specificity: same layer found across seeds", fontsize=9)
     axes[0].set_xlabel("layer identification accuracy")
     axes[1].barh(ys, [r["sensitivity"] for r in table], color="tab:green")
+    for y_pos, r in zip(ys, table):
+        if r["sensitivity_note"]:
+            short = "n/a: constant distance" if r["sensitivity_note"].startswith("distance constant") else "n/a"
+            axes[1].text(0.03, y_pos, short, va="center", fontsize=7, color="0.3")
     axes[1].set_xlim(-1, 1)
     axes[1].axvline(0, color="0.5", lw=0.8)
     axes[1].set_title("sensitivity: distance vs probe drop (PC deletion)", fontsize=9)
