@@ -11,6 +11,7 @@ from scipy.spatial.distance import pdist, squareform
 
 import ccalens
 from ccalens.core import registry
+from ccalens.experiments.sanity import _transform as transform
 
 
 def related(seed, n=120, a=7, b=5, noise=0.7):
@@ -132,19 +133,6 @@ def test_matched_neuron_controls():
 
 
 TRANSFORM_CASES = registry.TRANSFORMS
-
-
-def transform(kind, z, rng):
-    width = z.shape[1]
-    if kind == "orthogonal":
-        return z @ np.linalg.qr(rng.standard_normal((width, width)))[0]
-    if kind == "isotropic_scaling":
-        return 3.7 * z
-    if kind == "invertible_linear":
-        return z @ (rng.standard_normal((width, width)) + 0.5 * np.eye(width))
-    if kind == "permutation":
-        return z[:, rng.permutation(width)]
-    return z + 5.0  # translation
 
 
 @pytest.mark.parametrize("measure", list(registry.MEASURES))

@@ -22,7 +22,11 @@ The debiased CKA replaces HSIC by its unbiased estimator [2]_ [3]_
 datapoints are few relative to neurons; the debiased value is not (it can be negative).
 
 RBF CKA uses :math:`K_{ij} = \exp(-\|x_i - x_j\|^2 / (2\sigma^2))` with
-:math:`\sigma` = ``bandwidth`` times the median distance between distinct datapoints [1]_.
+:math:`\sigma` = ``bandwidth`` times the median distance between distinct datapoints [1]_
+(Kornblith et al.'s code takes the median of squared distances over the whole matrix,
+zeros included, which gives a slightly smaller sigma). The kernels are built from
+pairwise differences (not from Gram matrices, which cancel for close datapoints) in
+float64 on the CPU; torch tensors are copied to the host for them.
 
 References
 ----------
