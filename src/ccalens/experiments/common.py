@@ -186,18 +186,22 @@ def naive_distance(a: np.ndarray, b: np.ndarray, measure: str) -> float:
     """Neuron-by-neuron comparisons that ignore how a layer's units are ordered or mixed.
 
     cosine: 1 - <A, B> / (|A| |B|) over the whole (datapoints x neurons) arrays;
-    euclidean: |A - B|_F / sqrt(datapoints), the RMS distance between activation vectors.
-    They need the same shape (the same width).
+    euclidean: |A - B|_F / sqrt(datapoints), the RMS distance between activation vectors
+    (:func:`ccalens.cosine`, :func:`ccalens.euclidean`). They need the same shape (the same
+    width); an all-zero layer has no cosine and gives NaN here.
     """
+    from ..core.alignment import matched_value
+    from ..core.registry import distance
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if measure not in NAIVE:
+        raise ValueError(f"measure must be one of {NAIVE}; got {measure!r}.")
     if a.shape != b.shape:
         raise ValueError(f"{measure} distance needs equal shapes; got {a.shape} and {b.shape}.")
-    if measure == "cosine":
-        denom = np.linalg.norm(a) * np.linalg.norm(b)
-        return float(1.0 - np.vdot(a, b) / denom) if denom else float("nan")
-    if measure == "euclidean":
-        return float(np.linalg.norm(a - b) / np.sqrt(len(a)))
-    raise ValueError(f"measure must be one of {NAIVE}; got {measure!r}.")
+    try:
+        return float(distance(measure, matched_value(measure, a, b)))
+    except ValueError:  # zero norm
+        return float("nan")
 
 
 def pair_rows(ctx: Context, figure: str, reps: dict[str, dict[str, object]], layers, measures,
