@@ -161,6 +161,16 @@ def test_dask_local_cluster_matches_the_local_path(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         remote = pairwise(mixed, block=2, scheduler=client, results=tmp_path / "run.sqlite")
+        # the measures computed from the activations, and per-pair nulls, run there too
+        extra = {"permutations": 4, "bootstrap": 3, "seed": 5}
+        remote_cos = pairwise(mixed, "cosine", block=2, scheduler=client, **extra)
+        remote_cka = pairwise(mixed, "cka", block=2, scheduler=client, **extra)
+    for measure, res in (("cosine", remote_cos), ("cka", remote_cka)):
+        here = pairwise(mixed, measure, block=2, **extra)
+        np.testing.assert_allclose(res.similarity, here.similarity, atol=1e-12)
+        cols = ["null_mean", "p_value", "ci_low", "ci_high"]
+        np.testing.assert_allclose(res.to_pandas()[cols].to_numpy(float), here.to_pandas()[cols].to_numpy(float),
+                                   atol=1e-12)
     np.testing.assert_allclose(remote.similarity, local.similarity, atol=1e-12)
     assert remote.computed == 15
     resumed = pairwise(mixed, block=2, results=tmp_path / "run.sqlite")
