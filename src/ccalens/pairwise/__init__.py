@@ -172,7 +172,7 @@ class _Uncertainty:
     def __bool__(self) -> bool:
         return bool(self.permutations or self.bootstrap)
 
-    def add(self, info: dict, pair, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
+    def add(self, info: dict, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
         """Summaries of both directions' null and bootstrap values into ``info``."""
         from ..stats import interval, summarise_null
 
@@ -200,7 +200,7 @@ class _Uncertainty:
             fwd["null"], rev["null"] = factor_null_both(measure, fa, fb, opts, self.permutations, rng)
         if self.bootstrap:
             fwd["boot"], rev["boot"] = factor_bootstrap_both(measure, fa, fb, opts, self.bootstrap, rng)
-        self.add(info, (a, b), fwd, rev, measure, v_ab, v_ba)
+        self.add(info, fwd, rev, measure, v_ab, v_ba)
 
 
 def pairwise(
@@ -453,7 +453,7 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
                     rows = rng.integers(0, n, n)
                     boot[t] = _recompute(measure, _take_rows(arrays[a], rows), _take_rows(arrays[b], rows), opts)
                 vals["boot"] = boot
-            extra.add(info, (a, b), vals, vals, measure, float(value), float(value))
+            extra.add(info, vals, vals, measure, float(value), float(value))
         out.append((a, b, float(value), float(value), info))
     return out
 
