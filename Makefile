@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench results clean
+.PHONY: install demo test bench sanity results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 results: $(STAMP)  # every figure at --scale small (hours on 2 CPU cores; resumable)
 	$(VENV)/bin/ccalens reproduce all --scale small --out runs --collect results/small
+
+sanity: $(STAMP)  # every measure's specificity, sensitivity and invariances (about 2 minutes)
+	$(VENV)/bin/ccalens sanity --out runs/sanity
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

@@ -3,7 +3,8 @@
     python benchmarks/gpu_check.py                      # K = 200 x 512 neurons x 10,000 datapoints
     python benchmarks/gpu_check.py --device cpu --k 8 --n 2000 --width 32   # a dry run anywhere
 
-1. Correctness: every measure and a small pairwise matrix, computed from CUDA tensors and
+1. Correctness: every measure (the CCA family, CKA, Procrustes, the matched-neuron
+   controls), a permutation null and a small pairwise matrix, computed from CUDA tensors and
    from numpy arrays, must agree to 1e-10 (the script exits non-zero otherwise).
 2. Speed: the directed PWCCA matrix of K representations with ``ccalens.pairwise`` on the
    device, against single ``ccalens.pwcca`` calls on the device for a sample of pairs
@@ -62,6 +63,13 @@ def main() -> int:
         worst = max(worst, abs(fn(tx, ty).similarity - fn(x, y).similarity))
     worst = max(worst, abs(ccalens.pwcca(tx, ty, symmetric=True).similarity - ccalens.pwcca(x, y, symmetric=True).similarity))
     worst = max(worst, float(np.abs(ccalens.cca(tx, ty).rho.cpu().numpy() - ccalens.cca(x, y).rho).max()))
+    for fn, kw in ((ccalens.cka, {}), (ccalens.cka, {"debiased": True}), (ccalens.cka, {"kernel": "rbf"}),
+                   (ccalens.procrustes, {}), (ccalens.cosine, {}), (ccalens.euclidean, {})):
+        worst = max(worst, abs(fn(tx, ty, **kw).similarity - fn(x, y, **kw).similarity))
+    # the permutation null from CUDA factors: the same permutations give the same values
+    null_gpu = ccalens.pwcca(tx, ty, permutations=20, seed=3).null.values
+    null_cpu = ccalens.pwcca(x, y, permutations=20, seed=3).null.values
+    worst = max(worst, float(np.abs(null_gpu - null_cpu).max()))
     on_device = ccalens.pwcca(tx, ty).rho.device.type == device.type
     mat_gpu = ccalens.pairwise([torch.from_numpy(a).to(device) for a in small]).similarity
     mat_cpu = ccalens.pairwise(small).similarity
