@@ -140,8 +140,13 @@ def compare(
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
-                           permutations, bootstrap, confidence, seed)
+        from rich.console import Console
+
+        work = f"{measure.value}" + (f", {permutations} permutations" if permutations else "") + (
+            f", {bootstrap} bootstrap resamples" if bootstrap else "")
+        with Console(stderr=True).status(f"computing {work}"):  # shown on a terminal only
+            results = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
+                               permutations, bootstrap, confidence, seed)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
     if as_json:

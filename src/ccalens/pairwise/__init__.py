@@ -413,13 +413,17 @@ def _load(value, label: str):
     return _validate.as_matrix(value, label)
 
 
-def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Uncertainty"):
-    """Pairs of the measures computed from the activations (matched neurons, RBF CKA)."""
+def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Uncertainty", kernels=None):
+    """Pairs of the measures computed from the activations (matched neurons, RBF CKA).
+
+    ``kernels`` caches each representation's centred RBF kernel across calls, so K
+    representations cost K kernels, not one per pair.
+    """
     from ..core.alignment import matched_value
     from ..core.cka import _centre_kernel, _rbf_kernel, hsic_biased
     from ..stats import _recompute, _take_rows
 
-    kernels: dict[str, tuple[np.ndarray, float]] = {}
+    kernels = {} if kernels is None else kernels
 
     def kernel(name):
         if name not in kernels:
@@ -582,8 +586,9 @@ def _compute(todo, factors, measure, params, block, store, done, progress, extra
         bar = tqdm(total=len(todo), desc="pairs", unit="pair")
     computed = 0
     if direct:  # one pair at a time, each committed as it finishes
+        kernels: dict = {}
         for pair in todo:
-            computed += _record(_direct_values(factors, [pair], measure, params, extra), store, done, bar)
+            computed += _record(_direct_values(factors, [pair], measure, params, extra, kernels), store, done, bar)
         if bar:
             bar.close()
         return computed
