@@ -244,3 +244,22 @@ def test_rbf_refuses_kernels_that_do_not_fit(monkeypatch):
     x, y = related(0, n=60)
     with pytest.raises(ValueError, match="RBF CKA needs n x n kernels: 60 datapoints"):
         ccalens.cka(x, y, kernel="rbf")
+
+
+def test_debiased_cka_refuses_a_non_positive_self_term():
+    # one datapoint apart from three equal ones: the unbiased HSIC of X with itself is 0
+    x = np.array([[1.0], [0.0], [0.0], [0.0]])
+    y = np.array([[1.0], [2.0], [0.5], [3.0]])
+    with pytest.raises(ValueError, match="unbiased HSIC of X with itself is .* <= 0"):
+        ccalens.cka(x, y, debiased=True)
+    with pytest.raises(ValueError, match="unbiased HSIC of X with itself"):
+        ccalens.pairwise([x, y], "cka_debiased")
+
+
+def test_pairwise_rbf_refuses_kernels_that_do_not_fit(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("ccalens.core.cka"), "MAX_KERNEL_BYTES", 8 * 60 * 60)
+    reps = [related(s, n=80)[0] for s in range(3)]
+    with pytest.raises(ValueError, match="cka_rbf keeps one n x n kernel per representation: 3 x 80"):
+        ccalens.pairwise(reps, "cka_rbf")

@@ -121,3 +121,9 @@ def test_errors(tmp_path):
     assert res.exit_code == 1 and "needs arrays named NETWORK/LAYER for at least 2 networks" in res.stderr
     with pytest.raises(ValueError, match="measure must be one of"):
         sanity.run(store=str(tmp_path / "one.zarr"), measures=("rsa",))
+    with store.writer() as w:
+        w.append("net1/l1", np.random.default_rng(1).standard_normal((50, 3)))
+    res = runner.invoke(app, ["sanity", "--store", str(tmp_path / "one.zarr")])
+    assert res.exit_code == 1 and "every network needs the same layers as the first (['l0'])" in res.stderr
+    with pytest.raises(ValueError, match="grid=3 must divide the 8x8 feature maps"):
+        sanity._pool(np.zeros((2, 4 * 64)), 4, 3)
