@@ -127,3 +127,24 @@ def test_errors(tmp_path):
     assert res.exit_code == 1 and "every network needs the same layers as the first (['l0'])" in res.stderr
     with pytest.raises(ValueError, match="grid=3 must divide the 8x8 feature maps"):
         sanity._pool(np.zeros((2, 4 * 64)), 4, 3)
+
+
+def test_cli_on_a_tiny_cifar10_folder(tmp_path):
+    from test_datasets import write_cifar_batch
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        write_cifar_batch(folder / f"data_batch_{i}", rng, 8)
+    write_cifar_batch(folder / "test_batch", rng, 4)
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["sanity", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--networks", "2",
+                              "--depth", "2", "--width", "3", "--epochs", "1", "--measures", "cka,procrustes",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "sanity.csv")
+    assert list(table.measure) == ["cka", "procrustes"] and (table.specificity_cases == 4).all()
+    assert "sanity: cifar10, 40 datapoints" in res.stdout
+    res = runner.invoke(app, ["sanity", "--dataset", "cifar10"])
+    assert res.exit_code == 1 and "cifar10 needs --data-dir" in res.stderr

@@ -15,6 +15,8 @@ def sanity(
     out: Annotated[Path, typer.Option("--out", help="Output folder (sanity.csv, sanity.png, sanity.json).")] = Path("runs/sanity"),
     store: Annotated[Optional[str], typer.Option("--store", help="A STORE.zarr with NETWORK/LAYER arrays, instead of the digits CNNs.")] = None,
     labels: Annotated[Optional[str], typer.Option("--labels", help="With --store: class labels per datapoint (.npy or STORE:KEY) for the probe.")] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="digits (bundled), fashion-mnist (Debian's dataset-fashion-mnist or --data-dir) or cifar10 (--data-dir).")] = "digits",
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Folder of the fashion-mnist idx files or cifar-10-batches-py.")] = None,
     networks: Annotated[int, typer.Option("--networks", help="Digits CNNs to train (different seeds).")] = 4,
     depth: Annotated[int, typer.Option("--depth", help="Conv layers per digits CNN.")] = 6,
     width: Annotated[int, typer.Option("--width", help="Channels per conv layer.")] = 16,
@@ -31,9 +33,9 @@ def sanity(
     if store is None and networks < 2:
         raise ValueError(f"--networks must be at least 2 (specificity compares networks); got {networks}.")
     if labels is not None and store is None:
-        raise ValueError("--labels goes with --store (the digits networks bring their own labels).")
+        raise ValueError("--labels goes with --store (the trained networks bring their own labels).")
     chosen = suite.MEASURES if measures is None else tuple(m.strip() for m in measures.split(",") if m.strip())
-    cfg = suite.SanityConfig(networks=networks, depth=depth, width=width, epochs=epochs, max_train=max_train, grid=grid)
+    cfg = suite.SanityConfig(dataset=dataset, data_dir=data_dir, networks=networks, depth=depth, width=width, epochs=epochs, max_train=max_train, grid=grid)
     result = suite.run(cfg, store=store, labels=labels, measures=chosen, log=typer.echo, progress=True)
     paths = suite.write(result, out)
     from rich.table import Table

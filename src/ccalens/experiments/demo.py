@@ -61,7 +61,7 @@ def load(cfg: DemoConfig):
         split = datasets.fashion_mnist(cfg.data_dir)
     elif cfg.dataset == "cifar10":
         if cfg.data_dir is None:
-            raise ValueError("the cifar10 demo needs --data-dir pointing at cifar-10-batches-py.")
+            raise ValueError("cifar10 needs --data-dir pointing at cifar-10-batches-py.")
         split = datasets.cifar10(cfg.data_dir)
     else:
         raise ValueError(f"dataset must be digits, fashion-mnist or cifar10; got {cfg.dataset!r}.")

@@ -23,7 +23,8 @@ invariances
     measured on the networks' own activations and compared with what each measure's
     documentation claims (:data:`ccalens.core.registry.MEASURES`).
 
-By default the suite trains a few plain CNNs on scikit-learn's digits (no download) --
+By default the suite trains a few plain CNNs on scikit-learn's digits (no download;
+``dataset="fashion-mnist"`` or ``"cifar10"`` for larger images) --
 six 3x3 conv layers of equal width on the 8x8 images, each recorded after its ReLU and
 averaged over its positions as the paper does (``grid=2`` averages over the four 4x4
 quadrants instead: 4 x width neurons, and a run four times as long), so every measure,
@@ -56,6 +57,8 @@ MEASURES = ("pwcca", "svcca", "mean_cca", "cka", "cka_debiased", "cka_rbf", "pro
 
 @dataclass(frozen=True)
 class SanityConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None
     networks: int = 4
     depth: int = 6
     width: int = 16
@@ -71,7 +74,7 @@ class SanityConfig:
 # --------------------------------------------------------------------------- networks
 
 
-def build_plain_cnn(depth: int, width: int, classes: int = 10):
+def build_plain_cnn(depth: int, width: int, classes: int = 10, in_channels: int = 1):
     """``depth`` 3x3 conv layers of ``width`` channels (named conv1.., their ReLUs layer1..),
     global average pooling and a linear classifier."""
     from collections import OrderedDict
@@ -79,7 +82,7 @@ def build_plain_cnn(depth: int, width: int, classes: int = 10):
     from torch import nn
 
     parts: list = []
-    channels = 1
+    channels = in_channels
     for i in range(1, depth + 1):
         parts += [(f"conv{i}", nn.Conv2d(channels, width, 3, padding=1)), (f"layer{i}", nn.ReLU())]
         channels = width
@@ -99,25 +102,23 @@ def _pool(flat: np.ndarray, channels: int, grid: int) -> np.ndarray:
     return maps.reshape(n, channels, grid, step, grid, step).mean(axis=(3, 5)).reshape(n, -1)
 
 
-def digits_networks(cfg: SanityConfig, log=print, progress: bool = False):
-    """Train ``cfg.networks`` plain CNNs on digits from different seeds; returns
-    (reps: network -> layer -> (n, width) array, labels, details)."""
+def trained_networks(cfg: SanityConfig, log=print, progress: bool = False):
+    """Train ``cfg.networks`` plain CNNs on ``cfg.dataset`` from different seeds; returns
+    (reps: network -> layer -> (n, width * grid^2) array, labels, details)."""
     import torch
 
-    from .. import datasets
     from ..extract import extract
     from .cnn import accuracy, train
+    from .demo import load
 
-    split = datasets.digits()
+    split = load(cfg)  # digits, fashion-mnist or cifar10, cut to max_train
     x, y = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
-    if cfg.max_train is not None:
-        x, y = x[: cfg.max_train], y[: cfg.max_train]
     layers = [f"layer{i}" for i in range(1, cfg.depth + 1)]
     reps, details = {}, []
     for k in range(cfg.networks):
         seed = cfg.seed + k
         torch.manual_seed(seed)
-        model = build_plain_cnn(cfg.depth, cfg.width, split.classes)
+        model = build_plain_cnn(cfg.depth, cfg.width, split.classes, in_channels=x.shape[1])
         t0 = time.perf_counter()
         acc = train(model, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
                     progress=f"training network {k}" if progress else None)
@@ -315,9 +316,9 @@ def run(cfg: SanityConfig = SanityConfig(), *, store: str | None = None, labels:
     for m in measures:
         registry.check_measure(m)
     if store is None:
-        log(f"training {cfg.networks} plain CNNs ({cfg.depth} conv layers of {cfg.width} channels) on digits")
-        reps, y, details = digits_networks(cfg, log=log, progress=progress)
-        source = "digits"
+        log(f"training {cfg.networks} plain CNNs ({cfg.depth} conv layers of {cfg.width} channels) on {cfg.dataset}")
+        reps, y, details = trained_networks(cfg, log=log, progress=progress)
+        source = cfg.dataset
     else:
         reps, y = store_networks(store, labels)
         details, source = [], store
