@@ -133,6 +133,14 @@ class KernelPair:
             self.k, self.l = _centre_kernel(self.k), _centre_kernel(self.l)
             self.xx, self.yy = hsic_biased(self.k, self.k), hsic_biased(self.l, self.l)
 
+    @classmethod
+    def from_centred(cls, k: np.ndarray, kk: float, l: np.ndarray, ll: float) -> "KernelPair":
+        """A biased-HSIC pair from kernels already centred (and their self terms), as the
+        pairwise engine keeps them, one per representation."""
+        pair = cls.__new__(cls)
+        pair.debiased, pair.k, pair.l, pair.xx, pair.yy = False, k, l, kk, ll
+        return pair
+
     def value(self, y_rows=None) -> tuple[float, float]:
         """(CKA, HSIC(X, Y)), with Y's datapoints permuted by ``y_rows`` if given."""
         l = self.l if y_rows is None else self.l[np.ix_(y_rows, y_rows)]

@@ -15,7 +15,8 @@ The pairwise engine and the permutation null both build on this: they form many
 :math:`M` from one large product and call :func:`from_cross` for each.
 
 ``"cosine"``, ``"euclidean"`` (raw activations, matched neurons) and ``"cka_rbf"``
-(n x n kernels) are computed from the data instead (:func:`direct`).
+(n x n kernels) are computed from the data instead (:mod:`ccalens.core.alignment`,
+:mod:`ccalens.core.cka`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ class MeasureSpec:
     title: str
     kind: str  # "factor" (from M), "kernel" (n x n kernels) or "raw" (matched neurons)
     invariant_to: frozenset
-    directed: bool = False
     same_width: bool = False
-    distance_doc: str = "1 - similarity"
 
 
 _ALL_LINEAR = frozenset(TRANSFORMS)
@@ -52,14 +51,13 @@ MEASURES: dict[str, MeasureSpec] = {
         MeasureSpec("svcca", "SVCCA", "factor", _ORTHO),
         # the weights are sums of |projections| onto X's neurons: an L1 norm, so rotating
         # or mixing X's neurons changes them (transforms of Y alone do not)
-        MeasureSpec("pwcca", "PWCCA", "factor", frozenset({"isotropic_scaling", "permutation", "translation"}), directed=True),
+        MeasureSpec("pwcca", "PWCCA", "factor", frozenset({"isotropic_scaling", "permutation", "translation"})),
         MeasureSpec("cka", "linear CKA", "factor", _ORTHO),
         MeasureSpec("cka_debiased", "debiased linear CKA", "factor", _ORTHO),
         MeasureSpec("cka_rbf", "RBF CKA", "kernel", _ORTHO),
-        MeasureSpec("procrustes", "Procrustes", "factor", _ORTHO, distance_doc="2 - 2 * similarity (squared Procrustes distance of unit-norm data)"),
+        MeasureSpec("procrustes", "Procrustes", "factor", _ORTHO),
         MeasureSpec("cosine", "cosine (matched neurons)", "raw", frozenset({"isotropic_scaling"}), same_width=True),
-        MeasureSpec("euclidean", "Euclidean (matched neurons)", "raw", frozenset(), same_width=True,
-                    distance_doc="RMS distance between datapoints' activation vectors; similarity = -distance"),
+        MeasureSpec("euclidean", "Euclidean (matched neurons)", "raw", frozenset(), same_width=True),
     )
 }
 
@@ -71,7 +69,9 @@ def check_measure(measure: str) -> MeasureSpec:
 
 
 def distance(measure: str, similarity):
-    """The distance each measure reports, from its similarity."""
+    """The distance each measure reports, from its similarity: 1 - similarity, except
+    Procrustes (2 - 2 * similarity, the squared Procrustes distance of unit-norm data) and
+    Euclidean (whose similarity is the negated RMS distance)."""
     if measure == "procrustes":
         return 2.0 - 2.0 * similarity
     if measure == "euclidean":
@@ -159,4 +159,4 @@ def from_cross(measure: str, fx, fy, m: np.ndarray, *, epsilon: float = 0.0, kee
         v = float(nuclear / np.sqrt(np.sum(fx.pca[1] ** 2) * np.sum(fy.pca[1] ** 2)))
         v = min(v, 1.0)
         return v, v, {}
-    raise ValueError(f"{measure!r} is not computed from factors; see registry.direct.")
+    raise ValueError(f"{measure!r} is not computed from factors (see MEASURES[{measure!r}].kind).")

@@ -180,8 +180,6 @@ class _Uncertainty:
             forward = reverse = 0.5 * (forward + reverse)
             v_ab = v_ba = 0.5 * (v_ab + v_ba)
         for key, values, observed in (("", forward, v_ab), ("_reverse", reverse, v_ba)):
-            if values is None:
-                continue
             if self.permutations and "null" in values:
                 nr = summarise_null(measure, observed, values["null"])
                 info.update({f"null_mean{key}": nr.mean, f"null_sd{key}": nr.sd, f"p_value{key}": nr.p_value,
@@ -420,8 +418,8 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
     representations cost K kernels, not one per pair.
     """
     from ..core.alignment import matched_value
-    from ..core.cka import _centre_kernel, _rbf_kernel, hsic_biased
-    from ..stats import _recompute, _take_rows
+    from ..core.cka import KernelPair, _centre_kernel, _rbf_kernel, hsic_biased
+    from ..stats import bootstrap_interval, null_distribution
 
     kernels = {} if kernels is None else kernels
 
@@ -433,30 +431,17 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
 
     out = []
     for a, b in pairs:
-        if measure == "cka_rbf":
-            (k, kk), (l, ll) = kernel(a), kernel(b)
-            value = hsic_biased(k, l) / np.sqrt(kk * ll)
-        else:
-            value = matched_value(measure, arrays[a], arrays[b])
+        pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if measure == "cka_rbf" else None
+        value = pair.value()[0] if pair else matched_value(measure, arrays[a], arrays[b])
         info: dict = {}
         if extra:
             rng = np.random.default_rng(extra.seeds.get((a, b), 0))
-            n = arrays[a].shape[0]
+            data, opts = (arrays[a], arrays[b]), {"bandwidth": params["bandwidth"]}
             vals = {}
             if extra.permutations:
-                if measure == "cka_rbf":
-                    vals["null"] = np.array([hsic_biased(k, l[np.ix_(p, p)]) / np.sqrt(kk * ll)
-                                             for p in (rng.permutation(n) for _ in range(extra.permutations))])
-                else:
-                    vals["null"] = np.array([matched_value(measure, arrays[a], _take_rows(arrays[b], rng.permutation(n)))
-                                             for _ in range(extra.permutations)])
+                vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
             if extra.bootstrap:
-                opts = {"bandwidth": params["bandwidth"]}
-                boot = np.empty(extra.bootstrap)
-                for t in range(extra.bootstrap):
-                    rows = rng.integers(0, n, n)
-                    boot[t] = _recompute(measure, _take_rows(arrays[a], rows), _take_rows(arrays[b], rows), opts)
-                vals["boot"] = boot
+                vals["boot"] = bootstrap_interval(measure, data, opts, extra.bootstrap, extra.confidence, rng).values
             extra.add(info, vals, vals, measure, float(value), float(value))
         out.append((a, b, float(value), float(value), info))
     return out
