@@ -146,6 +146,24 @@ def test_pairwise_nulls_and_intervals_survive_resume(tmp_path):
     np.testing.assert_allclose(values, direct, atol=1e-12)
 
 
+def test_pairwise_symmetric_pwcca_null_is_the_null_of_the_folded_value():
+    reps = {f"r{i}": pair(30 + i, n=120)[1] for i in range(3)}
+    folded = pairwise(reps, "pwcca", symmetric=True, permutations=15, bootstrap=6, seed=2).to_pandas()
+    directed = pairwise(reps, "pwcca", permutations=15, bootstrap=6, seed=2).to_pandas()
+    f = folded.set_index(["row", "column"])
+    d = directed.set_index(["row", "column"])
+    # the folded similarity is the mean of the two directions, both ways round
+    assert f.loc[("r0", "r1"), "similarity"] == pytest.approx(0.5 * (d.loc[("r0", "r1"), "similarity"]
+                                                                    + d.loc[("r1", "r0"), "similarity"]))
+    assert f.loc[("r0", "r1"), "null_mean"] == pytest.approx(f.loc[("r1", "r0"), "null_mean"])
+    # same permutations: the mean of the averaged null is the average of the two nulls' means
+    assert f.loc[("r0", "r1"), "null_mean"] == pytest.approx(0.5 * (d.loc[("r0", "r1"), "null_mean"]
+                                                                   + d.loc[("r1", "r0"), "null_mean"]), abs=1e-12)
+    # (resamples repeat datapoints, so CCA-type values of a resample sit above the original's)
+    assert f.loc[("r0", "r1"), "ci_low"] < f.loc[("r0", "r1"), "ci_high"]
+    assert f.loc[("r0", "r1"), "ci_low"] == pytest.approx(f.loc[("r1", "r0"), "ci_low"])
+
+
 @pytest.mark.parametrize("measure", ["cka_rbf", "cosine", "euclidean", "cka", "procrustes", "cka_debiased"])
 def test_pairwise_new_measures_equal_the_single_pair_functions(measure):
     reps = [pair(20 + i, n=100)[1] for i in range(3)]

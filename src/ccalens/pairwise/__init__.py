@@ -176,8 +176,8 @@ class _Uncertainty:
         """Summaries of both directions' null and bootstrap values into ``info``."""
         from ..stats import interval, summarise_null
 
-        if self.symmetric:
-            forward = reverse = 0.5 * (forward + reverse)
+        if self.symmetric:  # the folded value's null and interval: both directions averaged per draw
+            forward = reverse = {kind: 0.5 * (forward[kind] + reverse[kind]) for kind in forward}
             v_ab = v_ba = 0.5 * (v_ab + v_ba)
         for key, values, observed in (("", forward, v_ab), ("_reverse", reverse, v_ba)):
             if self.permutations and "null" in values:
