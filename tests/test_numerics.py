@@ -249,3 +249,36 @@ def test_large_offset_with_few_datapoints_keeps_the_centred_rank(rng):
     with pytest.warns(ccalens.SmallSampleWarning):
         res = ccalens.cca(x, rng.standard_normal((30, 40)))
     assert res.x_rank == 29 and len(res.rho) == 29
+
+
+def test_batched_svd_matches_numpy_with_one_or_many_blas_threads(rng):
+    from threadpoolctl import threadpool_limits
+
+    from ccalens.core._backend import batched_svd
+
+    m = rng.standard_normal((37, 40, 30))
+    u, s, vh = np.linalg.svd(m, full_matrices=False)
+    for limit in (1, 2):
+        with threadpool_limits(limits=limit, user_api="blas"):
+            bu, bs, bvh = batched_svd(m)
+            np.testing.assert_allclose(bs, s, rtol=0, atol=1e-12)
+            # singular vectors up to sign: the reconstruction and |u| agree
+            np.testing.assert_allclose(bu * bs[:, None, :] @ bvh, m, atol=1e-12)
+            np.testing.assert_allclose(np.abs(bu), np.abs(u), atol=1e-9)
+            np.testing.assert_allclose(batched_svd(m, compute_uv=False), s, rtol=0, atol=1e-12)
+    assert batched_svd(m[:1], compute_uv=False).shape == (1, 30)
+
+
+def test_blas_parallel_map_keeps_order_and_raises(monkeypatch):
+    from ccalens.core import _backend
+
+    monkeypatch.setattr(_backend, "_blas_threads", lambda: 2)
+    assert _backend.blas_parallel_map(lambda k: k * k, list(range(9))) == [k * k for k in range(9)]
+    assert _backend._chunks(5, 8) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert _backend._chunks(10, 3) == [(0, 3), (3, 6), (6, 10)]
+
+    def boom(k):
+        raise ValueError(f"item {k}")
+
+    with pytest.raises(ValueError, match="item"):
+        _backend.blas_parallel_map(boom, [1, 2])

@@ -27,16 +27,65 @@ _POOL = None
 def _run_on_row_blocks(fn, x) -> list:
     """Run ``fn(slice)`` over contiguous row blocks of x, one per core (one block when x is
     small), and return the results."""
-    global _POOL
     n_rows = x.shape[0]
     workers = max(1, min(os.cpu_count() or 1, 8))
     if workers == 1 or x.size < _PARALLEL_MIN_SIZE:
         return [fn(slice(0, n_rows))]
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens")
     edges = np.linspace(0, n_rows, workers + 1).astype(int)
     blocks = [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
-    return list(_POOL.map(fn, blocks))
+    return list(_pool(workers).map(fn, blocks))
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens")
+    return _POOL
+
+
+def _blas_threads() -> int:
+    """Threads the BLAS under numpy uses (1 when threadpoolctl cannot tell)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return 1
+    counts = [int(i.get("num_threads") or 1) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts, default=1)
+
+
+def blas_parallel_map(fn, items: list) -> list:
+    """``[fn(item) for item in items]`` with one Python thread per BLAS thread, each running
+    a single-threaded BLAS.
+
+    For many small LAPACK calls (SVDs of neurons x neurons matrices): one small call keeps
+    a multithreaded BLAS mostly idle, while numpy releases the GIL in its linalg loops, so
+    the calls themselves run side by side. The results are those of the plain loop.
+    """
+    workers = min(_blas_threads(), os.cpu_count() or 1, 8, len(items))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return list(_pool(workers).map(fn, items))
+
+
+def _chunks(size: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, size, max(1, min(parts, size)) + 1).astype(int)
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def batched_svd(m: np.ndarray, compute_uv: bool = True):
+    """``np.linalg.svd(m, full_matrices=False)`` of a stack of small matrices (p, r, c),
+    split over the BLAS's threads by :func:`blas_parallel_map`."""
+    if m.shape[0] < 2 or m[0].size < 256:
+        return np.linalg.svd(m, full_matrices=False, compute_uv=compute_uv)
+    parts = blas_parallel_map(
+        lambda lo_hi: np.linalg.svd(m[lo_hi[0]:lo_hi[1]], full_matrices=False, compute_uv=compute_uv),
+        _chunks(m.shape[0], min(_blas_threads(), 8)))
+    if not compute_uv:
+        return np.concatenate(parts)
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
 
 def is_torch_tensor(obj: Any) -> bool:

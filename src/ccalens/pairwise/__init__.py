@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core import _validate
 from ..core import registry
+from ..core._backend import batched_svd
 from ..core.factor import Factor, _factorize_matrix
 
 __all__ = ["PairwiseResult", "pairwise"]
@@ -299,7 +300,8 @@ def pairwise(
             if isinstance(value, (str, Path)) and not _is_zarr_dir(_split_spec(value)[0]):
                 value = load_array(value)  # read a file once, for both uses below
             factors[label] = _load(value, label) if direct else _factor(value, label, rtol)
-            prints[label] = _describe(value, label)[1]
+            if results is not None or permutations or bootstrap:  # keys and seeds need them
+                prints[label] = _describe(value, label)[1]
         shapes = {k: (tuple(f.shape) if direct else (f.n_samples, f.n_neurons)) for k, f in factors.items()}
         backends = {("torch" if hasattr(f, "detach") else "numpy") if direct else f.ops.name for f in factors.values()}
     else:  # the workers factorise; here only shapes and fingerprints, without reading store data
@@ -474,12 +476,13 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
     group_a, group_b = list(fa), list(fb)
     ops = fa[group_a[0]].ops
     offs_a = np.cumsum([0] + [fa[x].rank for x in group_a])
-    stacked_a = _hstack(ops, [fa[x].basis() for x in group_a])
+    stacked_a = _stack_bases(ops, [fa[x] for x in group_a])
     if same:
         gram, offs_b = ops.gram_native(stacked_a), offs_a
     else:
         offs_b = np.cumsum([0] + [fb[x].rank for x in group_b])
-        gram = ops.cross_native(stacked_a, _hstack(ops, [fb[x].basis() for x in group_b]))
+        gram = ops.cross_native(stacked_a, _stack_bases(ops, [fb[x] for x in group_b]))
+    del stacked_a
     index_a = {x: k for k, x in enumerate(group_a)}
     index_b = {x: k for k, x in enumerate(group_b)}
     factors = {**fa, **fb}
@@ -525,12 +528,12 @@ def _batched_values(ops, gram, located, factors, measure, r):
         index = ops.torch.as_tensor(np.flatnonzero(flip), device=m.device) if ops.name == "torch" else np.flatnonzero(flip)
         m[index] = m[index].mT
     if measure != "pwcca":
-        rho = xp.linalg.svd(m, full_matrices=False)[1] if ops.name == "numpy" else xp.linalg.svdvals(m)
+        rho = batched_svd(m, compute_uv=False) if ops.name == "numpy" else xp.linalg.svdvals(m)
         rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
         means = rho.mean(axis=1)
         return [(a, b, float(v), float(v), {"c": r, "rho_max": float(top)})
                 for (a, b, *_), v, top in zip(located, means, rho[:, 0])]
-    u, rho, vh = xp.linalg.svd(m, full_matrices=False)
+    u, rho, vh = batched_svd(m) if ops.name == "numpy" else xp.linalg.svd(m, full_matrices=False)
     rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
     weights_a = np.empty((len(located), r))
     weights_b = np.empty((len(located), r))
@@ -666,7 +669,20 @@ def _describe(value, label: str):
     return tuple(int(v) for v in arr.shape), fingerprint(_host_array(arr)), backend
 
 
-def _hstack(ops, blocks: list[Any]):
+def _stack_bases(ops, factors: list[Factor]):
+    """The factors' orthonormal bases side by side, (n_samples x sum of ranks).
+
+    With numpy each basis is written straight into its rows of one (sum of ranks x n)
+    buffer, returned as its transposed view: no per-representation copies, and BLAS reads
+    the view as a transposed operand (x.T @ x of it is still one syrk).
+    """
     if ops.name == "torch":
-        return ops.torch.cat(blocks, dim=1)
-    return np.concatenate(blocks, axis=1)
+        return ops.torch.cat([f.basis() for f in factors], dim=1)
+    total = sum(f.rank for f in factors)
+    out = np.empty((total, factors[0].n_samples), dtype=ops.dtype)
+    lo = 0
+    for f in factors:
+        coef = np.asarray(f.basis_coef, dtype=ops.dtype)
+        np.matmul(coef.T, f.basis_data.T, out=out[lo : lo + f.rank])
+        lo += f.rank
+    return out.T

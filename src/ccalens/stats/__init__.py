@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 
+from ..core._backend import _chunks, blas_parallel_map
 from ..core.registry import MEASURES, from_cross
 from ..core.results import BootstrapResult, NullResult
 
@@ -84,10 +85,14 @@ def factor_null_both(measure, fx, fy, opts, permutations, rng):
         else:
             stacked = qy[perms.T].reshape(n, size * ry)  # column block b is P_b Q_y
         cross = ops.cross(qx, stacked).reshape(fx.rank, size, ry)
-        for b in range(size):
-            v_xy, v_yx, _ = from_cross(measure, fx, fy, np.ascontiguousarray(cross[:, b, :]),
-                                       epsilon=epsilon, keep=keep, y_rows=perms[b])
-            values[done + b], reverse[done + b] = v_xy, v_yx
+
+        def run(lo_hi, cross=cross, perms=perms, done=done):
+            for b in range(*lo_hi):  # the small SVDs of each permutation, side by side
+                values[done + b], reverse[done + b], _ = from_cross(
+                    measure, fx, fy, np.ascontiguousarray(cross[:, b, :]),
+                    epsilon=epsilon, keep=keep, y_rows=perms[b])
+
+        blas_parallel_map(run, _chunks(size, 8))
         done += size
     return values, reverse
 
