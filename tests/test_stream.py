@@ -74,8 +74,8 @@ def test_stream_errors(tmp_path):
         stream.compare(bad, y, chunk_rows=100)
     with pytest.raises(ValueError, match="not available when streaming"):
         stream.compare(x, y, compat="svcca")
-    with pytest.raises(ValueError, match="measure must be one of"):
-        stream.compare(x, y, "cka")
+    with pytest.raises(ValueError, match="measure must be one of .* when streaming"):
+        stream.compare(x, y, "cka_debiased")
     with pytest.raises(TypeError, match="a source must be"):
         stream.compare(3, y)
 
@@ -89,3 +89,130 @@ def test_dead_neurons_are_dropped_as_in_memory():
         for measure, fn in (("mean_cca", ccalens.mean_cca), ("pwcca", ccalens.pwcca)):
             assert stream.compare(x, y, measure, chunk_rows=chunk).similarity == pytest.approx(fn(x, y).similarity, abs=1e-10)
     np.testing.assert_allclose(stream.compare(x, y, "cca").rho, ccalens.cca(x, y).rho, atol=1e-10)
+
+
+def test_cka_and_procrustes_stream_exactly():
+    x, y, _ = family(5)
+    for measure, fn in (("cka", ccalens.cka), ("procrustes", ccalens.procrustes)):
+        for chunk in (100, 5000):
+            assert stream.compare(x, y, measure, chunk_rows=chunk).similarity == pytest.approx(fn(x, y).similarity, abs=1e-12)
+
+
+def test_large_offsets_cost_no_accuracy():
+    x, y, _ = family(6, n=4000)
+    for offset in (1e6, 1e10):
+        xo, yo = x * 1e-3 + offset, y * 1e-3 + offset
+        # the stored values' deviations from the offset are exact (Sterbenz), so this is the
+        # true PWCCA of the data as stored
+        truth = ccalens.pwcca(xo - offset, yo - offset).similarity
+        for chunk in (300, 32768):
+            assert stream.compare(xo, yo, chunk_rows=chunk).similarity == pytest.approx(truth, abs=1e-10)
+
+
+def test_rank_deficiency_with_an_offset_keeps_the_in_memory_rank():
+    x, y, _ = family(7)
+    xl = np.c_[x, x[:, 0] + x[:, 1], 3 * x[:, 2] - x[:, 5]] + 100.0
+    mem = ccalens.cca(xl, y)
+    for chunk in (500, 32768):
+        res = stream.compare(xl, y, "cca", chunk_rows=chunk)
+        assert res.x_rank == mem.x_rank == 10
+        np.testing.assert_allclose(res.rho, mem.rho, atol=1e-10)
+        assert stream.compare(xl, y, chunk_rows=chunk).similarity == pytest.approx(ccalens.pwcca(xl, y).similarity, abs=1e-10)
+
+
+def test_empty_chunks_are_skipped():
+    x, y, _ = family(8, n=1000)
+    res = stream.compare(iter([x[:500], x[500:500], x[500:]]), iter([y[:500], y[500:500], y[500:]]))
+    assert res.similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)
+    assert res.n_samples == 1000
+
+
+def test_options_that_need_the_datapoints_are_refused():
+    x, y, _ = family(9, n=400)
+    refused = {
+        "permutations": (dict(permutations=20), "a permutation null shuffles datapoints"),
+        "bootstrap": (dict(bootstrap=20), "a bootstrap resamples datapoints"),
+        "variates": (dict(variates=True), "canonical variates have one value per datapoint"),
+        "compat": (dict(compat="svcca"), "the reference code.s algorithm needs the raw activations"),
+    }
+    with pytest.raises(ValueError, match="layout='neurons_first' is not available when streaming: .*Transpose the chunks"):
+        stream.compare(x, y, layout="neurons_first")
+    for key, (kw, why) in refused.items():
+        with pytest.raises(ValueError, match=f"{key}=.* is not available when streaming: {why}.*random subset"):
+            stream.compare(x, y, "cca" if key == "variates" else "mean_cca", **kw)
+    with pytest.raises(ValueError, match="debiased CKA needs each datapoint's norm"):
+        stream.compare(x, y, "cka", debiased=True)
+    with pytest.raises(ValueError, match="RBF CKA needs the distances"):
+        stream.compare(x, y, "cka", kernel="rbf")
+    with pytest.raises(TypeError, match="unknown option colour= for streaming pwcca"):
+        stream.compare(x, y, colour="red")
+    with pytest.raises(ValueError, match="permutations=5 is not available when streaming"):
+        stream.pairwise([x, y], "pwcca", permutations=5)
+    with pytest.raises(ValueError, match="measure must be one of .* when streaming"):
+        stream.pairwise([x, y], "cosine")
+    with pytest.raises(ValueError, match="n_components and dtype are single-pair options"):
+        stream.pairwise([x, y], "svcca", n_components=3)
+    # idle options and their defaults are accepted
+    assert stream.compare(x, y, "pwcca", permutations=0, seed=3, confidence=0.9).similarity == pytest.approx(
+        ccalens.pwcca(x, y).similarity, abs=1e-10)
+
+
+def test_more_stream_errors():
+    x, y, _ = family(10, n=600)
+    gen = lambda a, s: (a[i : i + s] for i in range(0, len(a), s))  # noqa: E731
+    g = gen(x, 100)
+    with pytest.raises(ValueError, match="sources 0 and 1 are the same iterator"):
+        stream.compare(g, g)
+    with pytest.raises(ValueError, match=r"source 0 gave a chunk of shape \(10,\); chunks must be 2-D"):
+        stream.compare(x.tolist(), y.tolist())
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_rows must be a positive int"):
+            stream.compare(x, y, chunk_rows=bad)
+    with pytest.raises(ValueError, match=r"source 0 has no neurons \(its chunks are \(600, 0\)\)"):
+        stream.compare(np.zeros((600, 0)), y)
+    with pytest.raises(ValueError, match="source 0 has no varying neuron: all 3 neuron.* constant over the 600 datapoints"):
+        stream.compare(np.ones((600, 3)), y)
+    with pytest.raises(TypeError, match="Wrap one chunk iterator in a list"):
+        stream.compress(gen(x, 100))
+    with pytest.raises(ValueError, match="set chunk_rows to the iterators' chunk length"):
+        stream.compare(x, gen(y, 100))
+    assert stream.compare(x, gen(y, 100), chunk_rows=100).similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)
+
+
+def test_small_sample_warning_counts_varying_neurons_as_in_memory():
+    import warnings
+
+    rng = np.random.default_rng(11)
+    x = np.c_[rng.standard_normal((300, 10)), np.full((300, 10), 2.0)]  # 10 dead neurons
+    y = x[:, :10] @ rng.standard_normal((10, 10)) + rng.standard_normal((300, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ccalens.SmallSampleWarning)
+        ccalens.pwcca(x, y)  # 300 datapoints are enough for 10 varying neurons
+        stream.compare(x, y, chunk_rows=64)
+
+
+def test_streamed_pairwise_others_labels_npy_and_resume(tmp_path):
+    pytest.importorskip("zarr")
+    from ccalens.store import ActivationStore
+
+    x, y, z = family(12, n=1500)
+    store = ActivationStore(tmp_path / "s.zarr")
+    with store.writer(chunk_rows=500) as w:
+        w.append("a", x)
+        w.append("b", y)
+    spec = str(tmp_path / "s.zarr")
+    np.save(tmp_path / "z.npy", z)
+    res = stream.pairwise([f"{spec}:a", f"{spec}:b"], "pwcca", others={"z": str(tmp_path / "z.npy")}, chunk_rows=400)
+    assert res.rows == (f"{spec}:a", f"{spec}:b") and res.columns == ("z",)
+    ref = ccalens.pairwise({"a": x, "b": y}, "pwcca", others={"z": z})
+    np.testing.assert_allclose(res.similarity, ref.similarity, atol=1e-10)
+    assert {row["n"] for row in res.table} == {1500}
+    # a results store keyed by the sources' content: adding a source reuses the pairs done
+    db = tmp_path / "r.sqlite"
+    first = stream.pairwise({"x": x, "y": y}, "cka", results=db, chunk_rows=700)
+    assert (first.computed, first.reused) == (1, 0)
+    second = stream.pairwise({"x": x, "y": y, "z": z}, "cka", results=db, chunk_rows=300)
+    assert (second.computed, second.reused) == (2, 1)
+    np.testing.assert_allclose(second.similarity, ccalens.pairwise({"x": x, "y": y, "z": z}, "cka").similarity, atol=1e-10)
+    with pytest.raises(ValueError, match=r"the names \['x'\] are used in both sources and others"):
+        stream.pairwise({"x": x}, others={"x": y})

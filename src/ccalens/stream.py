@@ -13,8 +13,16 @@ D = the total number of neurons; no normal equations are formed.
 * :func:`compare` and :func:`pairwise` run the measures on them, reporting the true
   number of datapoints (and warning about it as the in-memory path does).
 
-Sources are Zarr arrays, ``"store.zarr:name"`` paths, numpy arrays, or iterables of
-row chunks (all with the same rows, in the same chunks).
+Each source is shifted by its first chunk's column means before the QR (every measure
+here ignores translations), so large offsets cost no accuracy.
+
+Only the measures that depend on the centred data through its inner products alone are
+available (:data:`MEASURES`: the CCA family, linear CKA, Procrustes). Debiased and RBF CKA,
+the matched-neuron controls, permutation nulls, bootstraps and canonical variates need
+the datapoints themselves: run those in memory on a random subset of datapoints.
+
+Sources are Zarr arrays, ``"store.zarr:name"`` paths, ``.npy`` files (memory-mapped),
+numpy arrays, or iterables of row chunks (all with the same rows, in the same chunks).
 """
 
 from __future__ import annotations
@@ -28,7 +36,26 @@ import scipy.linalg
 
 from .core import _validate
 
-__all__ = ["compare", "compress", "pairwise"]
+__all__ = ["MEASURES", "compare", "compress", "pairwise"]
+
+#: Measures that streaming computes exactly: they see the centred data only through
+#: inner products of its columns, which the small matrices keep (up to one uniform factor).
+MEASURES = ("pwcca", "svcca", "mean_cca", "cca", "cka", "procrustes")
+
+#: Options the measures take that mean the same on the small matrices.
+_OPTIONS = {"epsilon", "keep", "n_components", "symmetric", "rtol", "dtype"}
+
+#: Options that need the datapoints themselves, with when they are in use and why.
+_NEEDS_DATAPOINTS = {
+    "permutations": (lambda v: bool(v), "a permutation null shuffles datapoints"),
+    "bootstrap": (lambda v: bool(v), "a bootstrap resamples datapoints"),
+    "variates": (lambda v: bool(v), "canonical variates have one value per datapoint"),
+    "debiased": (lambda v: bool(v), "debiased CKA needs each datapoint's norm"),
+    "kernel": (lambda v: v != "linear", "RBF CKA needs the distances between datapoints"),
+    "compat": (lambda v: bool(v), "the reference code's algorithm needs the raw activations"),
+}
+#: Options with no effect unless one of the above is in use.
+_IDLE = {"confidence", "seed", "bandwidth", "layout"}
 
 
 def _open(source):
@@ -36,6 +63,11 @@ def _open(source):
     if isinstance(source, (str, Path)):
         from .store import ActivationStore, StoreError, _pick, _split_spec
 
+        if str(source).endswith(".npy") and Path(source).is_file():
+            arr = np.load(source, mmap_mode="r")  # read chunk by chunk, not all at once
+            if arr.ndim != 2:
+                raise ValueError(f"{source}: sources must be 2-D (datapoints, neurons); got shape {arr.shape}.")
+            return arr
         path, key = _split_spec(source)
         store = ActivationStore(path, mode="r")
         key = _pick(store.arrays(), key, path)
@@ -56,6 +88,14 @@ def _chunks(sources, chunk_rows: int):
     """Yield lists of aligned row chunks, one per source."""
     opened = [_open(s) for s in sources]
     sliceable = [hasattr(o, "shape") for o in opened]
+    iterators_seen: dict[int, int] = {}
+    for k, (o, s) in enumerate(zip(opened, sliceable)):
+        if not s:
+            if id(o) in iterators_seen:
+                raise ValueError(
+                    f"sources {iterators_seen[id(o)]} and {k} are the same iterator: each would see "
+                    f"only every other chunk. Pass two iterators (or an array, which can be read twice).")
+            iterators_seen[id(o)] = k
     if all(sliceable):
         rows = {int(o.shape[0]) for o in opened}
         if len(rows) != 1:
@@ -69,8 +109,14 @@ def _chunks(sources, chunk_rows: int):
         if any(p is sentinel for p in parts):
             raise ValueError("the sources ran out of chunks at different points: they must hold the same rows.")
         parts = [np.asarray(p, dtype=np.float64) for p in parts]
+        for k, p in enumerate(parts):
+            if p.ndim != 2:
+                raise ValueError(f"source {k} gave a chunk of shape {p.shape}; chunks must be 2-D (rows, neurons).")
         if len({p.shape[0] for p in parts}) != 1:
-            raise ValueError(f"chunks of different lengths arrived together: {[p.shape for p in parts]}; align the sources' chunks.")
+            raise ValueError(
+                f"chunks of different lengths arrived together: {[p.shape for p in parts]}; align the "
+                f"sources' chunks (arrays and stores are read chunk_rows={chunk_rows} rows at a time: "
+                f"set chunk_rows to the iterators' chunk length).")
         yield parts
 
 
@@ -83,38 +129,68 @@ def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tup
     """One pass of TSQR over the sources; returns (one small matrix per source, n).
 
     Each returned matrix has 2 * D rows (D = all sources' neurons together) and the
-    source's neurons as columns; any ccalens measure between two of them equals the
-    measure between the full sources.
+    source's neurons as columns; any measure of :data:`MEASURES` between two of them equals
+    the measure between the full sources (pass ``rtol=max(n, neurons) * eps`` for the
+    in-memory default rank tolerance; :func:`compare` and :func:`pairwise` do).
     """
+    summary = _compress(sources, chunk_rows, progress)
+    return summary.matrices, summary.n
+
+
+class _Summary:
+    def __init__(self, matrices, n, varying, prints):
+        self.matrices, self.n, self.varying, self.prints = matrices, n, varying, prints
+
+
+def _compress(sources, chunk_rows, progress, fingerprints: bool = False) -> _Summary:
+    import hashlib
+
     if isinstance(sources, (str, Path)) or hasattr(sources, "shape"):
         sources = [sources]
+    if not isinstance(sources, (list, tuple)):
+        raise TypeError(
+            f"sources must be a list of sources; got {type(sources).__name__}. Wrap one chunk "
+            f"iterator in a list: compress([chunks]).")
     sources = list(sources)
     if not sources:
         raise ValueError("no sources given.")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int; got {chunk_rows!r}.")
     r = None
-    widths = None
+    widths = shift = None
     n = 0
     col_min = col_max = None
-    chunks = _chunks(sources, chunk_rows)
+    digests = [hashlib.sha256() for _ in sources] if fingerprints else None
+    chunks = _chunks(sources, int(chunk_rows))
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="streaming", unit="chunk")
     for parts in chunks:
+        if parts[0].shape[0] == 0:
+            continue  # an empty chunk (all sources agree on its length) adds nothing
         for k, p in enumerate(parts):
-            if p.ndim != 2:
-                raise ValueError(f"source {k} gave a chunk of shape {p.shape}; chunks must be (rows, neurons).")
             if not np.all(np.isfinite(p)):
                 bad = np.argwhere(~np.isfinite(p))[0]
                 raise ValueError(f"source {k} has a non-finite value at datapoint {n + int(bad[0])}, neuron {int(bad[1])}.")
         if widths is None:
             widths = [p.shape[1] for p in parts]
+            for k, w in enumerate(widths):
+                if w == 0:
+                    raise ValueError(f"source {k} has no neurons (its chunks are ({parts[k].shape[0]}, 0)).")
+            # every measure here ignores translations: shifting by the first chunk's means
+            # keeps large offsets out of the QR's rounding
+            shift = [p.mean(axis=0) for p in parts]
         elif [p.shape[1] for p in parts] != widths:
             raise ValueError(f"a chunk changed the number of neurons: {[p.shape[1] for p in parts]} after {widths}.")
-        block = np.concatenate([np.ones((parts[0].shape[0], 1))] + parts, axis=1)
-        lo, hi = block[:, 1:].min(axis=0), block[:, 1:].max(axis=0)  # for constant neurons
+        if digests is not None:
+            for d, p in zip(digests, parts):
+                d.update(np.ascontiguousarray(p).data)
+        lo = np.concatenate([p.min(axis=0) for p in parts])  # for constant neurons
+        hi = np.concatenate([p.max(axis=0) for p in parts])
         col_min = lo if col_min is None else np.minimum(col_min, lo)
         col_max = hi if col_max is None else np.maximum(col_max, hi)
+        block = np.concatenate([np.ones((parts[0].shape[0], 1))] + [p - m for p, m in zip(parts, shift)], axis=1)
         stacked = block if r is None else np.concatenate([r, block], axis=0)
         r = scipy.linalg.qr(stacked, mode="r", check_finite=False)[0][: block.shape[1]]
         n += parts[0].shape[0]
@@ -130,7 +206,58 @@ def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tup
     t[:, constant] = 0.0
     z = np.concatenate([t, -t], axis=0)
     edges = np.cumsum([0] + widths)
-    return [np.ascontiguousarray(z[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], n
+    varying = []
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        varying.append(int(b - a - constant[a:b].sum()))
+        if varying[-1] == 0:
+            raise ValueError(
+                f"source {k} has no varying neuron: all {b - a} neuron(s) are constant over the {n} "
+                f"datapoints, so there is nothing to correlate. Check that the right layer was "
+                f"recorded and that the inputs differ.")
+    prints = None
+    if digests is not None:
+        prints = [hashlib.sha256(f"stream:{n}x{w}:{d.hexdigest()}".encode()).hexdigest()[:16]
+                  for d, w in zip(digests, widths)]
+    return _Summary([np.ascontiguousarray(z[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], n, varying, prints)
+
+
+def _check_options(measure: str, options: dict) -> dict:
+    """The options that mean the same on the small matrices; the others are refused with
+    the reason (or dropped, where they do nothing without a refused one)."""
+    out = {}
+    for key, value in options.items():
+        if key == "layout" and value != "datapoints_first":
+            raise ValueError(
+                f"layout={value!r} is not available when streaming: sources are read in row chunks "
+                f"of (datapoints, neurons). Transpose the chunks, or store the arrays datapoints-first.")
+        if key in _NEEDS_DATAPOINTS:
+            active, why = _NEEDS_DATAPOINTS[key]
+            if active(value):
+                raise ValueError(
+                    f"{key}={value!r} is not available when streaming: {why}, and streaming keeps "
+                    f"only a small summary of the datapoints. Run it in memory on a random subset "
+                    f"of datapoints.")
+        elif key in _OPTIONS:
+            out[key] = value
+        elif key not in _IDLE:
+            raise TypeError(f"unknown option {key}= for streaming {measure}; the options are {sorted(_OPTIONS)}.")
+    return out
+
+
+def _check_measure(measure: str) -> None:
+    if measure not in MEASURES:
+        raise ValueError(
+            f"measure must be one of {MEASURES} when streaming; got {measure!r}. The others need the "
+            f"datapoints themselves (debiased and RBF CKA, the matched-neuron controls): run them "
+            f"in memory on a random subset of datapoints.")
+
+
+def _rtol(options: dict, n: int, widths) -> float | None:
+    """The in-memory default rank tolerance, max(n, neurons) * eps, for the true n (the
+    small matrices have only 2D rows, which would give a far tighter one)."""
+    if options.get("rtol") is not None:
+        return options["rtol"]
+    return max(n, *widths) * np.finfo(np.float64).eps
 
 
 def _quiet(fn, *args, **kwargs):
@@ -140,17 +267,23 @@ def _quiet(fn, *args, **kwargs):
 
 
 def compare(x, y, measure: str = "pwcca", *, chunk_rows: int = 32768, progress: bool = False, **options):
-    """A measure between two out-of-core sources (one streaming pass over both)."""
+    """A measure between two out-of-core sources (one streaming pass over both).
+
+    ``measure`` is one of :data:`MEASURES`; ``options`` are those of the measure that do
+    not need the datapoints themselves (epsilon, keep, n_components, symmetric, rtol, dtype).
+    """
     import ccalens
 
-    fns = {"pwcca": ccalens.pwcca, "svcca": ccalens.svcca, "mean_cca": ccalens.mean_cca, "cca": ccalens.cca}
-    if measure not in fns:
-        raise ValueError(f"measure must be one of {tuple(fns)}; got {measure!r}.")
-    if options.get("compat"):
-        raise ValueError("compat='svcca' needs the raw activations; it is not available when streaming.")
-    (zx, zy), n = compress([x, y], chunk_rows=chunk_rows, progress=progress)
+    fns = {"pwcca": ccalens.pwcca, "svcca": ccalens.svcca, "mean_cca": ccalens.mean_cca, "cca": ccalens.cca,
+           "cka": ccalens.cka, "procrustes": ccalens.procrustes}
+    _check_measure(measure)
+    options = _check_options(measure, options)
+    summary = _compress([x, y], chunk_rows, progress)
+    (zx, zy), n = summary.matrices, summary.n
+    options["rtol"] = _rtol(options, n, (zx.shape[1], zy.shape[1]))
     result = _quiet(fns[measure], zx, zy, **options)
-    _validate.warn_small_sample(n, zx.shape[1], zy.shape[1], zx.shape[1], zy.shape[1], stacklevel=3)
+    rx, ry = getattr(result, "x_rank", summary.varying[0]), getattr(result, "y_rank", summary.varying[1])
+    _validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
     return _with_n(result, n)
 
 
@@ -162,15 +295,42 @@ def _with_n(result, n: int):
     return result
 
 
-def pairwise(sources, measure: str = "pwcca", *, names=None, chunk_rows: int = 32768, progress: bool = False, **options):
-    """:func:`ccalens.pairwise` over out-of-core sources, after one streaming pass."""
+def pairwise(sources, measure: str = "pwcca", *, others=None, names=None, other_names=None,
+             chunk_rows: int = 32768, progress: bool = False, **options):
+    """:func:`ccalens.pairwise` over out-of-core sources, after one streaming pass.
+
+    ``measure`` is one of :data:`MEASURES`. Labels, ``others`` (a K x L matrix), ``symmetric``,
+    ``results`` (resuming; pairs are keyed by the sources' content, hashed during the pass,
+    so adding a source reuses every pair already done), ``block`` and ``scheduler`` are as
+    in :func:`ccalens.pairwise`; permutations and bootstraps need the datapoints and are
+    refused.
+    """
+    from .pairwise import _labels
     from .pairwise import pairwise as in_memory
 
-    if isinstance(sources, dict):
-        names = list(sources) if names is None else names
-        sources = list(sources.values())
-    zs, n = compress(list(sources), chunk_rows=chunk_rows, progress=progress)
-    result = _quiet(in_memory, zs, measure, names=names, **options)
+    _check_measure(measure)
+    engine = {k: options.pop(k) for k in ("results", "block", "scheduler") if k in options}
+    options = _check_options(measure, options)
+    if "n_components" in options or options.get("dtype") is not None:
+        raise ValueError("streamed pairwise takes epsilon, keep, symmetric and rtol; n_components and dtype "
+                         "are single-pair options.")
+    row_vals, row_labels = _labels(sources, names, "rep")
+    if not row_vals:
+        raise ValueError("sources is empty; pass at least one source.")
+    col_vals, col_labels = ([], []) if others is None else _labels(others, other_names, "other")
+    if set(row_labels) & set(col_labels):
+        raise ValueError(f"the names {sorted(set(row_labels) & set(col_labels))} are used in both sources "
+                         f"and others; names must be unique.")
+    summary = _compress(row_vals + col_vals, chunk_rows, progress, fingerprints=engine.get("results") is not None)
+    zs, n = summary.matrices, summary.n
+    rtol = _rtol(options, n, [z.shape[1] for z in zs])
+    opts = {k: v for k, v in options.items() if k not in ("rtol", "dtype")}
+    k = len(row_vals)
+    prints = dict(zip(row_labels + col_labels, summary.prints)) if summary.prints else None
+    result = _quiet(
+        in_memory, dict(zip(row_labels, zs[:k])), measure,
+        others=dict(zip(col_labels, zs[k:])) if others is not None else None,
+        rtol=rtol, _prints=prints, **engine, **opts)
     for row in result.table:
         row["n"] = n
     return result
