@@ -253,3 +253,72 @@ def test_rewritten_store_arrays_are_not_reused(tmp_path):
         w.append("only", x)
     res = pairwise([str(tmp_path / "one.zarr"), y])  # a store with one array needs no key
     assert res.similarity[0, 1] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)
+
+
+def test_option_errors_and_numpy_scalars(tmp_path):
+    reps = family(20, k=3, n=400, width=6)
+    for kw, msg in ((dict(rtol=-1.0), "rtol must be None"), (dict(rtol=5.0), "rtol must be None"),
+                    (dict(rtol="a"), "rtol must be None"), (dict(keep=0), "keep must be a share of variance"),
+                    (dict(keep=1.5), "keep must be a share of variance"), (dict(keep="x"), "keep must be a share"),
+                    (dict(block=0), "block must be None .* or a positive int"),
+                    (dict(block=-1), "block must be None"), (dict(other_names=["z"]), "pass others too")):
+        with pytest.raises(ValueError, match=msg):
+            pairwise(reps, "svcca", **kw)
+    with pytest.raises(TypeError, match="symmetric must be True or False"):
+        pairwise(reps, "pwcca", symmetric="yes")
+    with pytest.raises(ValueError, match="cannot be used as a SQLite results file.*new file in an existing folder"):
+        pairwise(reps, results=tmp_path)
+    with pytest.raises(ValueError, match="cannot be used as a SQLite results file"):
+        pairwise(reps, results=tmp_path / "missing" / "run.sqlite")
+    # numpy scalars as options: the same numbers as Python floats, with a results store too
+    plain = pairwise(reps, "svcca", keep=0.9, rtol=1e-3, results=tmp_path / "a.sqlite")
+    scalars = pairwise(reps, "svcca", keep=np.float32(0.9), rtol=np.float64(1e-3), results=tmp_path / "b.sqlite")
+    np.testing.assert_allclose(scalars.similarity, plain.similarity, atol=1e-6)  # float32(0.9) != 0.9
+    pairwise(reps, "pwcca", bootstrap=3, confidence=np.float32(0.9))
+
+
+def test_non_finite_and_zero_inputs_are_named_for_the_direct_measures(tmp_path):
+    a, b = family(21, k=2, n=300, width=6)
+    bad = a.copy()
+    bad[0, 0] = np.nan
+    for measure in ("cosine", "euclidean", "cka_rbf"):
+        with pytest.raises(ValueError, match="bad contains non-finite values"):
+            pairwise({"bad": bad, "b": b}, measure, results=tmp_path / "r.sqlite")
+    with pytest.raises(ValueError, match="b .X. against zeros .Y.: cosine similarity is undefined: Y is all zeros"):
+        pairwise({"zeros": np.zeros_like(a), "b": b}, "cosine")
+
+
+def test_svcca_components_follow_the_row(tmp_path):
+    rng = np.random.default_rng(22)
+    a = rng.standard_normal((500, 8)) * np.geomspace(1, 1e-3, 8)
+    f = rng.standard_normal((500, 6))
+    for results in (None, tmp_path / "r.sqlite", tmp_path / "r.sqlite"):  # fresh, stored, reused
+        res = pairwise({"A": a, "F": f}, "svcca", keep=0.9, results=results)
+        rows = {(row["row"], row["column"]): row for row in res.table}
+        for r, c, x, y in (("A", "F", a, f), ("F", "A", f, a)):
+            single = ccalens.svcca(x, y, keep=0.9)
+            assert (rows[(r, c)]["x_components"], rows[(r, c)]["y_components"]) == (single.x_components, single.y_components)
+        assert rows[("A", "F")]["x_components"] != rows[("F", "A")]["x_components"]
+
+
+def test_seeded_pairs_do_not_depend_on_names_or_resuming(tmp_path):
+    a, b, c = family(23, k=3, n=400, width=6)
+    db = tmp_path / "r.sqlite"
+    pairwise({"a": a, "b": b}, "pwcca", results=db, permutations=15, bootstrap=5, seed=1)
+    resumed = pairwise({"z": a, "y": b, "x": c}, "pwcca", results=db, permutations=15, bootstrap=5, seed=1)
+    assert resumed.reused == 1
+    fresh = pairwise({"z": a, "y": b, "x": c}, "pwcca", permutations=15, bootstrap=5, seed=1)
+    cols = ["null_mean", "null_sd", "p_value", "ci_low", "ci_high"]
+    for r1, r0 in zip(resumed.table, fresh.table):
+        assert [r1.get(k) for k in ["row", "column"] + cols] == [r0.get(k) for k in ["row", "column"] + cols]
+
+
+def test_a_pair_stored_as_null_is_computed_again(tmp_path):
+    reps = family(24, k=3, n=400, width=6)
+    db = tmp_path / "r.sqlite"
+    first = pairwise(reps, "cka", results=db)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE pair_values SET value = NULL WHERE rowid = 1")
+    again = pairwise(reps, "cka", results=db)
+    assert (again.computed, again.reused) == (1, 2)
+    np.testing.assert_array_equal(again.similarity, first.similarity)

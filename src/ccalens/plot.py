@@ -29,6 +29,10 @@ def clustering(result, n_clusters: int | None = None):
 
     if result.rows != result.columns:
         raise ValueError("clustering needs a square (K x K) matrix; this one is K x L.")
+    if n_clusters is not None and (isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer))
+                                   or not 1 <= n_clusters <= len(result.rows)):
+        raise ValueError(f"the number of clusters must be an int from 1 to {len(result.rows)} (the arrays); "
+                         f"got {n_clusters!r}.")
     dist = 0.5 * (result.distance + result.distance.T)
     np.fill_diagonal(dist, 0.0)
     dist = np.clip(dist, 0.0, None)

@@ -61,10 +61,13 @@ def matrix(
     typer.echo(f"{len(reps)} arrays, {result.computed} pairs computed, {result.reused} reused from {db}, in {result.seconds:.1f} s")
     if permutations or bootstrap:
         off = table[table["row"] != table["column"]]
+        directed = measure == "pwcca" and not symmetric
+        if not directed:  # both directions are the same pair: count it once
+            off = off[off["row"] < off["column"]]
         if permutations:
             significant = int((off["p_value"] <= 0.05).sum())
             typer.echo(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; "
-                       f"{significant} of {len(off)} directed pairs with p <= 0.05; mean corrected similarity "
+                       f"{significant} of {len(off)} {'directed ' if directed else ''}pairs with p <= 0.05; mean corrected similarity "
                        f"{off['corrected'].mean():.4f}")
         if bootstrap:
             typer.echo(f"bootstrap ({bootstrap} resamples per pair): mean {100 * confidence:g}% interval width "

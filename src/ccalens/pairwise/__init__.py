@@ -97,8 +97,19 @@ def _factor(rep, name: str, rtol) -> Factor:
     return _factorize_matrix(arr, _validate.make_ops(arr, None), rtol, name)
 
 
+def _swap_sides(info: dict) -> dict:
+    """Per-side details (x_..., y_..., as svcca's x_components) seen from the other side."""
+    out = dict(info)
+    for k, v in info.items():
+        if k.startswith("x_") and "y_" + k[2:] in info:
+            out[k], out["y_" + k[2:]] = info["y_" + k[2:]], v
+    return out
+
+
 def _swap(info: dict) -> dict:
-    """The details of a pair seen from the other side: ranks and per-direction columns swap."""
+    """The details of a pair seen from the other side: ranks, per-side and per-direction
+    columns swap."""
+    info = _swap_sides(info)
     out = {k: v for k, v in info.items() if not k.endswith("_reverse")}
     for k, v in info.items():
         if k.endswith("_reverse"):
@@ -118,18 +129,25 @@ class _Results:
 
     def __init__(self, path, options_key: str, prints: dict[str, str]):
         self.opts, self.prints = options_key, prints
-        self.db = sqlite3.connect(str(path), timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a committed pair is on disk
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS pair_values (opts TEXT, fa TEXT, fb TEXT, value REAL, "
-            "reverse REAL, info TEXT, PRIMARY KEY (opts, fa, fb))"
-        )
-        self.db.commit()
+        try:
+            self.db = sqlite3.connect(str(path), timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed pair is on disk
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS pair_values (opts TEXT, fa TEXT, fb TEXT, value REAL, "
+                "reverse REAL, info TEXT, PRIMARY KEY (opts, fa, fb))"
+            )
+            self.db.commit()
+        except sqlite3.Error as err:
+            raise ValueError(
+                f"results={str(path)!r} cannot be used as a SQLite results file ({err}). Give the path "
+                f"of a new file in an existing folder, or of an earlier run's results file."
+            ) from None
 
     def done(self, wanted) -> dict[tuple[str, str], tuple[float, float, dict]]:
         cur = self.db.execute("SELECT fa, fb, value, reverse, info FROM pair_values WHERE opts = ?", (self.opts,))
-        rows = {(fa, fb): (v, r, json.loads(i)) for fa, fb, v, r, i in cur}
+        # a value stored as NULL (SQLite's NaN) is not a finished pair: compute it again
+        rows = {(fa, fb): (v, r, json.loads(i)) for fa, fb, v, r, i in cur if v is not None and r is not None}
         out = {}
         for a, b in wanted:
             fa, fb = self.prints[a], self.prints[b]
@@ -268,14 +286,26 @@ def pairwise(
     """
     started = time.perf_counter()
     spec = registry.check_measure(measure)
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
     if symmetric and measure != "pwcca":
         raise ValueError("symmetric=True folds PWCCA's directed matrix; the other measures are symmetric already.")
     epsilon = _validate.check_epsilon(epsilon)
+    rtol = _validate.check_rtol(rtol)
+    rtol = None if rtol is None else float(rtol)
+    if isinstance(keep, bool) or not isinstance(keep, (int, float, np.integer, np.floating)) or not 0 < keep <= 1:
+        raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
+    keep = float(keep)
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
+        raise ValueError(f"block must be None (bases of about 1 GB per block) or a positive int; got {block!r}.")
     from ..core.cka import _check_bandwidth
     from ..stats import check_options
 
     bandwidth = _check_bandwidth(bandwidth)
     check_options(permutations, bootstrap, confidence)
+    confidence = float(confidence)
+    if other_names is not None and others is None:
+        raise ValueError("other_names names the columns of others; pass others too (or use names= for reps).")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int; got {seed!r}.")
     row_vals, row_labels = _labels(reps, names, "rep")
@@ -333,6 +363,14 @@ def pairwise(
                 f"(a random subset) or linear CKA."
             )
 
+    seeded = bool(permutations or bootstrap)
+
+    def order(r: str, c: str) -> tuple[str, str]:
+        """A pair's computing orientation: by label, or by content fingerprint when the pair
+        is seeded, so that a run under other names permutes and resamples each pair the
+        same way (its seed comes from the fingerprints in this order)."""
+        return tuple(sorted((r, c), key=lambda label: (prints[label] if seeded else "", label)))
+
     # unordered pairs to compute, each once (both PWCCA directions come from one SVD)
     wanted: list[tuple[str, str]] = []
     seen = set()
@@ -340,7 +378,7 @@ def pairwise(
         for c in col_labels:
             if r == c:
                 continue
-            key = tuple(sorted((r, c)))
+            key = order(r, c)
             if key not in seen:
                 seen.add(key)
                 wanted.append(key)
@@ -380,7 +418,7 @@ def pairwise(
             if r == c:
                 value, info = (0.0 if measure == "euclidean" else 1.0), {"c": ranks.get(r)}
             else:
-                a, b = sorted((r, c))
+                a, b = order(r, c)
                 v_ab, v_ba, info = done[(a, b)]
                 value = v_ab if r == a else v_ba
                 if symmetric:
@@ -399,6 +437,7 @@ def _orient(info: dict, forward: bool) -> dict:
     """Per-direction columns (null, interval) of the row's direction, under plain names."""
     out = {k: v for k, v in info.items() if not k.endswith("_reverse")}
     if not forward:
+        out = _swap_sides(out)
         for k, v in info.items():
             if k.endswith("_reverse"):
                 out[k[: -len("_reverse")]] = v
@@ -413,7 +452,11 @@ def _load(value, label: str):
         value = load_array(value)
     if isinstance(value, Factor):
         raise TypeError(f"{label}: pass arrays, tensors or store paths to pairwise.")
-    return _validate.as_matrix(value, label)
+    arr = _validate.as_matrix(value, label)
+    finite = bool(arr.isfinite().all()) if hasattr(arr, "isfinite") else bool(np.all(np.isfinite(arr)))
+    if not finite:
+        raise ValueError(f"{label} contains non-finite values (NaN or Inf); remove or impute them before comparing.")
+    return arr
 
 
 def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Uncertainty", kernels=None):
@@ -437,7 +480,10 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
     out = []
     for a, b in pairs:
         pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if measure == "cka_rbf" else None
-        value = pair.value()[0] if pair else matched_value(measure, arrays[a], arrays[b])
+        try:
+            value = pair.value()[0] if pair else matched_value(measure, arrays[a], arrays[b])
+        except ValueError as err:  # name the representations behind "X" and "Y"
+            raise ValueError(f"{a} (X) against {b} (Y): {err}") from None
         info: dict = {}
         if extra:
             rng = np.random.default_rng(extra.seeds.get((a, b), 0))
@@ -463,11 +509,11 @@ def _groups(widths: dict[str, int], n_samples: int, block: int | None) -> list[l
 
 def _block_jobs(todo, groups):
     """(group_a, group_b, pairs of that block) for every block with pairs left to do."""
-    pending = set(todo)
+    pending = {frozenset(pair): pair for pair in todo}  # each pair in its computing orientation
     for gi, group_a in enumerate(groups):
         for group_b in groups[gi:]:
-            pairs = sorted({tuple(sorted((a, b))) for a in group_a for b in group_b if a != b} & pending)
-            pending -= set(pairs)
+            keys = {frozenset((a, b)) for a in group_a for b in group_b if a != b} & pending.keys()
+            pairs = sorted(pending.pop(key) for key in keys)
             if pairs:
                 yield group_a, group_b, pairs
 
