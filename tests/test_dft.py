@@ -79,8 +79,50 @@ def test_rank_deficient_frequencies_are_not_nan():
     np.testing.assert_allclose(r.rho, [1.0, 1.0], atol=1e-10)
 
 
+def per_frequency_reference(x, y, rtol=1e-10):
+    """Complex CCA per frequency from SVD bases with a rank cut, pooled (independent of the
+    library's Gram/SVD hybrid)."""
+    fx, fy = np.fft.fft2(x, axes=(1, 2)), np.fft.fft2(y, axes=(1, 2))
+    vals = []
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            bases = []
+            for f in (fx[:, i, j], fy[:, i, j]):
+                u, s, _ = np.linalg.svd(f - f.mean(axis=0), full_matrices=False)
+                bases.append(u[:, : int((s > rtol * s[0]).sum())] if s[0] > 0 else u[:, :0])
+            vals += list(np.linalg.svd(bases[0].conj().T @ bases[1], compute_uv=False))
+    return np.sort(vals)[::-1]
+
+
+def test_fewer_datapoints_than_channels_gives_no_spurious_directions():
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((6, 3, 3, 10)), rng.standard_normal((6, 3, 3, 10))
+    r = ccalens.dft_cca(x, y)
+    # centred data span n - 1 = 5 dimensions per frequency, and both sides span all of them
+    assert np.all(r.ranks == 5) and r.rho.size == 45
+    np.testing.assert_allclose(r.rho, 1.0, atol=1e-10)
+
+
+def test_collinear_channels_match_a_per_frequency_svd_reference():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((400, 4, 4, 5))
+    x[..., 4] = x[..., 0] + x[..., 1]
+    y = np.tanh(x[..., :3]) + 0.5 * rng.standard_normal((400, 4, 4, 3))
+    y = np.concatenate([y, y[..., :1] - y[..., 1:2]], axis=-1)
+    r = ccalens.dft_cca(x, y)
+    ref = per_frequency_reference(x, y)
+    assert np.all(r.ranks == 3) and r.rho.size == ref.size == 48
+    np.testing.assert_allclose(r.rho, ref, atol=1e-10)
+
+
 def test_errors():
     x = np.zeros((10, 4, 4, 3))
+    for bad in (-1, 2, "a"):
+        with pytest.raises(ValueError, match="rtol must be None"):
+            ccalens.dft_cca(x + np.arange(3), x + np.arange(3), rtol=bad)
+    rng = np.random.default_rng(10)
+    with pytest.raises(ValueError, match="X has no varying neuron: all 3 channel.* constant over the 10 datapoints"):
+        ccalens.dft_cca(np.ones((10, 4, 4, 3)), rng.standard_normal((10, 4, 4, 2)))
     with pytest.raises(ValueError, match="must be 4-D conv activations"):
         ccalens.dft_cca(x.reshape(10, -1), x)
     with pytest.raises(ValueError, match="channels must be 'last'"):

@@ -184,7 +184,7 @@ def test_errors():
         ccalens.cka(x, y, bootstrap=2.5)
     with pytest.raises(ValueError, match="confidence must be a level in .0, 1."):
         ccalens.procrustes(x, y, bootstrap=5, confidence=95)
-    with pytest.raises(ValueError, match="seed must be None, an int or a numpy Generator"):
+    with pytest.raises(ValueError, match="seed must be None, a non-negative int or a numpy Generator"):
         ccalens.mean_cca(x, y, permutations=3, seed="abc")
     with pytest.raises(TypeError, match="the bootstrap needs the activations"):
         ccalens.cca(ccalens.factorize(x), ccalens.factorize(y), bootstrap=3)
@@ -192,3 +192,41 @@ def test_errors():
         pairwise([x, y], permutations=3, seed=1.5)
     with pytest.raises(ValueError, match="every representation needs the same width"):
         pairwise([x, y[:, :3]], "cosine")
+
+
+def test_constant_null_gives_a_signed_infinite_z():
+    from ccalens.stats import summarise_null
+
+    assert summarise_null("cka", 0.9, np.array([0.5])).z == np.inf
+    assert summarise_null("cka", 0.1, np.array([0.5])).z == -np.inf
+    assert summarise_null("cka", 0.5, np.array([0.5, 0.5])).z == 0.0
+
+
+def test_a_bootstrap_resample_that_cannot_be_measured_is_named_as_such():
+    x = np.r_[np.zeros((4, 2)), np.ones((1, 2))]
+    y = np.arange(10.0).reshape(5, 2)
+    assert ccalens.cosine(x, y).similarity > 0  # the data themselves are fine
+    with pytest.raises(ValueError, match=r"bootstrap resample \d+ of 20 \(the 5 datapoints drawn with replacement\) "
+                                         r"cannot be measured: cosine similarity is undefined: X is all zeros.*"
+                                         r"Use more datapoints, or leave out bootstrap="):
+        ccalens.cosine(x, y, bootstrap=20, seed=0)
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match=r"bootstrap resample \d+ of 30 .*cannot be measured"):
+        ccalens.cka(rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), bootstrap=30, seed=0)
+
+
+def test_small_cka_edge_cases():
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    with pytest.raises(ValueError, match="debiased CKA needs at least 4 datapoints"):
+        ccalens.cka(x, y, kernel="rbf", debiased=True)
+    x, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
+    assert ccalens.cka(x, y, debiased=np.True_).similarity == ccalens.cka(x, y, debiased=True).similarity
+    acc = ccalens.MinibatchCKA().update(np.ones((8, 3)), rng.standard_normal((8, 3)))
+    assert "undefined" in repr(acc)
+    with pytest.raises(ValueError, match="this minibatch has 4 and 3 neurons, earlier ones had 3 and 3"):
+        acc.update(rng.standard_normal((8, 4)), rng.standard_normal((8, 3)))
+    big = np.full((50, 7), 2**52, dtype=np.int64) + np.arange(7)
+    assert ccalens.cosine(big, big).similarity <= 1.0
+    with pytest.raises(ValueError, match="seed must be None, a non-negative int"):
+        ccalens.pwcca(x, y, permutations=3, seed=-1)

@@ -124,7 +124,7 @@ def matched_value(measure: str, ax, ay) -> float:
             f"cosine similarity is undefined: {'X' if nx == 0.0 else 'Y'} is all zeros. Check that the "
             f"right layer was recorded (a layer of dead units gives all zeros)."
         )
-    return inner / (nx * ny)
+    return min(1.0, max(-1.0, inner / (nx * ny)))  # rounding can step just past +-1
 
 
 def cosine(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, bootstrap: int = 0,

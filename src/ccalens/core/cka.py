@@ -124,6 +124,8 @@ class KernelPair:
 
     def __init__(self, x, y, bandwidth: float, debiased: bool):
         self.debiased = debiased
+        if debiased:
+            check_debiased(x.shape[0], 1.0, 1.0)  # n >= 4 before the estimator divides by n - 3
         self.k = _rbf_kernel(x, bandwidth, "X")
         self.l = _rbf_kernel(y, bandwidth, "Y")
         if debiased:
@@ -202,8 +204,9 @@ def cka(
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}.")
-    if not isinstance(debiased, bool):
+    if not isinstance(debiased, (bool, np.bool_)):
         raise TypeError(f"debiased must be True or False; got {debiased!r}.")
+    debiased = bool(debiased)
     bandwidth = _check_bandwidth(bandwidth)
     from ..stats import attach, check_options
 
@@ -260,6 +263,7 @@ class MinibatchCKA:
         self.sums = np.zeros(3)  # HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)
         self.batches = 0
         self.n_samples = 0
+        self.widths: tuple[int, int] | None = None
 
     def update(self, X, Y) -> "MinibatchCKA":
         from .measures import _as_matrices
@@ -268,6 +272,12 @@ class MinibatchCKA:
         n = ax.shape[0]
         if n < 4:
             raise ValueError(f"each minibatch needs at least 4 datapoints for the unbiased HSIC; got {n}.")
+        widths = (int(ax.shape[1]), int(ay.shape[1]))
+        if self.widths is not None and widths != self.widths:
+            raise ValueError(
+                f"this minibatch has {widths[0]} and {widths[1]} neurons, earlier ones had "
+                f"{self.widths[0]} and {self.widths[1]}: every batch must come from the same two "
+                f"layers. Start a new MinibatchCKA for other layers.")
         x, y = _host64(ax, "X"), _host64(ay, "Y")
         x = x - x.mean(axis=0)  # exact for the unbiased estimator, and fewer cancellations
         y = y - y.mean(axis=0)
@@ -282,6 +292,7 @@ class MinibatchCKA:
         )
         self.batches += 1
         self.n_samples += n
+        self.widths = widths
         return self
 
     @property
@@ -298,7 +309,10 @@ class MinibatchCKA:
         return float(xy / np.sqrt(xx * yy))
 
     def __repr__(self) -> str:
-        value = f"{self.similarity:.6f}" if self.batches else "none yet"
+        try:
+            value = f"{self.similarity:.6f}" if self.batches else "none yet"
+        except ValueError:  # the mean self-HSIC is not positive (yet)
+            value = "undefined"
         return f"MinibatchCKA(similarity={value}, batches={self.batches}, n_samples={self.n_samples})"
 
 

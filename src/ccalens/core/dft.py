@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_torch_tensor
+from ._validate import check_rtol
+from .factor import GRAM_MAX_ROUNDING
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,13 +119,27 @@ def _shared_frequencies(size_x: int, size_y: int) -> tuple[np.ndarray, np.ndarra
     return keep[0], keep[1]
 
 
-def _whitener(gram: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Batched W with W^H G W = I on G's range, and each block's rank."""
+#: A frequency takes the Gram route when its equilibrated Gram matrix has
+#: lambda_min / lambda_max >= this (eps * kappa^2 <= GRAM_MAX_ROUNDING, as in
+#: :mod:`ccalens.core.factor`); the others, rank-deficient or ill-conditioned, take an SVD.
+_GRAM_MIN_RCOND2 = float(np.finfo(np.float64).eps) / GRAM_MAX_ROUNDING
+
+
+def _whitener(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched W with W^H G W = I, and which frequencies are well enough conditioned for it."""
     lam, vec = np.linalg.eigh(gram)  # ascending, per frequency
-    top = lam[..., -1:]
-    keep = lam > (rtol * rtol) * np.maximum(top, np.finfo(float).tiny)
-    inv = np.where(keep, 1.0 / np.sqrt(np.where(keep, lam, 1.0)), 0.0)
-    return vec * inv[..., None, :], keep.sum(axis=-1)
+    top = lam[..., -1]
+    good = (top > 0) & (lam[..., 0] >= _GRAM_MIN_RCOND2 * top)
+    inv = np.where(good[:, None], 1.0 / np.sqrt(np.where(good[:, None], lam, 1.0)), 0.0)
+    return vec * inv[..., None, :], good
+
+
+def _svd_basis(f: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases (zero columns beyond each rank) of a batch of (N, C) matrices, and
+    their ranks: singular values at or below rtol times the largest count as absent."""
+    u, sv, _ = np.linalg.svd(f, full_matrices=False)
+    keep = sv > rtol * np.maximum(sv[..., :1], np.finfo(float).tiny)
+    return u * keep[..., None, :], keep.sum(axis=-1)
 
 
 def dft_cca(X, Y, *, channels: str = "last", rtol: float | None = None) -> DFTCCAResult:
@@ -146,6 +162,7 @@ def dft_cca(X, Y, *, channels: str = "last", rtol: float | None = None) -> DFTCC
         Exactly the canonical correlations of the (N, H*W*C) and (N, H*W*D) layers when the
         data are translation invariant (see the module docstring).
     """
+    rtol = check_rtol(rtol)
     if channels not in ("last", "first"):
         raise ValueError(f"channels must be 'last' (N, H, W, C) or 'first' (N, C, H, W); got {channels!r}.")
     x, y = _as_conv(X, "X", channels), _as_conv(Y, "Y", channels)
@@ -173,10 +190,27 @@ def dft_cca(X, Y, *, channels: str = "last", rtol: float | None = None) -> DFTCC
         f /= np.where(norms > 0, norms, 1.0)
     tol = rtol if rtol is not None else max(1e-12, max(n, fx.shape[2], fy.shape[2]) * np.finfo(float).eps)
     fxh, fyh = fx.conj().transpose(0, 2, 1), fy.conj().transpose(0, 2, 1)
-    wx_, rank_x = _whitener(fxh @ fx, tol)
-    wy_, rank_y = _whitener(fyh @ fy, tol)
+    wx_, good_x = _whitener(fxh @ fx)
+    wy_, good_y = _whitener(fyh @ fy)
     cross = wx_.conj().transpose(0, 2, 1) @ (fxh @ fy) @ wy_
     sv = np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)  # (HW, min(C, D)), descending
+    rank_x = np.full(h * w, fx.shape[2])
+    rank_y = np.full(h * w, fy.shape[2])
+    # rank-deficient or ill-conditioned frequencies: the Gram route would whiten rounding
+    # noise into spurious directions, so their bases come from an SVD with a rank cut
+    bad = np.flatnonzero(~(good_x & good_y))
+    if bad.size:
+        qx, rank_x[bad] = _svd_basis(fx[bad], tol)
+        qy, rank_y[bad] = _svd_basis(fy[bad], tol)
+        vals = np.clip(np.linalg.svd(qx.conj().transpose(0, 2, 1) @ qy, compute_uv=False), 0.0, 1.0)
+        sv[bad] = 0.0  # with fewer datapoints than channels the bases have fewer columns
+        sv[bad, : vals.shape[1]] = vals
+    for name, rank, size in (("X", rank_x, x.shape[3]), ("Y", rank_y, y.shape[3])):
+        if not rank.any():
+            raise ValueError(
+                f"{name} has no varying neuron: all {size} channel(s) are constant over the {n} "
+                f"datapoints at every position, so there is nothing to correlate. Check that the "
+                f"right layer was recorded and that the inputs differ.")
     counts = np.minimum(rank_x, rank_y)
     width = sv.shape[1]
     mask = np.arange(width)[None, :] < counts[:, None]

@@ -57,7 +57,7 @@ def _rng(seed):
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError):
-        raise ValueError(f"seed must be None, an int or a numpy Generator; got {seed!r}.") from None
+        raise ValueError(f"seed must be None, a non-negative int or a numpy Generator; got {seed!r}.") from None
 
 
 def _factor_null(measure, fx, fy, opts, permutations, rng):
@@ -112,10 +112,13 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
     forward, reverse = np.empty(resamples), np.empty(resamples)
     for k in range(resamples):
         rows = rng.integers(0, n, n)
-        fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
-                  for d, f, name in zip(data, (fx, fy), ("X", "Y")))
-        forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
-                                               epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+        try:
+            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+        except ValueError as err:
+            raise _resample_error(k, resamples, n, err) from None
     return forward, reverse
 
 
@@ -189,7 +192,10 @@ def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullRes
     adjusted = None
     if measure != "euclidean" and mean < 1.0:
         adjusted = float((observed - mean) / (1.0 - mean))
-    z = float((observed - mean) / sd) if sd > 0 else float("inf") if observed > mean else 0.0
+    if sd > 0:
+        z = float((observed - mean) / sd)
+    else:  # a constant null (or a single permutation): only the side is known
+        z = float(np.sign(observed - mean) * np.inf) if observed != mean else 0.0
     return NullResult(observed=float(observed), mean=mean, sd=sd, p_value=float(p_value),
                       corrected=float(observed - mean), adjusted=adjusted, z=z,
                       permutations=int(values.size), values=values)
@@ -202,8 +208,19 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
     values = np.empty(resamples)
     for k in range(resamples):
         rows = rng.integers(0, n, n)
-        values[k] = _recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
+        try:
+            values[k] = _recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
+        except ValueError as err:
+            raise _resample_error(k, resamples, n, err) from None
     return interval(values, confidence)
+
+
+def _resample_error(k: int, resamples: int, n: int, err: Exception) -> ValueError:
+    """A bootstrap resample the measure cannot use: say so, rather than blame the data."""
+    return ValueError(
+        f"bootstrap resample {k + 1} of {resamples} (the {n} datapoints drawn with replacement) "
+        f"cannot be measured: {err} The data themselves can be; with so few datapoints, "
+        f"resamples repeat many of them. Use more datapoints, or leave out bootstrap=.")
 
 
 def _arrays(data, what: str, opts: dict):
