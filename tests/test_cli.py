@@ -265,3 +265,64 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
     assert "of 6 directed pairs with p <= 0.05" in res.stdout  # PWCCA: each direction
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--clusters", "0"])
     assert res.exit_code == 1 and "number of clusters must be an int from 1 to 3" in res.stderr
+
+
+def test_any_error_is_one_line_and_bad_inputs_are_explained(pair, rng):
+    torch = pytest.importorskip("torch")
+    tmp, x, y = pair
+    (tmp / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    (tmp / "dir.npy").mkdir()
+    torch.save({"meta": 3, "acts": torch.as_tensor(x)}, tmp / "mixed.pt")
+    torch.save(torch.as_tensor(x).to(torch.bfloat16), tmp / "bf.pt")
+    np.save(tmp / "one.npy", x[:, 0])
+    for args, needle in (
+        ([str(tmp / "bad.npz"), str(tmp / "x.npy")], "error: "),
+        ([str(tmp / "dir.npy"), str(tmp / "x.npy")], "error: "),
+        ([f"{tmp / 'mixed.pt'}:meta", str(tmp / "x.npy")], "holds a int, not a tensor"),
+        ([str(tmp / "one.npy"), str(tmp / "one.npy"), "--neurons-first"], "A has shape (600,); compare needs 2-D arrays"),
+        ([str(tmp / "x.npy"), str(tmp / "x.npy"), "-m", "cka", "--symmetric"], "--symmetric averages PWCCA's two directions"),
+    ):
+        res = runner.invoke(app, ["compare", *args])
+        assert res.exit_code == 1, (args, res.output)
+        assert needle in res.stderr and "Traceback" not in res.output and len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(app, ["compare", str(tmp / "bf.pt"), str(tmp / "x.npy"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["measures"]["pwcca"]["similarity"] > 0.99  # bfloat16 copy of x against x
+
+
+def test_counts_and_out_folders_are_checked_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("")
+    for args, needle in (
+        (["extract", "m:f", "--layers", "a", "--limit", "-1400"], "--limit must be at least 1; got -1400"),
+        (["extract", "m:f", "--layers", "a", "--limit", "0"], "--limit must be at least 1; got 0"),
+        (["demo", "--epochs", "-1"], "--epochs must be at least 1"),
+        (["demo", "--max-train", "-5"], "--max-train must be at least 1"),
+        (["demo", "--out", str(tmp_path / "afile")], "is a file; give a folder"),
+        (["sanity", "--grid", "0"], "--grid must be at least 1"),
+        (["sanity", "--measures", ","], "--measures names no measure"),
+        (["reproduce", "fig2", "--seeds", "0"], "--seeds must be at least 1"),
+        (["reproduce", "fig2", "--n", "-5"], "--n must be at least 1"),
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1 and needle in res.stderr, (args, res.output)
+
+
+def test_matrix_checks_options_before_touching_earlier_results(tmp_path, rng):
+    from ccalens.store import ActivationStore
+
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for i in range(3):
+            w.append(f"n{i}", rng.standard_normal((200, 4)))
+    out = tmp_path / "res"
+    assert runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out)]).exit_code == 0
+    for args, needle in ((["--permutations", "-1"], "permutations must be"), (["-m", "bogus"], "measure must be one of"),
+                         (["-m", "svcca", "--symmetric"], "--symmetric folds PWCCA"), (["--clusters", "7"], "from 1 to 3")):
+        res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), *args])
+        assert res.exit_code == 1 and needle in res.stderr, (args, res.output)
+        assert (out / "pairs.sqlite").exists()
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--resume"])
+    assert "0 pairs computed, 3 reused" in res.stdout
+    (tmp_path / "afile").write_text("")
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(tmp_path / "afile")])
+    assert res.exit_code == 1 and "is a file; give a folder" in res.stderr

@@ -322,3 +322,27 @@ def test_a_pair_stored_as_null_is_computed_again(tmp_path):
     again = pairwise(reps, "cka", results=db)
     assert (again.computed, again.reused) == (1, 2)
     np.testing.assert_array_equal(again.similarity, first.similarity)
+
+
+def test_pairs_with_uncertainty_are_committed_one_by_one(tmp_path, monkeypatch):
+    engine = sys.modules["ccalens.pairwise"]  # the module (ccalens.pairwise is the function)
+    reps = family(25, k=4, n=300, width=8)  # one block of 6 pairs
+    real, calls = engine._Uncertainty.factor_pair, []
+
+    def dies_at_the_fourth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # the run is killed while the fourth pair's null runs
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine._Uncertainty, "factor_pair", dies_at_the_fourth)
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        pairwise(reps, "pwcca", results=db, permutations=5)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM pair_values").fetchone()[0] == 3
+    monkeypatch.setattr(engine._Uncertainty, "factor_pair", real)
+    resumed = pairwise(reps, "pwcca", results=db, permutations=5)
+    assert (resumed.computed, resumed.reused) == (3, 3)
+    fresh = pairwise(reps, "pwcca", permutations=5)
+    assert [r.get("p_value") for r in resumed.table] == [r.get("p_value") for r in fresh.table]

@@ -99,6 +99,13 @@ def test_cli_with_a_store_and_labels(tmp_path):
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out / "sanity.csv").set_index("measure")
     assert list(table.index) == ["cka", "pwcca"]
+    import json
+
+    def no_nan(token):
+        raise AssertionError(f"sanity.json holds {token}, which is not JSON")
+
+    saved = json.loads((out / "sanity.json").read_text(), parse_constant=no_nan)
+    assert any(row.get("sensitivity") is None for row in saved["table"])  # PWCCA's n/a is null
     assert (table.specificity == 1.0).all()
     res = runner.invoke(app, ["sanity", "--store", str(tmp_path / "acts.zarr"), "--measures", "cka", "--out", str(out)])
     assert res.exit_code == 0 and "sensitivity test is skipped" in res.stdout

@@ -32,11 +32,29 @@ def friendly(fn):
                 raise
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
+        except Exception as err:  # anything else (a corrupt file, an OS error): still one line
+            if STATE["debug"] or hasattr(err, "exit_code"):  # Typer/Click's own exits pass through
+                raise
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
+            typer.echo(f"error: {type(err).__name__}: {detail} (run with --debug for the traceback)", err=True)
+            raise typer.Exit(code=1) from None
 
     return wrapper
+
+
+def check_positive(name: str, value, allow_zero: bool = False) -> None:
+    """Counts and sizes from the command line: a clear error for zero or negative ones."""
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be {'0 or more' if allow_zero else 'at least 1'}; got {value}.")
+
+
+def check_out_dir(out) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (it is created if missing).")
 
 
 def console():
     from rich.console import Console
 
-    return Console(file=sys.stdout, soft_wrap=True)
+    # piped or redirected output has no terminal width: do not cut numbers at 80 columns
+    return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 240)

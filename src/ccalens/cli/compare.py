@@ -130,6 +130,12 @@ def compare(
     from ..store import load_array
 
     x, y = load_array(a), load_array(b)
+    for name, arr in (("A", x), ("B", y)):
+        if arr.ndim != 2:
+            raise ValueError(f"{name} has shape {tuple(arr.shape)}; compare needs 2-D arrays "
+                             f"({'neurons, datapoints' if neurons_first else 'datapoints, neurons'}).")
+    if symmetric and measure not in (Measure.pwcca, Measure.all):
+        raise ValueError("--symmetric averages PWCCA's two directions; the other measures are symmetric already.")
     layout = "neurons_first" if neurons_first else "datapoints_first"
     rows = [arr.shape[1 if neurons_first else 0] if arr.ndim == 2 else None for arr in (x, y)]
     if None not in rows and rows[0] != rows[1]:

@@ -31,6 +31,9 @@ def demo(
 
     if networks < 2:
         raise ValueError(f"--networks must be at least 2 to compare within a group; got {networks}.")
+    for name, value in (("--epochs", epochs), ("--width", width), ("--max-train", max_train)):
+        _common.check_positive(name, value)
+    _common.check_out_dir(out)
     cfg = experiment.DemoConfig(dataset=dataset, data_dir=data_dir, networks=networks, epochs=epochs,
                                 width=width, max_train=max_train, permutations=permutations, bootstrap=bootstrap)
     result = experiment.run(cfg, log=typer.echo, progress=True)

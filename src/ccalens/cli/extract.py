@@ -90,6 +90,9 @@ def extract(
     from ..extract import layer_names
     from ..store import ActivationStore, fingerprint
 
+    _common.check_positive("--limit", limit)
+    _common.check_out_dir(out)
+    _common.check_positive("--batch-size", batch_size)
     net = load_model(model, state_dict, trust_pickle)
     if list_layers:
         for name in layer_names(net):

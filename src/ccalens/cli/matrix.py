@@ -25,12 +25,24 @@ def matrix(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high).")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
+    block: Annotated[Optional[int], typer.Option("--block", help="Arrays per block of the batched product "
+                                                 "(default: about 1 GB of bases); smaller blocks checkpoint more often.")] = None,
 ) -> None:
     """Similarity of every pair of arrays in STORE: table (Parquet, CSV), heatmap, dendrogram."""
     from .. import plot
     from ..pairwise import pairwise
     from ..store import ActivationStore
 
+    from ..core import registry
+    from ..stats import check_options
+
+    # every option is checked before an earlier run's results are touched
+    registry.check_measure(measure)
+    if symmetric and measure != "pwcca":
+        raise ValueError("--symmetric folds PWCCA's directed matrix; the other measures are symmetric already.")
+    check_options(permutations, bootstrap, confidence)
+    _common.check_positive("--block", block)
+    _common.check_out_dir(out)
     st = ActivationStore(store, mode="r")
     entries = [e for e in st.info() if arrays is None or fnmatch.fnmatch(e["name"], arrays)]
     incomplete = [e["name"] for e in entries if not e["complete"]]
@@ -38,6 +50,8 @@ def matrix(
         raise ValueError(f"{store} has incomplete arrays {incomplete} (their writer was interrupted); extract them again or exclude them with --arrays.")
     if len(entries) < 2:
         raise ValueError(f"{store} has {len(entries)} matching array(s); a matrix needs at least 2.")
+    if clusters is not None and not 1 <= clusters <= len(entries):
+        raise ValueError(f"the number of clusters must be an int from 1 to {len(entries)} (the arrays); got {clusters}.")
     out.mkdir(parents=True, exist_ok=True)
     db = out / "pairs.sqlite"
     if db.exists() and not resume:
@@ -45,7 +59,7 @@ def matrix(
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
     result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler,
-                      permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
+                      permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, block=block)
     import pandas as pd
 
     table = pd.DataFrame(result.table)

@@ -36,6 +36,9 @@ def reproduce(
     unknown = [f for f in wanted if f not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; available: {', '.join(FIGURES)} or all.")
+    _common.check_positive("--seeds", seeds)
+    _common.check_positive("--n", n)
+    _common.check_out_dir(out)
     from ..experiments import cnn, lstm
     from ..experiments.report import write_index
 

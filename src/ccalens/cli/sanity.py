@@ -32,9 +32,15 @@ def sanity(
 
     if store is None and networks < 2:
         raise ValueError(f"--networks must be at least 2 (specificity compares networks); got {networks}.")
+    for name, value in (("--epochs", epochs), ("--width", width), ("--grid", grid), ("--max-train", max_train),
+                        ("--depth", depth)):
+        _common.check_positive(name, value)
+    _common.check_out_dir(out)
     if labels is not None and store is None:
         raise ValueError("--labels goes with --store (the trained networks bring their own labels).")
     chosen = suite.MEASURES if measures is None else tuple(m.strip() for m in measures.split(",") if m.strip())
+    if not chosen:
+        raise ValueError(f"--measures names no measure; give a comma-separated subset of {', '.join(suite.MEASURES)}.")
     cfg = suite.SanityConfig(dataset=dataset, data_dir=data_dir, networks=networks, depth=depth, width=width, epochs=epochs, max_train=max_train, grid=grid)
     result = suite.run(cfg, store=store, labels=labels, measures=chosen, log=typer.echo, progress=True)
     paths = suite.write(result, out)

@@ -361,6 +361,17 @@ def run(cfg: SanityConfig = SanityConfig(), *, store: str | None = None, labels:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _json_safe(obj):
+    """NaN (a test that does not apply, e.g. CCA sensitivity) as null: JSON has no NaN."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def write(result: dict, out: Path) -> dict[str, Path]:
     import pandas as pd
 
@@ -369,7 +380,8 @@ def write(result: dict, out: Path) -> dict[str, Path]:
              "points": out / "sensitivity_points.csv"}
     pd.DataFrame(result["table"]).to_csv(paths["csv"], index=False)
     pd.DataFrame(result["sensitivity_points"]).to_csv(paths["points"], index=False)
-    paths["json"].write_text(json.dumps({k: v for k, v in result.items() if k != "sensitivity_points"}, indent=2))
+    paths["json"].write_text(json.dumps(_json_safe({k: v for k, v in result.items() if k != "sensitivity_points"}),
+                                        indent=2, allow_nan=False))
     plot(result, paths["png"])
     return paths
 

