@@ -32,6 +32,13 @@ def check_layout(layout: str) -> None:
         )
 
 
+def check_keep(keep: Any) -> float:
+    """SVCCA's share of variance kept on each side."""
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not (0.0 < keep <= 1.0):
+        raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
+    return float(keep)
+
+
 def check_epsilon(epsilon: Any) -> float:
     if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
         raise TypeError(f"epsilon must be a real number >= 0; got {type(epsilon).__name__} {epsilon!r}.")

@@ -412,8 +412,7 @@ def svcca(
         ``similarity`` is the mean of the canonical correlations between the kept
         subspaces; the paper's :math:`d_{SVCCA}` is its ``distance``.
     """
-    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not (0.0 < keep <= 1.0):
-        raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
+    _validate.check_keep(keep)
     kx_req, ky_req = _check_components(n_components)
     _check_uncertainty(permutations, bootstrap, confidence)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)

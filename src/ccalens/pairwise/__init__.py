@@ -296,9 +296,7 @@ def pairwise(
     epsilon = _validate.check_epsilon(epsilon)
     rtol = _validate.check_rtol(rtol)
     rtol = None if rtol is None else float(rtol)
-    if isinstance(keep, bool) or not isinstance(keep, (int, float, np.integer, np.floating)) or not 0 < keep <= 1:
-        raise ValueError(f"keep must be a share of variance in (0, 1]; got {keep!r}.")
-    keep = float(keep)
+    keep = _validate.check_keep(keep)
     if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
         raise ValueError(f"block must be None (bases of about 1 GB per block) or a positive int; got {block!r}.")
     from ..core.cka import _check_bandwidth
