@@ -82,7 +82,7 @@ def batched_svd(m: np.ndarray, compute_uv: bool = True):
         return np.linalg.svd(m, full_matrices=False, compute_uv=compute_uv)
     parts = blas_parallel_map(
         lambda lo_hi: np.linalg.svd(m[lo_hi[0]:lo_hi[1]], full_matrices=False, compute_uv=compute_uv),
-        _chunks(m.shape[0], min(_blas_threads(), 8)))
+        _chunks(m.shape[0], min(os.cpu_count() or 1, 8)))  # blas_parallel_map caps the threads
     if not compute_uv:
         return np.concatenate(parts)
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))

@@ -454,9 +454,7 @@ def _load(value, label: str):
     if isinstance(value, Factor):
         raise TypeError(f"{label}: pass arrays, tensors or store paths to pairwise.")
     arr = _validate.as_matrix(value, label)
-    finite = bool(arr.isfinite().all()) if hasattr(arr, "isfinite") else bool(np.all(np.isfinite(arr)))
-    if not finite:
-        raise ValueError(f"{label} contains non-finite values (NaN or Inf); remove or impute them before comparing.")
+    _validate.check_finite(_validate.make_ops(arr, None), arr, label)
     return arr
 
 
