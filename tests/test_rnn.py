@@ -21,7 +21,7 @@ def _corpus(n=3000, vocab=40, seed=0):
 
 
 def _spec(**kw):
-    base = dict(layers=2, hidden=8, embedding=6, seed=1, epochs=2, lr=1e-2, batch_size=4, bptt=10, checkpoints=4)
+    base = dict(layers=2, hidden=8, embedding=6, seed=1, epochs=2, lr=1e-2, batch_size=4, bptt=10, evals_per_epoch=2)
     base.update(kw)
     return lstm.LMSpec(**base)
 

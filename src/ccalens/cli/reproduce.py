@@ -29,6 +29,9 @@ def reproduce(
     collect: Annotated[Optional[Path], typer.Option("--collect", help="Also copy every figure's PNG, CSV and "
                                                    "claims.json (no networks or stores) to this folder, e.g. "
                                                    "results/small.")] = None,
+    networks_only: Annotated[bool, typer.Option("--networks-only", help="Only train (or finish training) the "
+                                                "networks the figures need, and stop: the long part of a run, "
+                                                "to start before the analyses are decided.")] = False,
 ) -> None:
     """Rerun the paper's findings. Each writes runs/<figure>/ (figure, numbers, claims.json);
     finished steps are skipped, so a killed run continues where it stopped."""
@@ -73,6 +76,16 @@ def reproduce(
             typer.echo(f"  {fig} {c['name']}: {'held' if c['held'] else 'NOT held'}  ({c['rule']})")
         typer.echo(f"  wrote {', '.join(str(p) for p in result['paths'].values())}")
 
+    if networks_only:
+        for fig in wanted:
+            if fig in CNN_FIGURES:
+                __import__(f"ccalens.experiments.{fig}", fromlist=["train"]).train(context("cnn"))
+            if fig in RNN_FIGURES:
+                from ..experiments import rnn
+
+                rnn.train(context("rnn"))
+        typer.echo(f"trained the networks of {', '.join(wanted)}; rerun without --networks-only for the analyses")
+        return
     for fig in wanted:
         if fig == "fig2":
             from ..experiments import fig2

@@ -39,30 +39,35 @@ class Scale:
     test_points: int  # test images for test accuracy and the test-data variant
     width: int  # conv1 filters; conv2 and conv3 have 2x, fc1 4x
     epochs: int  # true labels
-    epochs_random: int  # permuted labels (memorising takes longer)
+    epochs_random: int  # permuted labels: the most epochs a memoriser may take to reach random_target
+    random_target: float  # memorisers train until this training accuracy (the paper: near-zero loss)
     lr: float  # Adam
     batch_size: int
     group: int  # networks per group (fig3, fig4)
     widths: tuple[int, ...]  # fig4
     fig5_lrs: tuple[float, ...]  # fig5, SGD with momentum 0.9
     fig5_seeds: int
-    fig5_epochs: int
+    fig5_epochs: int  # the most epochs a fig5 network may take to reach fig5_target_loss
+    fig5_target_loss: float  # every learning rate trains to this training loss (the paper's premise)
     fig1_epochs: int
     device: str = "cpu"
     description: str = ""
 
 
 SCALES = {
-    "tiny": Scale("tiny", "digits", None, 360, width=8, epochs=30, epochs_random=150, lr=3e-3, batch_size=64,
-                  group=3, widths=(2, 4, 8, 16), fig5_lrs=(0.003, 0.03, 0.3), fig5_seeds=4, fig5_epochs=20,
-                  fig1_epochs=30, description="scikit-learn digits; a few minutes; run by CI"),
-    "small": Scale("small", "fashion-mnist", 4000, 2000, width=16, epochs=20, epochs_random=60, lr=1e-3,
-                   batch_size=64, group=5, widths=(4, 8, 16, 32), fig5_lrs=(0.002, 0.01, 0.05, 0.25),
-                   fig5_seeds=10, fig5_epochs=12, fig1_epochs=30,
+    "tiny": Scale("tiny", "digits", None, 360, width=8, epochs=30, epochs_random=150, random_target=0.995,
+                  lr=3e-3, batch_size=64, group=3, widths=(4, 6, 8, 12, 16), fig5_lrs=(0.003, 0.01, 0.03, 0.1),
+                  fig5_seeds=3, fig5_epochs=40, fig5_target_loss=0.05, fig1_epochs=30,
+                  description="scikit-learn digits; a few minutes; run by CI"),
+    "small": Scale("small", "fashion-mnist", 4000, 2000, width=16, epochs=20, epochs_random=250,
+                   random_target=0.995, lr=1e-3, batch_size=64, group=5, widths=(8, 12, 16, 24, 32),
+                   fig5_lrs=(0.003, 0.01, 0.03, 0.1), fig5_seeds=10, fig5_epochs=80, fig5_target_loss=0.05,
+                   fig1_epochs=30,
                    description="Fashion-MNIST, 4,000 training images; under an hour per figure on 2 CPU cores"),
-    "paper": Scale("paper", "cifar10", None, 10000, width=32, epochs=60, epochs_random=150, lr=1e-3,
-                   batch_size=128, group=5, widths=(8, 16, 32, 64, 128), fig5_lrs=(0.001, 0.003, 0.01, 0.03, 0.1),
-                   fig5_seeds=40, fig5_epochs=60, fig1_epochs=100, device="auto",
+    "paper": Scale("paper", "cifar10", None, 10000, width=32, epochs=60, epochs_random=300, random_target=0.995,
+                   lr=1e-3, batch_size=128, group=5, widths=(8, 16, 32, 64, 128),
+                   fig5_lrs=(0.001, 0.003, 0.01, 0.03, 0.1), fig5_seeds=40, fig5_epochs=150, fig5_target_loss=0.05,
+                   fig1_epochs=100, device="auto",
                    description="CIFAR-10 from --data-dir, the paper's group sizes (5; 200 for fig5); GPU recommended"),
 }
 
@@ -118,10 +123,25 @@ class NetSpec:
     optimizer: str = "adam"  # or "sgd" (momentum 0.9)
     batch_size: int = 64
     pool_first: bool = True  # max-pool after conv1 too (cheaper on 28x28 and 32x32 images)
+    # Stop early once the whole training set (eval mode, the labels trained on) reaches a
+    # target: ``epochs`` is then the most epochs allowed. None: train all ``epochs``.
+    target_accuracy: float | None = None
+    target_loss: float | None = None
 
     @property
     def name(self) -> str:
-        return f"w{self.width}-{self.labels}-{self.optimizer}{self.lr:g}-e{self.epochs}-s{self.seed}"
+        target = ""
+        if self.target_accuracy is not None:
+            target += f"-acc{self.target_accuracy:g}"
+        if self.target_loss is not None:
+            target += f"-loss{self.target_loss:g}"
+        return f"w{self.width}-{self.labels}-{self.optimizer}{self.lr:g}-e{self.epochs}{target}-s{self.seed}"
+
+    def reached(self, metrics: dict) -> bool:
+        """Whether one epoch's training ``metrics`` (loss, accuracy) meet every target set."""
+        return (self.target_accuracy is not None or self.target_loss is not None) and (
+            (self.target_accuracy is None or metrics["accuracy"] >= self.target_accuracy)
+            and (self.target_loss is None or metrics["loss"] <= self.target_loss))
 
     def key(self, data_print: str) -> str:
         return spec_key(self, data_print)
@@ -163,19 +183,26 @@ def layer_widths(width: int, classes: int) -> dict[str, int]:
     return {"conv1": width, "conv2": 2 * width, "conv3": 2 * width, "fc1": 4 * width, "logits": classes}
 
 
-def accuracy(model, x, y, batch_size: int = 1024) -> float:
+def evaluate(model, x, y, batch_size: int = 1024) -> dict:
+    """Mean cross-entropy loss and accuracy on (x, y), in eval mode (the mode is restored)."""
     import torch
 
     was = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
+    correct, loss = 0, 0.0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device)
-            correct += int((model(xb).argmax(1).cpu() == y[start : start + batch_size]).sum())
+            logits = model(x[start : start + batch_size].to(device)).cpu()
+            yb = y[start : start + batch_size]
+            correct += int((logits.argmax(1) == yb).sum())
+            loss += float(torch.nn.functional.cross_entropy(logits.double(), yb, reduction="sum"))
     model.train(was)
-    return correct / len(x)
+    return {"loss": loss / len(x), "accuracy": correct / len(x)}
+
+
+def accuracy(model, x, y, batch_size: int = 1024) -> float:
+    return evaluate(model, x, y, batch_size)["accuracy"]
 
 
 def _optimizer(model, name: str, lr: float):
@@ -190,11 +217,15 @@ def _optimizer(model, name: str, lr: float):
 
 def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, optimizer: str = "adam",
           folder: Path | None = None, keep: tuple[int, ...] = (), progress: str | None = None,
-          on_epoch=None) -> float:
-    """Seeded, deterministic minibatch training; returns the final training accuracy.
+          on_epoch=None, stop=None) -> list[dict]:
+    """Seeded, deterministic minibatch training; returns the per-epoch training metrics.
 
-    With ``folder``, the state after every epoch is written to ``folder/resume.pt`` (and kept
-    as ``folder/epoch{e}.pt`` for the epochs in ``keep``); a rerun continues from it.
+    After every epoch the whole training set is evaluated (eval mode): the history has one
+    ``{"epoch", "loss", "accuracy"}`` per epoch. With ``stop(metrics) -> bool``, training ends
+    after the first epoch whose metrics satisfy it (``epochs`` is then the most allowed).
+    With ``folder``, the state after every epoch (history included) is written to
+    ``folder/resume.pt`` (and kept as ``folder/epoch{e}.pt`` for the epochs in ``keep``); a
+    rerun continues from it, and one killed after its stopping epoch does not train further.
     ``on_epoch(epoch, model)`` is called after every epoch.
     """
     import torch
@@ -202,7 +233,7 @@ def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, op
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     opt = _optimizer(model, optimizer, lr)
-    start_epoch = 0
+    history: list[dict] = []
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         resume = folder / "resume.pt"
@@ -211,9 +242,11 @@ def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, op
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
-            start_epoch = state["epoch"]
+            history = list(state.get("history", []))
+    start_epoch = len(history)
+    done = bool(history) and stop is not None and stop(history[-1])
     model.train()
-    epoch_iter = range(start_epoch, epochs)
+    epoch_iter = range(start_epoch, start_epoch if done else epochs)
     if progress:
         from tqdm.auto import tqdm
 
@@ -226,15 +259,18 @@ def train(model, x, y, *, epochs: int, batch_size: int, lr: float, seed: int, op
             loss = torch.nn.functional.cross_entropy(model(x[idx].to(device)), y[idx].to(device))
             loss.backward()
             opt.step()
+        history.append({"epoch": epoch + 1, **evaluate(model, x, y)})
         if folder is not None:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                     "epoch": epoch + 1}
+                     "epoch": epoch + 1, "history": history}
             if epoch + 1 in keep:
                 _atomic_save(state["model"], folder / f"epoch{epoch + 1}.pt")
             _atomic_save(state, folder / "resume.pt")
         if on_epoch is not None:
             on_epoch(epoch + 1, model)
-    return accuracy(model, x, y)
+        if stop is not None and stop(history[-1]):
+            break
+    return history
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -307,18 +343,25 @@ def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (
     if not (folder / "epoch0.pt").exists():
         _atomic_save(model.state_dict(), folder / "epoch0.pt")
     started = time.perf_counter()
-    train_acc = train(model, x, y, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
-                      optimizer=spec.optimizer, folder=folder, keep=tuple(keep),
-                      progress=f"training {spec.name}" if progress else None, on_epoch=on_epoch)
-    test_acc = accuracy(model, xt, yt)
+    targeted = spec.target_accuracy is not None or spec.target_loss is not None
+    history = train(model, x, y, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed,
+                    optimizer=spec.optimizer, folder=folder, keep=tuple(keep),
+                    progress=f"training {spec.name}" if progress else None, on_epoch=on_epoch,
+                    stop=spec.reached if targeted else None)
+    test = evaluate(model, xt, yt)
     _atomic_save(model.state_dict(), folder / "final.pt")
-    record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "epochs": spec.epochs,
-              "train_accuracy": train_acc, "test_accuracy": test_acc, "kept": sorted(set(keep) | {0, spec.epochs}),
+    last = history[-1]
+    record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "epochs": last["epoch"],
+              "max_epochs": spec.epochs, "target_reached": spec.reached(last) if targeted else None,
+              "train_accuracy": last["accuracy"], "train_loss": last["loss"], "test_accuracy": test["accuracy"],
+              "test_loss": test["loss"], "history": history, "kept": sorted(set(keep) | {0, last["epoch"]}),
               "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev),
               "torch_threads": torch.get_num_threads()}  # bitwise reproducible for the same device and threads
     atomic_write_text(record_path, json.dumps(record, indent=1))
-    log(f"  trained {spec.name}: train accuracy {train_acc:.3f} ({spec.labels} labels), "
-        f"test accuracy {test_acc:.3f} ({record['seconds_this_run']} s)")
+    target = "" if not targeted else f"; target {'reached' if record['target_reached'] else 'NOT reached'}"
+    log(f"  trained {spec.name}: {last['epoch']} epochs, train accuracy {last['accuracy']:.3f}, loss "
+        f"{last['loss']:.4f} ({spec.labels} labels{target}), test accuracy {test['accuracy']:.3f} "
+        f"({record['seconds_this_run']} s)")
     return record
 
 

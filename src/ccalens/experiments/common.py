@@ -68,6 +68,7 @@ class Context:
         return json.loads((folder / "record.json").read_text())
 
     def weights(self, spec: cnn.NetSpec, epoch: int | None = None) -> Path:
+        """The weights file at ``epoch`` (0: initialisation; None: the end of training)."""
         folder = cnn.network_folder(self.root, spec, self.split)
         return folder / ("final.pt" if epoch is None or epoch == spec.epochs else f"epoch{epoch}.pt")
 
@@ -79,9 +80,9 @@ class Context:
         from ..extract import extract
         from ..store import ActivationStore
 
-        epoch = spec.epochs if epoch is None else epoch
         folder = cnn.network_folder(self.root, spec, self.split).name
-        path = self.root / figure / "activations" / folder / f"{data}-epoch{epoch}.zarr"
+        when = "final" if epoch is None or epoch == spec.epochs else f"epoch{epoch}"
+        path = self.root / figure / "activations" / folder / f"{data}-{when}.zarr"
         weights = self.weights(spec, epoch)
 
         def run():
@@ -98,7 +99,7 @@ class Context:
                 extract(model, x, list(layers), spatial="mean", store=sink, batch_size=512,
                         device=cnn._device(self.scale.device))
 
-        self.pipe.step(f"{figure}/activations/{folder}/{data}-epoch{epoch}",
+        self.pipe.step(f"{figure}/activations/{folder}/{data}-{when}",
                        config={"layers": list(layers), "data": data, "split": self.data_print},
                        inputs=[weights], outputs=[path], run=run)
         return {layer: f"{path}:{layer}" for layer in layers}

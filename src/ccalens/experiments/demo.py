@@ -100,7 +100,7 @@ def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> di
                 acts[("untrained", seed)] = extract(model, x, LAYERS)
             t0 = time.perf_counter()
             train_acc = train(model, x, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                              seed=seed, progress=f"training {group} #{k}" if progress else None)
+                              seed=seed, progress=f"training {group} #{k}" if progress else None)[-1]["accuracy"]
             test_acc = accuracy(model, xt, yt)
             acts[(group, k)] = extract(model, x, LAYERS)
             networks.append({"group": group, "index": k, "seed": seed, "epochs": cfg.epochs,

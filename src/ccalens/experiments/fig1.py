@@ -33,6 +33,12 @@ FIGURE = "fig1"
 LAYERS = ("conv3", "fc1")
 
 
+def train(ctx: Context) -> dict:
+    """Train the figure's network (a checkpoint after every epoch); its record."""
+    T = ctx.scale.fig1_epochs
+    return ctx.network(ctx.spec(seed=7, epochs=T), keep=tuple(range(T + 1)))
+
+
 def run(ctx: Context) -> dict:
     import torch
 
@@ -42,7 +48,7 @@ def run(ctx: Context) -> dict:
     T = s.fig1_epochs
     spec = ctx.spec(seed=7, epochs=T)
     ctx.log(f"{FIGURE}: one network, a checkpoint after each of {T} epochs ({ctx.split.name})")
-    record = ctx.network(spec, keep=tuple(range(T + 1)))
+    record = train(ctx)
     ratios = [ctx.check_ratio({k: v for k, v in cnn.layer_widths(s.width, ctx.split.classes).items() if k in LAYERS})]
     xt, yt = torch.from_numpy(ctx.split.x_test), torch.from_numpy(ctx.split.y_test)
     device = cnn._device(s.device)

@@ -45,10 +45,15 @@ def comparison_of(a: str, b: str) -> str:
 def networks(ctx: Context) -> dict[str, cnn.NetSpec]:
     s = ctx.scale
     specs = {f"true{k}": ctx.spec(seed=k) for k in range(s.group)}
-    specs.update({f"random{k}": ctx.spec(seed=100 + k, labels="random", epochs=s.epochs_random)
-                  for k in range(s.group)})
+    specs.update({f"random{k}": ctx.spec(seed=100 + k, labels="random", epochs=s.epochs_random,
+                                         target_accuracy=s.random_target) for k in range(s.group)})
     return specs
 
+
+
+def train(ctx: Context) -> dict:
+    """Train every network of the figure; name -> record."""
+    return {name: ctx.network(spec) for name, spec in networks(ctx).items()}
 
 def run(ctx: Context) -> dict:
     ctx.log(f"{FIGURE}: {ctx.scale.group} networks on true labels, {ctx.scale.group} on permuted labels "

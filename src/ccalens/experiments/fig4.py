@@ -41,6 +41,11 @@ def unit_subset(units: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(units, size, replace=False))
 
 
+
+def train(ctx: Context) -> dict:
+    """Train every network of the figure; name -> record."""
+    return {name: ctx.network(spec) for g in networks(ctx).values() for name, spec in g.items()}
+
 def run(ctx: Context) -> dict:
     from ..store import load_array
 

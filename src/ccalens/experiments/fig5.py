@@ -35,7 +35,8 @@ def networks(ctx: Context) -> dict[str, cnn.NetSpec]:
     s = ctx.scale
     # every network has its own seed (initialisation and minibatch order): shared seeds across
     # learning rates would let the clusters follow the initialisation instead
-    return {f"lr{lr:g}-{k}": ctx.spec(lr=lr, seed=1000 + 100 * i + k, optimizer="sgd", epochs=s.fig5_epochs)
+    return {f"lr{lr:g}-{k}": ctx.spec(lr=lr, seed=1000 + 100 * i + k, optimizer="sgd", epochs=s.fig5_epochs,
+                                      target_loss=s.fig5_target_loss)
             for i, lr in enumerate(s.fig5_lrs) for k in range(s.fig5_seeds)}
 
 
@@ -48,6 +49,11 @@ def robustness(curve: np.ndarray) -> float:
 
     return float(trapezoid(curve, dx=1.0 / (len(curve) - 1)) / curve[0])
 
+
+
+def train(ctx: Context) -> dict:
+    """Train every network of the figure; name -> record."""
+    return {name: ctx.network(spec) for name, spec in networks(ctx).items()}
 
 def run(ctx: Context) -> dict:
     import torch

@@ -9,8 +9,13 @@ million tokens in a trial here.
 
 Training is truncated backpropagation through time over the corpus in order (batch rows
 are contiguous slices of it), with Adam and gradient clipping; it is deterministic on the
-CPU. Checkpoints (weights) are kept at evenly spaced steps, and the full state (weights,
-optimiser, carried hidden state, step) after each one, so a killed training resumes from
+CPU. It runs to a validation-perplexity plateau (the paper's premise that performance has
+converged): the validation perplexity is measured ``evals_per_epoch`` times an epoch, and
+each evaluation is a kept checkpoint. An evaluation that does not improve on the best so
+far by ``min_improvement`` (relative) multiplies the learning rate by ``lr_decay``; after
+``max_decays`` decays, the next such evaluation ends training (``plateau_reached``).
+``epochs`` is the most allowed. The full state (weights, optimiser, learning-rate state,
+carried hidden state, step) is saved at every checkpoint, so a killed training resumes from
 its last checkpoint and ends with the same weights.
 
 Datapoints for the comparisons are a fixed probe set: ``probe_sequences`` windows of
@@ -43,11 +48,11 @@ class RNNScale:
     embedding: int
     hidden: int
     depths: tuple[int, int]  # the shallow and the deeper model
-    epochs: int
+    epochs: int  # the most epochs; training ends earlier at a validation plateau
     lr: float  # Adam
     batch_size: int
     bptt: int
-    checkpoints: int  # kept checkpoints besides initialisation, evenly spaced in steps
+    evals_per_epoch: int  # validation evaluations (= kept checkpoints) per epoch
     probe_sequences: int  # fig6 / fig1 probe windows
     probe_length: int
     seq_sequences: int  # seq: windows (datapoints per timestep)
@@ -57,16 +62,16 @@ class RNNScale:
 
 
 RNN_SCALES = {
-    "tiny": RNNScale("tiny", 60_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=2, lr=3e-3,
-                     batch_size=20, bptt=35, checkpoints=8, probe_sequences=40, probe_length=20,
-                     seq_sequences=400, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI"),
-    "small": RNNScale("small", None, None, embedding=128, hidden=128, depths=(2, 4), epochs=2, lr=2e-3,
-                      batch_size=32, bptt=35, checkpoints=16, probe_sequences=100, probe_length=35,
-                      seq_sequences=1400, seq_length=25,
-                      description="full PTB, 128 units; about an hour on 2 CPU cores"),
-    "paper": RNNScale("paper", None, None, embedding=650, hidden=650, depths=(2, 4), epochs=20, lr=1e-3,
-                      batch_size=64, bptt=35, checkpoints=40, probe_sequences=400, probe_length=35,
-                      seq_sequences=7000, seq_length=35, device="auto",
+    "tiny": RNNScale("tiny", 60_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=3, lr=3e-3,
+                     batch_size=20, bptt=35, evals_per_epoch=4, probe_sequences=40, probe_length=20,
+                     seq_sequences=1600, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI"),
+    "small": RNNScale("small", None, None, embedding=128, hidden=128, depths=(2, 4), epochs=10, lr=2e-3,
+                      batch_size=32, bptt=35, evals_per_epoch=4, probe_sequences=100, probe_length=35,
+                      seq_sequences=6400, seq_length=25,
+                      description="full PTB, 128 units, trained to a validation plateau; about an hour on 2 CPU cores"),
+    "paper": RNNScale("paper", None, None, embedding=650, hidden=650, depths=(2, 4), epochs=40, lr=1e-3,
+                      batch_size=64, bptt=35, evals_per_epoch=4, probe_sequences=400, probe_length=35,
+                      seq_sequences=32500, seq_length=35, device="auto",
                       description="full PTB, 650 units (Zaremba et al.'s medium size); GPU recommended"),
 }
 
@@ -101,8 +106,11 @@ class LMSpec:
     lr: float
     batch_size: int
     bptt: int
-    checkpoints: int
+    evals_per_epoch: int
     clip: float = 1.0
+    min_improvement: float = 0.01  # relative validation-perplexity gain that counts as progress
+    lr_decay: float = 0.25
+    max_decays: int = 2
 
     @property
     def name(self) -> str:
@@ -185,48 +193,90 @@ def lm_folder(root: Path, spec: LMSpec, corpus) -> Path:
 
 
 def schedule(spec: LMSpec, corpus) -> tuple[int, int, list[int]]:
-    """(steps per epoch, total steps, checkpoint steps) of a model's training."""
+    """(steps per epoch, most steps, the evaluation steps up to the most steps)."""
     length = len(corpus.train) // spec.batch_size
     per_epoch = math.ceil((length - 1) / spec.bptt)
     total = per_epoch * spec.epochs
-    return per_epoch, total, checkpoint_steps(total, spec.checkpoints)
+    return per_epoch, total, checkpoint_steps(total, spec.evals_per_epoch * spec.epochs)
+
+
+class Plateau:
+    """The learning-rate schedule and stopping rule of the module docstring, as a state.
+
+    >>> p = Plateau(min_improvement=0.01, lr_decay=0.5, max_decays=1)
+    >>> [p.update(v) for v in (100.0, 90.0, 89.5, 80.0, 79.9)]
+    ['improved', 'improved', 'decay', 'improved', 'stop']
+    """
+
+    def __init__(self, min_improvement: float, lr_decay: float, max_decays: int, state: dict | None = None):
+        self.min_improvement, self.lr_decay, self.max_decays = min_improvement, lr_decay, max_decays
+        self.best, self.decays = math.inf, 0
+        if state:
+            self.best, self.decays = state["best"], state["decays"]
+
+    def update(self, perplexity: float) -> str:
+        """'improved', 'decay' (multiply the learning rate by lr_decay) or 'stop' (plateau)."""
+        if perplexity < self.best * (1.0 - self.min_improvement):
+            self.best = perplexity
+            return "improved"
+        self.best = min(self.best, perplexity)
+        if self.decays < self.max_decays:
+            self.decays += 1
+            return "decay"
+        return "stop"
+
+    def state(self) -> dict:
+        return {"best": self.best, "decays": self.decays}
 
 
 def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print, progress: bool = False) -> dict:
-    """Train (or finish training) one language model; returns its record.
+    """Train (or finish training) one language model to a validation plateau; returns its record.
 
-    The folder holds ``step{s}.pt`` for every checkpoint step, ``record.json`` with the
-    validation perplexity at each, and ``resume.pt`` while training is unfinished.
+    The folder holds ``step{s}.pt`` for every evaluation step, ``record.json`` with the
+    validation perplexity and learning rate at each, and ``resume.pt`` while training is
+    unfinished.
     """
     import torch
 
     folder = lm_folder(root, spec, corpus)
     record_path = folder / "record.json"
-    per_epoch, total, keep = schedule(spec, corpus)
-    record = finished_record(folder, [folder / f"step{s}.pt" for s in keep], spec.name, log)
-    if record is not None:
-        return record
+    per_epoch, total, evals = schedule(spec, corpus)
+    if record_path.exists():
+        kept = json.loads(record_path.read_text())["checkpoints"]
+        record = finished_record(folder, [folder / f"step{s}.pt" for s in kept], spec.name, log)
+        if record is not None:
+            return record
     folder.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
     data = batchify(corpus.train, spec.batch_size)
     torch.manual_seed(spec.seed)
     model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    step, states, history = 0, None, {}
+    step, states, history, lrs, outcome = 0, None, {}, {}, None
+    plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays)
     resume = folder / "resume.pt"
     if resume.exists():
         state = torch.load(resume, weights_only=False, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        step, states, history = state["step"], state["states"], state["history"]
+        step, states, history, lrs = state["step"], state["states"], state["history"], state["lrs"]
+        plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays, state["plateau"])
+        outcome = state["outcome"]
     started = time.perf_counter()
 
     def checkpoint():
+        nonlocal outcome
         _atomic_save(model.state_dict(), folder / f"step{step}.pt")
         history[step] = perplexity(model, corpus.valid, bptt=spec.bptt)
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                      "states": states, "history": history}, resume)
-        log(f"  {spec.name}: step {step}/{total}, validation perplexity {history[step]:.1f}")
+        lrs[step] = opt.param_groups[0]["lr"]
+        outcome = plateau.update(history[step]) if step > 0 else "start"
+        if outcome == "decay":
+            for group in opt.param_groups:
+                group["lr"] *= spec.lr_decay
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "states": states,
+                      "history": history, "lrs": lrs, "plateau": plateau.state(), "outcome": outcome}, resume)
+        log(f"  {spec.name}: step {step}/{total} (epoch {step / per_epoch:.2f}), validation perplexity "
+            f"{history[step]:.1f}, lr {lrs[step]:g}: {outcome}")
 
     if step == 0 and 0 not in history:
         checkpoint()
@@ -236,7 +286,7 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
 
         bar = tqdm(total=total, initial=step, desc=f"training {spec.name}", unit="step", leave=False)
     model.train()
-    while step < total:
+    while step < total and outcome != "stop":
         start = (step % per_epoch) * spec.bptt
         if start == 0:
             states = None  # each epoch starts from a zero state
@@ -254,20 +304,24 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
         step += 1
         if bar is not None:
             bar.update()
-        if step in keep:
+        if step in evals:
             states = [tuple(s.detach() for s in st) for st in states]
             checkpoint()
     if bar is not None:
         bar.close()
-    record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "steps": total,
-              "steps_per_epoch": per_epoch, "tokens_per_epoch": int(data.numel()), "checkpoints": keep,
-              "validation_perplexity": {str(k): v for k, v in sorted(history.items())},
+    kept = sorted(history)
+    record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "steps": step, "max_steps": total,
+              "steps_per_epoch": per_epoch, "epochs_trained": round(step / per_epoch, 3),
+              "tokens_per_epoch": int(data.numel()), "checkpoints": kept, "plateau_reached": outcome == "stop",
+              "validation_perplexity": {str(k): history[k] for k in kept},
+              "learning_rate": {str(k): lrs[k] for k in kept},
               "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev),
               "torch_threads": torch.get_num_threads()}
     atomic_write_text(record_path, json.dumps(record, indent=1))
     resume.unlink(missing_ok=True)
-    log(f"  trained {spec.name}: {total} steps, validation perplexity {history[0]:.0f} -> {history[total]:.1f} "
-        f"({record['seconds_this_run']} s)")
+    log(f"  trained {spec.name}: {step} steps ({record['epochs_trained']} epochs), validation perplexity "
+        f"{history[0]:.0f} -> {history[step]:.1f} (best {min(history.values()):.1f}); plateau "
+        f"{'reached' if record['plateau_reached'] else 'NOT reached'} ({record['seconds_this_run']} s)")
     return record
 
 

@@ -71,7 +71,7 @@ class RNNContext:
     def spec(self, layers: int, seed: int = 0) -> lstm.LMSpec:
         s = self.scale
         return lstm.LMSpec(layers=layers, hidden=s.hidden, embedding=s.embedding, seed=seed, epochs=s.epochs,
-                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, checkpoints=s.checkpoints)
+                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, evals_per_epoch=s.evals_per_epoch)
 
     def model(self, spec: lstm.LMSpec) -> dict:
         folder = lstm.lm_folder(self.root, spec, self.corpus)
@@ -81,7 +81,7 @@ class RNNContext:
                           progress=self.progress)
 
         record_path = folder / "record.json"
-        outputs = [record_path] + [folder / f"step{s}.pt" for s in lstm.schedule(spec, self.corpus)[2]]
+        outputs = [record_path, folder]  # the checkpoints kept are known only when training has ended
         self.pipe.step(f"networks/{folder.name}", config={"spec": asdict(spec), "data": self.data_print},
                        outputs=outputs, run=run)
         return json.loads(record_path.read_text())
@@ -177,6 +177,11 @@ def similarity_to_final(L: dict[int, np.ndarray], final: int) -> dict[str, list[
         out["cosine"].append(1.0 - naive_distance(a, b, "cosine"))
         out["euclidean"].append(naive_distance(a, b, "euclidean"))
     return out
+
+
+def train(ctx: RNNContext) -> dict:
+    """Train the shallow and the deeper language model; name -> record."""
+    return {f"{d}-layer": ctx.model(ctx.spec(d)) for d in ctx.scale.depths}
 
 
 def run(ctx: RNNContext) -> dict:

@@ -121,7 +121,7 @@ def trained_networks(cfg: SanityConfig, log=print, progress: bool = False):
         model = build_plain_cnn(cfg.depth, cfg.width, split.classes, in_channels=x.shape[1])
         t0 = time.perf_counter()
         acc = train(model, x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                    progress=f"training network {k}" if progress else None)
+                    progress=f"training network {k}" if progress else None)[-1]["accuracy"]
         test = accuracy(model, torch.from_numpy(split.x_test), torch.from_numpy(split.y_test))
         acts = extract(model, x, layers, spatial="flatten")
         reps[f"net{k}"] = {layer: _pool(np.asarray(acts[layer], dtype=np.float64), cfg.width, cfg.grid)
