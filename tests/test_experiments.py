@@ -165,56 +165,11 @@ def test_ablation_errors():
         cnn.ablation_curve(Redundant(), x, y, "hidden", [1.5])
 
 
-# ---- claims logic on constructed inputs ----------------------------------------------------
-def _fig3_summary(tt, rr, tr, test_tt, test_rr, sd=0.01, others_gap=0.0):
-    summary = {}
-    for i, layer in enumerate(("conv1", "conv2", "conv3", "fc1", "logits")):
-        for comp, vals in (("true-true", tt), ("random-random", rr), ("true-random", tr)):
-            for m in ("pwcca", "mean_cca", "cosine", "euclidean"):
-                value = vals[i] if m == "pwcca" else (tt[i] + others_gap if comp != "true-true" else tt[i])
-                summary[("train", m, comp, layer)] = (value, sd)
-        summary[("test", "pwcca", "true-true", layer)] = (test_tt, sd)
-        summary[("test", "pwcca", "random-random", layer)] = (test_rr, sd)
-    return summary
-
-
-def test_fig3_claims_hold_on_the_papers_pattern():
-    summary = _fig3_summary(tt=[0.2, 0.3, 0.3, 0.3, 0.05], rr=[0.21, 0.5, 0.6, 0.6, 0.08],
-                            tr=[0.2, 0.5, 0.6, 0.62, 0.5], test_tt=0.1, test_rr=0.6, others_gap=0.01)
-    verdicts = {c["name"]: c["held"] for c in fig3.evaluate_claims(summary)}
-    assert all(verdicts.values()), verdicts
-
-
-def test_fig3_claims_fail_on_the_opposite_pattern():
-    summary = _fig3_summary(tt=[0.2, 0.5, 0.6, 0.6, 0.3], rr=[0.4, 0.3, 0.3, 0.3, 0.3],
-                            tr=[0.3, 0.5, 0.6, 0.45, 0.5], test_tt=0.6, test_rr=0.6, others_gap=0.5)
-    verdicts = {c["name"]: c["held"] for c in fig3.evaluate_claims(summary)}
-    assert not any(verdicts.values()), verdicts
-
-
+# ---- figure helpers (the claims logic is in test_claims.py) ------------------------------
 def test_fig3_comparison_names():
     assert fig3.comparison_of("true0", "true3") == "true-true"
     assert fig3.comparison_of("random1", "true0") == "true-random"
     assert fig3.comparison_of("untrained0", "untrained2") == "untrained"
-
-
-def _fig4_rows(widths, dists, accs):
-    return [{"layer": "fc1-subset", "width": w, "distance": d, "mean_test_accuracy": a}
-            for w, ds, as_ in zip(widths, dists, accs) for d, a in zip(ds, as_)]
-
-
-def test_fig4_claims():
-    widths = [2, 4, 8]
-    rows = _fig4_rows(widths, [[0.5, 0.45], [0.4, 0.35], [0.3, 0.25]], [[0.8, 0.82], [0.85, 0.86], [0.9, 0.91]])
-    summary = {(w, "fc1-subset"): (float(np.mean([r["distance"] for r in rows if r["width"] == w])), 0.0)
-               for w in widths}
-    verdicts = {c["name"]: c for c in fig4.evaluate_claims(rows, summary, widths)}
-    assert verdicts["wider_more_similar"]["held"] and verdicts["wider_more_similar"]["statistic"]["spearman"] == -1
-    assert verdicts["distance_predicts_accuracy"]["held"]
-    rows = _fig4_rows(widths, [[0.3, 0.25], [0.4, 0.35], [0.5, 0.45]], [[0.8, 0.82], [0.85, 0.86], [0.9, 0.91]])
-    summary = {(w, "fc1-subset"): (float(np.mean([r["distance"] for r in rows if r["width"] == w])), 0.0)
-               for w in widths}
-    assert not any(c["held"] for c in fig4.evaluate_claims(rows, summary, widths))
 
 
 def test_unit_subset():
@@ -222,17 +177,6 @@ def test_unit_subset():
     assert len(set(keep)) == 8 and keep.max() < 32 and np.array_equal(keep, fig4.unit_subset(32, 8))
     with pytest.raises(ValueError, match=r"subset size must be in \[1, 4\]"):
         fig4.unit_subset(4, 5)
-
-
-def test_fig1_claims():
-    T, half = 10, 5
-    acc = [0.1] + [0.9] * 10
-    stable = {"S": {e: 0.97 for e in range(1, T + 1)}, "B": {e: 1.0 if e == half else 0.4 for e in range(1, T + 1)}}
-    claims = fig1.decide("fc1", 2, T, half, acc, np.array([0.99, 0.95, 0.8, 0.5]), stable, 1)
-    assert [c["held"] for c in claims] == [True, True]
-    flat = {"S": {e: 0.97 for e in range(1, T + 1)}, "B": {e: 0.95 for e in range(1, T + 1)}}
-    claims = fig1.decide("fc1", 2, T, half, acc, np.array([0.99, 0.98, 0.97, 0.95, 0.5]), flat, 1)
-    assert [c["held"] for c in claims] == [False, False]
 
 
 def test_naive_distances_closed_forms():
@@ -256,6 +200,21 @@ def test_index_page_lists_claims(tmp_path):
     page = write_index(tmp_path).read_text()
     assert "early_layers_equal" in page and "not held" in page and "fig3/fig3.png" in page
     assert "Early &lt;layers&gt;" in page  # escaped
+    # the claim record: status, value, interval (with its bias when it misses the estimate), no raw JSON
+    from ccalens.experiments.claims import decide
+
+    record = decide("fig3.early_equal", {"rr_minus_tt_conv1": 0.01234567, "min_train_accuracy": 0.9},
+                    interval={"low": 0.02, "high": 0.05, "unit": "networks", "bias": 0.025,
+                              "contains_estimate": False}, scope="PWCCA")
+    doc["claims"] = [record]
+    (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
+    page = write_index(tmp_path).read_text()
+    assert "premise not met" in page and "0.0123" in page and "[0.02, 0.05]" in page and "bootstrap bias +0.025" in page
+    assert "fig3.early_equal" in page and "min_train_accuracy" not in page  # values stay in claims.json
+    assert "scale: tiny; dataset: digits; command: ccalens reproduce fig3" in page
+    doc.pop("scale"), doc.pop("command")
+    (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
+    assert "scale: ;" not in write_index(tmp_path).read_text()  # no empty facts
 
 
 def test_collect_copies_the_small_record(tmp_path):

@@ -18,10 +18,13 @@ pd = pytest.importorskip("pandas")
 from typer.testing import CliRunner  # noqa: E402
 
 from ccalens.cli import app  # noqa: E402
+from ccalens.experiments.claims import STATUSES  # noqa: E402
+from ccalens.experiments.rules import RULES  # noqa: E402
 
 FIGS = ("fig1", "fig3", "fig4", "fig5", "fig6", "seq")
 OUTPUTS = ("fig1", "fig1-rnn", "fig3", "fig4", "fig5", "fig6", "seq")  # fig1 has CNN and RNN panels
 runner = CliRunner()
+CLAIM_KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "status", "note"}
 
 
 def _cli(args: list[str]) -> list[str]:
@@ -60,6 +63,7 @@ def tiny_run(tmp_path_factory):
 
 def test_every_figure_writes_its_outputs_and_claims(tiny_run):
     out, log = tiny_run
+    ids = set()
     for fig in OUTPUTS:
         folder = out / fig
         for name in (f"{fig}.png", f"{fig}.csv", f"{fig}.parquet", "claims.json"):
@@ -68,21 +72,30 @@ def test_every_figure_writes_its_outputs_and_claims(tiny_run):
         assert doc["scale"]["name"] == "tiny" and doc["command"].startswith(f"ccalens reproduce {' '.join(FIGS)}")
         assert doc["dataset"] == ("digits" if fig in ("fig1", "fig3", "fig4", "fig5") else "penn-treebank")
         assert doc["claims"], fig
-        for c in doc["claims"]:
-            assert set(c) == {"name", "claim", "statistic", "rule", "held"} and isinstance(c["held"], bool)
-            assert f"{fig} {c['name']}: {'held' if c['held'] else 'NOT held'}" in log
+        for c in doc["claims"]:  # the claim record (ccalens.experiments.claims)
+            assert set(c) == CLAIM_KEYS and c["status"] in STATUSES and c["id"] in RULES, c
+            assert c["rule"]["code"] == RULES[c["id"]].decision and c["rule_commit"]
+            assert c["statistic"]["values"][RULES[c["id"]].value] == c["value"] or c["value"] != c["value"]
+            scope = f" [{c['scope']}]" if c["scope"] else ""
+            assert f"{fig} {c['id']}{scope}: {c['status']}" in log
+            ids.add(c["id"])
         assert all(r["meets_10x"] for r in doc["datapoints_per_neuron"]), doc["datapoints_per_neuron"]
         assert "at least the 10x" in log
         assert len(pd.read_parquet(folder / f"{fig}.parquet")) > 0
+    assert ids == set(RULES) - {"fig2.mean_underestimates", "fig2.pwcca_robust", "fig2.svcca_between"}
     fig3 = json.loads((out / "fig3" / "claims.json").read_text())
     assert {n["labels"] for n in fig3["networks"]} == {"true", "random"}
-    for net in fig3["networks"]:  # every network reports its epochs and accuracies
-        assert net["epochs"] > 0 and 0 <= net["test_accuracy"] <= 1
+    for net in fig3["networks"]:  # every network reports its epochs, loss and accuracies
+        assert net["epochs"] > 0 and 0 <= net["test_accuracy"] <= 1 and net["train_loss"] >= 0
         if net["labels"] == "true":
             assert net["train_accuracy"] > 0.95 and net["test_accuracy"] > 0.8
+        else:  # memorisers train until the target, or say they did not reach it
+            assert net["target_reached"] == (net["train_accuracy"] >= 0.995)
     assert set(pd.read_csv(out / "fig4" / "fig4.csv")["state"]) == {"trained", "untrained"}
     fig5 = json.loads((out / "fig5" / "claims.json").read_text())
-    assert {"mean_distance_untrained", "adjusted_rand_index_untrained"} <= set(fig5["claims"][0]["statistic"])
+    values = fig5["claims"][0]["statistic"]["values"]
+    assert {"untrained", "mean_distance_untrained", "cka", "ari_complete", "nn_recovery"} <= set(values)
+    assert all({"dead_units", "rank", "target_reached"} <= set(n) for n in fig5["networks"])
     assert len({n["seed"] for n in fig5["networks"]}) == len(fig5["networks"])  # distinct initialisations
     assert all(len(n["ablation_curve"]) == 11 and n["ablation_curve"][0] == pytest.approx(n["test_accuracy"])
                for n in fig5["networks"])
@@ -92,8 +105,9 @@ def test_every_figure_writes_its_outputs_and_claims(tiny_run):
     for model in fig6["models"]:  # perplexity over training falls from about the vocabulary size
         ppl = list(model["validation_perplexity"].values())
         assert ppl[0] > 5000 and ppl[-1] < 0.2 * ppl[0]
-    assert {c["name"] for c in fig6["claims"]} == {"bottom_up[2-layer]", "bottom_up[4-layer]",
-                                                  "pwcca_clearer_than_mean_cca"}
+    assert [(c["id"], c["scope"]) for c in fig6["claims"]] == [
+        ("fig6.bottom_up", "2-layer"), ("fig6.bottom_up", "4-layer"), ("fig6.pwcca_clearer_than_mean", None),
+        ("fig6.cca_clearer_than_cosine_euclid", None)]
     seq = pd.read_csv(out / "seq" / "seq.csv")
     assert set(seq["layer"]) == {"lstm1", "lstm2"} and seq["t1"].max() == seq["t2"].max()
 

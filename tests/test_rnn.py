@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ccalens import datasets  # noqa: E402
-from ccalens.experiments import lstm, rnn, seq  # noqa: E402
+from ccalens.experiments import lstm, rnn  # noqa: E402
 from ccalens.extract import extract  # noqa: E402
 
 
@@ -126,14 +126,3 @@ def test_progress_t90_and_ordering():
     assert not rnn.bottom_up([0.5, 0.25, 0.75], 0.8)
     assert not rnn.bottom_up([0.25, 0.5, 0.75], -0.1)
     assert not rnn.bottom_up([0.25, float("nan")], 0.5)
-
-
-def test_seq_claims():
-    T = 6
-    lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
-    pw = np.exp(-lag / 2.0)  # similarity decays with lag
-    cos = np.where(lag == 0, 1.0, 0.05)
-    verdicts = [c["held"] for c in seq.decide("lstm1", pw, cos)]
-    assert verdicts == [True, True]
-    verdicts = [c["held"] for c in seq.decide("lstm1", np.ones((T, T)), np.ones((T, T)))]
-    assert verdicts == [False, False]

@@ -18,8 +18,8 @@ def _pyplot():
     return plt
 
 
-def clustering(result, n_clusters: int | None = None):
-    """Average-linkage clustering of the (symmetrised) distance matrix.
+def clustering(result, n_clusters: int | None = None, method: str = "average"):
+    """Hierarchical clustering (average linkage by default) of the (symmetrised) distance matrix.
 
     Returns (linkage, order of the leaves, cluster label per representation). The number
     of clusters defaults to the largest gap in merge heights.
@@ -38,7 +38,7 @@ def clustering(result, n_clusters: int | None = None):
     dist = np.clip(dist, 0.0, None)
     if len(dist) < 2:
         return None, [0], np.ones(len(dist), dtype=int)
-    link = hierarchy.linkage(squareform(dist, checks=False), method="average")
+    link = hierarchy.linkage(squareform(dist, checks=False), method=method)
     order = hierarchy.leaves_list(link)
     if n_clusters is None:  # cut at the largest jump between consecutive merge heights
         heights = link[:, 2]

@@ -73,7 +73,8 @@ def reproduce(
 
     def report(fig: str, result: dict) -> None:
         for c in result["claims"]:
-            typer.echo(f"  {fig} {c['name']}: {'held' if c['held'] else 'NOT held'}  ({c['rule']})")
+            scope = f" [{c['scope']}]" if c.get("scope") else ""
+            typer.echo(f"  {fig} {c['id']}{scope}: {c['status']}  ({c['rule']['decision']})")
         typer.echo(f"  wrote {', '.join(str(p) for p in result['paths'].values())}")
 
     if networks_only:

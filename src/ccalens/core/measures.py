@@ -25,6 +25,8 @@ References
 
 from __future__ import annotations
 
+import dataclasses
+
 import numbers
 
 import numpy as np
@@ -451,6 +453,7 @@ def pwcca(
     *,
     symmetric: bool = False,
     epsilon: float = 0.0,
+    keep: float | None = None,
     compat: str | None = None,
     layout: str = "datapoints_first",
     dtype=None,
@@ -477,6 +480,13 @@ def pwcca(
         As in :func:`cca`.
     symmetric : bool, default False
         Average the two directions (X's weights and Y's weights).
+    keep : float in (0, 1], optional
+        PWCCA "with thresholding to remove low variance noise" (the caption of the paper's
+        Figure 3): each side is first replaced by its PCA scores on the fewest leading
+        singular directions of its centred data whose share of the variance reaches
+        ``keep`` (as in :func:`svcca`), and PWCCA compares those. The truncation is computed
+        once from all datapoints; nulls and intervals resample the truncated data. Takes
+        arrays (not a :class:`Factor`); the scores are computed in float64 with numpy.
     compat : {None, "svcca"}
         ``"svcca"`` reproduces google/svcca's ``pwcca.compute_pwcca`` (with the fix of its
         PR #9); ``epsilon`` then has the reference's meaning. See :mod:`ccalens.core.compat`.
@@ -501,6 +511,15 @@ def pwcca(
     if not isinstance(symmetric, bool):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
     _check_uncertainty(permutations, bootstrap, confidence)
+    if keep is not None:
+        _validate.check_keep(keep)
+        if compat is not None:
+            raise ValueError("keep= (SVD thresholding) is not part of google/svcca's compute_pwcca; "
+                             "use keep with compat=None.")
+        (X, kx), (Y, ky) = _svd_scores(X, keep, layout, "X"), _svd_scores(Y, keep, layout, "Y")
+        result = pwcca(X, Y, symmetric=symmetric, epsilon=epsilon, dtype=dtype, rtol=rtol,
+                       permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
+        return dataclasses.replace(result, x_components=kx, y_components=ky)
     opts = dict(epsilon=epsilon, symmetric=symmetric, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
     if compat == "svcca":
         if symmetric:
@@ -537,6 +556,23 @@ def pwcca(
         epsilon=epsilon,
     )
     return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+
+
+def _svd_scores(X, keep: float, layout: str, name: str):
+    """PCA scores of X's centred data on the fewest leading directions holding ``keep`` of its variance."""
+    if isinstance(X, Factor):
+        raise TypeError(f"keep= needs {name} as an array, not a Factor: the scores need the datapoints.")
+    mat = _validate.as_matrix(X, name, layout)
+    arr = np.asarray(mat.cpu().double().numpy() if is_torch_tensor(mat) else mat, dtype=np.float64)
+    _validate.check_finite(_validate.make_ops(arr, np.float64), arr, name)
+    centred = arr - arr.mean(axis=0)
+    u, sigma, _ = np.linalg.svd(centred, full_matrices=False)
+    var = sigma * sigma
+    if var.sum() <= 0:
+        raise ValueError(f"{name} is constant over the datapoints: it has no variance to keep.")
+    k = int(np.searchsorted(np.cumsum(var) / var.sum(), keep * (1.0 - 1e-12), side="left")) + 1
+    k = min(k, len(sigma))
+    return u[:, :k] * sigma[:k], k
 
 
 def _check_uncertainty(permutations, bootstrap, confidence) -> None:

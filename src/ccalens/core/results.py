@@ -221,6 +221,9 @@ class PWCCAResult(_Similarity):
         The directed value with Y's weights, with ``symmetric=True``.
     weights_from : {"X", "Y"}
         Which side's neurons gave ``weights``.
+    x_components, y_components : int or None
+        With ``keep=``, how many leading singular directions each side kept (their PCA
+        scores are then the "neurons" the weights sum over); None without it.
     """
 
     rho: Array = None
@@ -232,6 +235,8 @@ class PWCCAResult(_Similarity):
     x_rank: int = 0
     y_rank: int = 0
     n_samples: int = 0
+    x_components: int | None = None  # with keep=: the leading singular directions kept per side
+    y_components: int | None = None
     epsilon: float = 0.0
     compat: str | None = None
 

@@ -65,7 +65,7 @@ SCALES = {
                    fig1_epochs=30,
                    description="Fashion-MNIST, 4,000 training images; under an hour per figure on 2 CPU cores"),
     "paper": Scale("paper", "cifar10", None, 10000, width=32, epochs=60, epochs_random=300, random_target=0.995,
-                   lr=1e-3, batch_size=128, group=5, widths=(8, 16, 32, 64, 128),
+                   lr=1e-3, batch_size=128, group=5, widths=(32, 48, 64, 96, 128),
                    fig5_lrs=(0.001, 0.003, 0.01, 0.03, 0.1), fig5_seeds=40, fig5_epochs=150, fig5_target_loss=0.05,
                    fig1_epochs=100, device="auto",
                    description="CIFAR-10 from --data-dir, the paper's group sizes (5; 200 for fig5); GPU recommended"),

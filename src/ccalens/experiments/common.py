@@ -117,11 +117,6 @@ class Context:
                 "meets_10x": ok}
 
 
-def claim(name: str, words: str, statistic: dict, rule: str, held: bool) -> dict:
-    """One claim of the paper: what it says, what was measured, how it was decided."""
-    return {"name": name, "claim": words, "statistic": statistic, "rule": rule, "held": bool(held)}
-
-
 def command_line() -> str:
     argv = [Path(sys.argv[0]).name] + sys.argv[1:] if sys.argv and sys.argv[0] else ["ccalens"]
     return " ".join(shlex.quote(a) for a in argv)

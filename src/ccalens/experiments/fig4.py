@@ -2,142 +2,225 @@
 
 Groups of networks of increasing width (conv1 filters; the other layers scale with it),
 each trained on the true labels from different seeds, are compared pairwise within each
-group, layer by layer (PWCCA distance, symmetrised). At the last hidden layer (fc1) every
-network is also cut to one fixed random subset of its units, as many as the narrowest
-group has, so that the comparisons that decide the claims are of equal size. Across all
-pairs, the distance is set against the pair's mean test accuracy; the paper reports a
-correlation of -0.96 (Morcos, Raghu & Bengio 2018, Section 3.2).
+group (Morcos, Raghu & Bengio 2018, Section 3.2). As in the paper (its footnote 8), the
+claims are decided at the final conv layer (conv3) on random subsets of a fixed size, the
+same for every width, so that comparisons of different sizes are not confounded with
+width: the size is a quarter of the widest group's layer (a small subset of a wide layer
+adds distance that grows with width, which works against the claim), and each pair's
+distance (PWCCA, symmetrised) is the mean over ``SUBSETS`` independent random subsets of
+both networks. SVCCA with the same number of kept directions for every width is reported
+beside it, and every layer's full-width PWCCA for the figure. Across all pairs, the
+distance is set against the pair's mean test accuracy; the paper reports a correlation of
+-0.96.
 
-The same networks at initialisation are compared the same way, as the untrained baseline
-(dashed in the figure).
-
-Claims and rules (fixed before the first run):
-
-* ``wider_more_similar``: the group-mean fc1 distance (equal-size subsets) falls with
-  width: Spearman correlation between width and distance <= -0.8;
-* ``distance_predicts_accuracy``: across pairs, the Pearson correlation between the fc1
-  distance (equal-size subsets) and the pair's mean test accuracy is <= -0.5.
+The same networks at initialisation are compared the same way, as the untrained baseline:
+its correlation with width is reported next to the trained one. Claims: ``fig4.*`` in
+:mod:`.rules`; intervals from a bootstrap over networks within each width.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import claims as claim_records
 from . import cnn
-from .common import Context, claim, mean_sd, pair_rows, pyplot, write_outputs
+from .claims import PairTable
+from .common import Context, mean_sd, pair_rows, pyplot, write_outputs
 
 FIGURE = "fig4"
-SUBSET_LAYER = "fc1"
+LAYER = "conv3"  # the final conv layer
+SUBSETS = 20
+DRAWS = 1000
 
 
 def networks(ctx: Context) -> dict[int, dict[str, cnn.NetSpec]]:
     return {w: {f"w{w}-{k}": ctx.spec(width=w, seed=k) for k in range(ctx.scale.group)} for w in ctx.scale.widths}
 
 
+def train(ctx: Context) -> dict:
+    """Train every network of the figure; name -> record."""
+    return {name: ctx.network(spec) for g in networks(ctx).values() for name, spec in g.items()}
+
+
 def unit_subset(units: int, size: int, seed: int = 0) -> np.ndarray:
-    """One fixed random subset of ``size`` of ``units`` unit indices (sorted)."""
+    """One random subset of ``size`` of ``units`` unit indices (sorted)."""
     if not 0 < size <= units:
         raise ValueError(f"subset size must be in [1, {units}]; got {size}.")
     return np.sort(np.random.default_rng(seed).choice(units, size, replace=False))
 
 
+def subset_size(widths) -> int:
+    """A quarter of the widest group's conv3, which must fit the narrowest group's conv3."""
+    size = max(1, cnn.layer_widths(max(widths), 10)[LAYER] // 4)
+    narrowest = cnn.layer_widths(min(widths), 10)[LAYER]
+    if size > narrowest:
+        raise ValueError(f"widths {list(widths)}: a quarter of the widest {LAYER} ({size} units) does not fit the "
+                         f"narrowest ({narrowest}); use widths within a factor 4 of each other.")
+    return size
 
-def train(ctx: Context) -> dict:
-    """Train every network of the figure; name -> record."""
-    return {name: ctx.network(spec) for g in networks(ctx).values() for name, spec in g.items()}
+
+def subset_distance(a: np.ndarray, b: np.ndarray, size: int, seeds) -> float:
+    """Symmetrised PWCCA distance averaged over random unit subsets of both sides (one per seed)."""
+    import ccalens
+
+    values = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        ia = np.sort(rng.choice(a.shape[1], size, replace=False))
+        ib = np.sort(rng.choice(b.shape[1], size, replace=False))
+        values.append(ccalens.pwcca(a[:, ia], b[:, ib], symmetric=True).distance)
+    return float(np.mean(values))
+
 
 def run(ctx: Context) -> dict:
+    import ccalens
     from ..store import load_array
 
     s = ctx.scale
     ctx.log(f"{FIGURE}: {s.group} networks at each width {list(s.widths)} ({ctx.split.name})")
     groups = networks(ctx)
-    records = {name: ctx.network(spec) for g in groups.values() for name, spec in g.items()}
+    records = train(ctx)
     ratios = [ctx.check_ratio(cnn.layer_widths(max(s.widths), ctx.split.classes), "train")]
-    subset_size = cnn.layer_widths(min(s.widths), ctx.split.classes)[SUBSET_LAYER]
+    size = subset_size(s.widths)
+    k_fixed = max(1, size // 2)
     rows = []
     for width, specs in groups.items():
-        keep = unit_subset(cnn.layer_widths(width, ctx.split.classes)[SUBSET_LAYER], subset_size)
-        layers = list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]
         for state, epoch in (("trained", None), ("untrained", 0)):  # untrained: the same networks at init
             reps = {name: ctx.activations(FIGURE, spec, epoch=epoch) for name, spec in specs.items()}
-            for name in reps:
-                reps[name] = {**reps[name], f"{SUBSET_LAYER}-subset": load_array(reps[name][SUBSET_LAYER])[:, keep]}
-            group_rows = pair_rows(ctx, FIGURE, reps, layers, ("pwcca",), {"width": width, "state": state})
+            group_rows = pair_rows(ctx, FIGURE, reps, cnn.LAYERS, ("pwcca",), {"width": width, "state": state})
+            arrays = {name: np.asarray(load_array(reps[name][LAYER]), dtype=np.float64) for name in reps}
+            names = list(arrays)
+            for i in range(len(names)):
+                for j in range(i + 1, len(names)):
+                    a, b = arrays[names[i]], arrays[names[j]]
+                    pair_seed = 1000 * i + j
+                    group_rows.append({"width": width, "state": state, "layer": f"{LAYER}-subsets",
+                                       "measure": "pwcca", "a": names[i], "b": names[j],
+                                       "distance": subset_distance(a, b, size, range(pair_seed * SUBSETS,
+                                                                                     (pair_seed + 1) * SUBSETS))})
+                    group_rows.append({"width": width, "state": state, "layer": LAYER, "measure": f"svcca_k{k_fixed}",
+                                       "a": names[i], "b": names[j],
+                                       "distance": ccalens.svcca(a, b, n_components=k_fixed).distance})
             for row in group_rows:
-                accs = [records[row["a"]]["test_accuracy"], records[row["b"]]["test_accuracy"]]
-                row["mean_test_accuracy"] = float(np.mean(accs))
+                row["mean_test_accuracy"] = float(np.mean([records[row["a"]]["test_accuracy"],
+                                                           records[row["b"]]["test_accuracy"]]))
             rows += group_rows
-    baseline = {(w, layer): mean_sd(r["distance"] for r in rows
-                                    if r["width"] == w and r["layer"] == layer and r["state"] == "untrained")
-                for w in s.widths for layer in list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]}
-    trained_rows = [r for r in rows if r["state"] == "trained"]
-    summary = {(w, layer): mean_sd(r["distance"] for r in trained_rows if r["width"] == w and r["layer"] == layer)
-               for w in s.widths for layer in list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]}
-    claims = evaluate_claims(trained_rows, summary, list(s.widths))
+    keys = sorted({(r["layer"], r["measure"]) for r in rows})
+    summary = {(state, w, layer, m): mean_sd(r["distance"] for r in rows if r["state"] == state and r["width"] == w
+                                              and r["layer"] == layer and r["measure"] == m)
+               for state in ("trained", "untrained") for w in s.widths for layer, m in keys}
+    members = {w: list(specs) for w, specs in groups.items()}
+    accuracy = {name: records[name]["test_accuracy"] for name in records}
+    claims = evaluate_claims(rows, members, accuracy, k_fixed)
     nets = [{"network": name, "width": spec.width, "seed": spec.seed,
-             **{k: records[name][k] for k in ("epochs", "train_accuracy", "test_accuracy")}}
+             **{k: records[name].get(k) for k in ("epochs", "train_accuracy", "train_loss", "test_accuracy")}}
             for g in groups.values() for name, spec in g.items()]
     paths = write_outputs(ctx, FIGURE, rows, claims, {
-        "networks": nets, "datapoints_per_neuron": ratios, "subset": {"layer": SUBSET_LAYER, "units": subset_size},
-        "summary": [{"width": w, "layer": layer, "mean": v[0], "sd": v[1]} for (w, layer), v in summary.items()],
-        "untrained": [{"width": w, "layer": layer, "mean": v[0], "sd": v[1]} for (w, layer), v in baseline.items()]})
+        "networks": nets, "datapoints_per_neuron": ratios,
+        "subsets": {"layer": LAYER, "units": size, "subsets_per_pair": SUBSETS, "svcca_components": k_fixed},
+        "summary": [{"state": st, "width": w, "layer": layer, "measure": m, "mean": v[0], "sd": v[1]}
+                    for (st, w, layer, m), v in summary.items()]})
     paths["png"] = ctx.root / FIGURE / f"{FIGURE}.png"
-    plot(trained_rows, summary, list(s.widths), paths["png"], claims,
-         title=f"{ctx.split.name}, {s.group} networks per width", baseline=baseline)
+    plot(rows, summary, list(s.widths), paths["png"], claims, title=f"{ctx.split.name}, {s.group} networks per width",
+         k_fixed=k_fixed, size=size)
     return {"claims": claims, "paths": paths, "summary": summary, "networks": nets}
 
 
-def evaluate_claims(rows: list[dict], summary: dict, widths: list[int]) -> list[dict]:
+def claim_values(tables: dict, G: dict, accuracy: dict, k_fixed: int) -> dict:
+    """Every value the fig4 rules read, on (possibly resampled) width groups ``G``."""
     from scipy import stats
 
-    layer = f"{SUBSET_LAYER}-subset"
-    means = [summary[(w, layer)][0] for w in widths]
-    spearman = float(stats.spearmanr(widths, means).statistic) if len(widths) > 2 else float("nan")
-    pairs = [r for r in rows if r["layer"] == layer]
-    dist = np.array([r["distance"] for r in pairs])
-    acc = np.array([r["mean_test_accuracy"] for r in pairs])
-    pearson = float(np.corrcoef(dist, acc)[0, 1]) if len(pairs) > 2 and dist.std() > 0 and acc.std() > 0 else float("nan")
-    return [
-        claim("wider_more_similar", "Groups of wider networks converge to more similar solutions.",
-              {"widths": widths, "mean_distance_fc1_subset": means, "spearman": spearman},
-              "Spearman(width, group-mean fc1 distance on equal-size subsets) <= -0.8", spearman <= -0.8),
-        claim("distance_predicts_accuracy",
-              "The pairwise distance predicts test accuracy (the paper: correlation -0.96).",
-              {"pearson": pearson, "pairs": len(pairs)},
-              "Pearson(pair fc1 distance on equal-size subsets, pair mean test accuracy) <= -0.5", pearson <= -0.5),
-    ]
+    widths = sorted(G)
+
+    def trend(table):
+        means = [table.mean(G[w]) for w in widths]
+        ok = len(widths) > 2 and np.all(np.isfinite(means)) and np.ptp(means) > 0
+        return (float(stats.spearmanr(widths, means).statistic) if ok else float("nan")), means
+
+    def pearson(table):
+        d, acc = [], []
+        for w in widths:
+            names = G[w]
+            for i in range(len(names)):
+                for j in range(i + 1, len(names)):
+                    if names[i] != names[j]:
+                        d.append(table.d[(names[i], names[j])])
+                        acc.append(0.5 * (accuracy[names[i]] + accuracy[names[j]]))
+        d, acc = np.array(d), np.array(acc)
+        return float(np.corrcoef(d, acc)[0, 1]) if len(d) > 2 and d.std() > 0 and acc.std() > 0 else float("nan")
+
+    values = {"widths": widths}
+    values["spearman"], values["group_means"] = trend(tables[("trained", f"{LAYER}-subsets", "pwcca")])
+    values["spearman_untrained"], values["group_means_untrained"] = trend(tables[("untrained", f"{LAYER}-subsets",
+                                                                                   "pwcca")])
+    values["spearman_svcca_fixed_k"], values["group_means_svcca_fixed_k"] = trend(
+        tables[("trained", LAYER, f"svcca_k{k_fixed}")])
+    values["pearson"] = pearson(tables[("trained", f"{LAYER}-subsets", "pwcca")])
+    values["pearson_untrained_distance"] = pearson(tables[("untrained", f"{LAYER}-subsets", "pwcca")])
+    values["pearson_svcca_fixed_k"] = pearson(tables[("trained", LAYER, f"svcca_k{k_fixed}")])
+    return values
 
 
-def plot(rows, summary, widths, path, claims, title: str = "", baseline: dict | None = None) -> None:
+def evaluate_claims(rows: list[dict], members: dict, accuracy: dict, k_fixed: int, draws: int = DRAWS) -> list[dict]:
+    from .rules import RULES
+
+    tables = {}
+    for r in rows:
+        tables.setdefault((r["state"], r["layer"], r["measure"]), {})[(r["a"], r["b"])] = r["distance"]
+    tables = {k: PairTable(v) for k, v in tables.items()}
+    values = claim_values(tables, members, accuracy, k_fixed)
+    out = []
+    for rule_id in ("fig4.wider_closer", "fig4.distance_predicts_accuracy"):
+        key = RULES[rule_id].value
+        interval = claim_records.group_bootstrap(
+            members, lambda G, k=key: claim_values(tables, G, accuracy, k_fixed)[k], draws=draws,
+            unit="networks within their width")
+        out.append(claim_records.decide(rule_id, values, interval=interval))
+    return out
+
+
+def plot(rows, summary, widths, path, claims, title: str = "", k_fixed: int = 8, size: int = 16) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), dpi=110)
-    layers = list(cnn.LAYERS) + [f"{SUBSET_LAYER}-subset"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
     cmap = plt.get_cmap("viridis")
+    colour = {w: cmap(i / max(1, len(widths) - 1)) for i, w in enumerate(widths)}
+    layers = list(cnn.LAYERS)
     xs = np.arange(len(layers))
-    for i, w in enumerate(widths):
-        vals = np.array([summary[(w, layer)] for layer in layers])
-        axes[0].errorbar(xs, vals[:, 0], yerr=vals[:, 1], marker="o", capsize=3,
-                         color=cmap(i / max(1, len(widths) - 1)), label=f"width {w}")
-        if baseline:
-            axes[0].plot(xs, [baseline[(w, layer)][0] for layer in layers], ls="--", lw=1, alpha=0.7,
-                         color=cmap(i / max(1, len(widths) - 1)), label=f"width {w}, untrained" if i == 0 else None)
+    for w in widths:
+        vals = np.array([summary[("trained", w, layer, "pwcca")] for layer in layers])
+        axes[0].errorbar(xs, vals[:, 0], yerr=vals[:, 1], marker="o", capsize=3, color=colour[w], label=f"width {w}")
+        axes[0].plot(xs, [summary[("untrained", w, layer, "pwcca")][0] for layer in layers], ls="--", lw=1,
+                     alpha=0.7, color=colour[w], label="untrained (dashed)" if w == widths[0] else None)
     axes[0].set_xticks(xs, layers, rotation=20)
     axes[0].set_ylabel("PWCCA distance within group (mean ± sd)")
-    axes[0].set_title("(a) wider groups converge more", fontsize=9)
-    axes[0].legend(fontsize=7)
+    axes[0].set_title("(a) every layer, full width", fontsize=10)
+    axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
-    layer = f"{SUBSET_LAYER}-subset"
-    for i, w in enumerate(widths):
-        pts = [(r["distance"], r["mean_test_accuracy"]) for r in rows if r["layer"] == layer and r["width"] == w]
-        d, a = zip(*pts)
-        axes[1].scatter(d, a, color=cmap(i / max(1, len(widths) - 1)), label=f"width {w}", s=18)
-    r = next(c for c in claims if c["name"] == "distance_predicts_accuracy")["statistic"]["pearson"]
-    axes[1].set_xlabel(f"PWCCA distance at {SUBSET_LAYER} (equal-size unit subsets)")
-    axes[1].set_ylabel("mean test accuracy of the pair")
-    axes[1].set_title(f"(b) distance vs test accuracy: r = {r:.2f} (paper: -0.96)", fontsize=9)
+    for key, label, style in ((("trained", f"{LAYER}-subsets", "pwcca"), f"PWCCA, {size}-unit subsets", "-o"),
+                              (("untrained", f"{LAYER}-subsets", "pwcca"), "same, untrained", "--o"),
+                              (("trained", LAYER, f"svcca_k{k_fixed}"), f"SVCCA, k = {k_fixed}", "-s")):
+        vals = np.array([summary[(key[0], w, key[1], key[2])] for w in widths])
+        axes[1].errorbar(widths, vals[:, 0], yerr=vals[:, 1], fmt=style, capsize=3, label=label)
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xticks(widths, [str(w) for w in widths])
+    axes[1].set_xlabel("width (conv1 filters)")
+    axes[1].set_ylabel(f"{LAYER} distance within group")
+    rho = next(c for c in claims if c["id"] == "fig4.wider_closer")["value"]
+    axes[1].set_title(f"(a') {LAYER}, equal-size comparisons: Spearman {rho:.2f}", fontsize=10)
+    axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
-    fig.suptitle(f"Figure 4: width ({title})", fontsize=10)
+    for w in widths:
+        pts = [(r["distance"], r["mean_test_accuracy"]) for r in rows
+               if r["layer"] == f"{LAYER}-subsets" and r["width"] == w and r["state"] == "trained"]
+        d, a = zip(*pts)
+        axes[2].scatter(d, a, color=colour[w], label=f"width {w}", s=18)
+    r = next(c for c in claims if c["id"] == "fig4.distance_predicts_accuracy")["value"]
+    axes[2].set_xlabel(f"PWCCA distance at {LAYER} ({size}-unit subsets)")
+    axes[2].set_ylabel("mean test accuracy of the pair")
+    axes[2].set_title(f"(b) distance vs test accuracy: r = {r:.2f} (paper: -0.96)", fontsize=10)
+    axes[2].legend(fontsize=8)
+    axes[2].grid(alpha=0.3)
+    fig.suptitle(f"Figure 4: width ({title})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -11,6 +11,26 @@ from .pipeline import atomic_write_text
 ORDER = ("fig1", "fig1-rnn", "fig2", "fig3", "fig4", "fig5", "fig6", "seq")
 
 
+def _number(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+    return html.escape(str(value))
+
+
+def _interval(interval) -> str:
+    if not interval or interval.get("low") is None:
+        return "—" if not interval else html.escape(interval.get("reason", "—"))
+    text = f"[{interval['low']:.3g}, {interval['high']:.3g}]"
+    if not interval.get("contains_estimate", True):
+        text += f" (bootstrap bias {interval['bias']:+.3g})"
+    return text + f"<br><small>{html.escape(interval.get('unit', ''))}</small>"
+
+
+STATUS_CLASS = {"held": "held", "not held": "not", "premise not met": "premise"}
+
+
 def write_index(root) -> Path:
     """Collect ``root/<figure>/claims.json`` and the figures beside them into one static page."""
     root = Path(root)
@@ -23,35 +43,43 @@ def write_index(root) -> Path:
         scale = doc.get("scale", {})
         where = scale.get("name", "") if isinstance(scale, dict) else str(scale)
         for c in doc.get("claims", []):
-            verdict = "held" if c["held"] else "not held"
+            status = c.get("status", "held" if c.get("held") else "not held")
+            scope = f"<br><small>{html.escape(str(c['scope']))}</small>" if c.get("scope") else ""
+            rule = c.get("rule", {})
+            rule_text = rule.get("decision", rule) if isinstance(rule, dict) else rule
+            premise = rule.get("premise", "none") if isinstance(rule, dict) else "none"
+            commit = str(c.get("rule_commit", ""))[:10]
             rows.append(
-                f"<tr class='{'held' if c['held'] else 'not'}'><td>{html.escape(figure)}</td>"
-                f"<td>{html.escape(c['name'])}</td><td>{html.escape(c['claim'])}</td>"
-                f"<td><code>{html.escape(c['rule'])}</code></td>"
-                f"<td><code>{html.escape(json.dumps(c['statistic'], default=str)[:400])}</code></td>"
-                f"<td>{verdict}</td></tr>"
+                f"<tr class='{STATUS_CLASS.get(status, 'not')}'><td>{html.escape(c.get('id', c.get('name', '')))}"
+                f"{scope}</td><td>{html.escape(c['claim'])}</td>"
+                f"<td>{html.escape(str(rule_text))}<br><small>premise: {html.escape(str(premise))}; rule commit "
+                f"<code>{html.escape(commit)}</code></small></td>"
+                f"<td>{_number(c.get('value'))}</td><td>{_interval(c.get('interval'))}</td>"
+                f"<td>{html.escape(status)}</td></tr>"
             )
         images = "".join(f"<img src='{html.escape(figure)}/{html.escape(png.name)}' alt='{html.escape(figure)}'>"
                          for png in sorted(path.parent.glob("*.png")))
-        sections.append(
-            f"<h2 id='{html.escape(figure)}'>{html.escape(figure)}</h2>"
-            f"<p>scale: {html.escape(str(where))}; dataset: {html.escape(str(doc.get('dataset', '')))}; "
-            f"command: <code>{html.escape(str(doc.get('command', '')))}</code></p>{images}"
-        )
+        facts = [f"{k}: {html.escape(str(v))}" for k, v in (("scale", where), ("dataset", doc.get("dataset")),
+                                                             ("command", doc.get("command"))) if v]
+        sections.append(f"<h2 id='{html.escape(figure)}'>{html.escape(figure)}</h2>"
+                        f"<p>{'; '.join(facts)}</p>{images}")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ccalens: the paper's findings, reproduced</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
+body {{ font-family: sans-serif; margin: 2em; max-width: 1500px; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; }}
 tr.held td:last-child {{ background: #d8f0d8; }} tr.not td:last-child {{ background: #f6d6d6; }}
+tr.premise td:last-child {{ background: #eeeeee; }}
 img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
 code {{ font-size: 0.9em; }}
 </style></head><body>
 <h1>Morcos, Raghu &amp; Bengio (2018), reproduced with ccalens</h1>
-<p>Each claim is decided by the rule shown, fixed before the run. Figures: {", ".join(
+<p>Each claim is decided by the rule shown, committed before the run (the rule commit). A claim whose premise
+was not met was not tested. Figures: {", ".join(
         f"<a href='#{html.escape(p.parent.name)}'>{html.escape(p.parent.name)}</a>" for p in found) or "none yet"}.</p>
-<table><tr><th>figure</th><th>claim</th><th>in words</th><th>rule</th><th>statistic</th><th>verdict</th></tr>
+<table><tr><th>claim</th><th>in the paper's words</th><th>rule</th><th>value</th><th>95% interval</th>
+<th>status</th></tr>
 {"".join(rows)}
 </table>
 {"".join(sections)}

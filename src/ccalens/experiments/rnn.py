@@ -1,8 +1,9 @@
 """The paper's RNN findings through training time: Figure 6 (and A8), and Figure 1's RNN panels.
 
-A shallow and a deeper LSTM language model (:mod:`.lstm`) are trained on Penn Treebank with
-checkpoints throughout. Every layer's hidden state on the probe set (every position of
-every probe window is a datapoint) is recorded at each checkpoint with
+A shallow and a deeper LSTM language model (:mod:`.lstm`) are trained on Penn Treebank to
+a validation-perplexity plateau (the paper's premise: performance has converged), with a
+checkpoint at every evaluation. Every layer's hidden state on the probe set (every
+position of every probe window is a datapoint) is recorded at each checkpoint with
 :func:`ccalens.extract.extract` into a store, and compared with its final state
 (Morcos, Raghu & Bengio 2018, Section 4.1).
 
@@ -14,20 +15,24 @@ at initialisation, so each curve is also normalised by its start: progress
 p(t) = (s(t) - s(0)) / (s(T) - s(0)) (for Euclidean distance, (d(0) - d(t)) / d(0)).
 
 * convergence time t90: the first checkpoint (as a fraction of training) with p >= 0.9;
+* crossing time: the same, linearly interpolated between checkpoints (continuous);
 * ordering score: the mean over interior checkpoints and adjacent layer pairs (l, l+1) of
   sign(p_l(t) - p_{l+1}(t)): +1 when lower layers are always further along, -1 when
-  always behind.
+  always behind;
+* clarity of the bottom-up ordering, per measure: the mean over adjacent layers of the gap
+  in crossing time (upper minus lower), divided by that gap's standard deviation over a
+  bootstrap of the probe windows (``DRAWS`` resamples), averaged over both models. A
+  clearer measure shows the ordering further above its own sampling noise.
 
-Claims and rules (fixed before the first run):
+**fig1-rnn.** Figure 1's analysis (:mod:`.fig1`) on each layer of the shallow model, with
+checkpoints in place of epochs and validation perplexity in place of test accuracy
+(converged: within 2 % of the perplexity at T). T is chosen by the same criterion as for
+the CNN (:func:`.fig1.choose_T`), and t_early is the first checkpoint after the initial
+unigram plateau: the first whose validation perplexity is below 0.9 x that of the
+training split's unigram model (add-one smoothed).
 
-* ``bottom_up[<model>]``, for the shallow and the deeper model: with PWCCA, t90 does not
-  decrease from one layer to the next, and the ordering score is > 0;
-* ``pwcca_clearer_than_mean_cca``: the ordering score, averaged over both models, is
-  larger with PWCCA than with unweighted mean CCA.
-
-**fig1-rnn.** Figure 1's analysis (:func:`.fig1.signal_noise`) on each layer of the shallow
-model, with checkpoints in place of epochs and validation perplexity in place of test
-accuracy (converged: within 2 % of the final perplexity).
+Claims: ``fig6.*`` and ``fig1rnn.*`` in :mod:`.rules`; intervals from a bootstrap over probe
+windows.
 """
 
 from __future__ import annotations
@@ -39,13 +44,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import claims as claim_records
 from . import lstm
 from .cnn import _device
-from .common import claim, naive_distance, pyplot, write_outputs
+from .common import naive_distance, pyplot, write_outputs
 from .pipeline import Pipeline
 
 FIGURE = "fig6"
 FIG1 = "fig1-rnn"
+DRAWS = 100  # bootstrap resamples of the probe windows
+CLARITY_MEASURES = ("pwcca", "mean_cca", "cosine", "euclidean")
 
 
 @dataclass
@@ -162,26 +170,57 @@ def bottom_up(t90s: list[float], score: float) -> bool:
 MEASURES = ("pwcca", "pwcca_from_t", "pwcca_from_final", "mean_cca", "cosine", "euclidean")
 
 
-def similarity_to_final(L: dict[int, np.ndarray], final: int) -> dict[str, list[float]]:
-    """Each measure between the layer at every checkpoint and at ``final`` (in checkpoint order)."""
+def crossing(fractions: np.ndarray, progress: np.ndarray, level: float = 0.9) -> float:
+    """The first fraction of training where progress reaches ``level``, interpolated linearly."""
+    progress = np.asarray(progress, dtype=float)
+    hit = np.nonzero(progress >= level)[0]
+    if not hit.size:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0:
+        return float(fractions[0])
+    p0, p1 = progress[i - 1], progress[i]
+    return float(fractions[i - 1] + (level - p0) / (p1 - p0) * (fractions[i] - fractions[i - 1]))
+
+
+def similarity_to_final(L: dict[int, np.ndarray], final: int, rows: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Each measure between the layer at every checkpoint and at ``final`` (in checkpoint order),
+    on the datapoints ``rows`` (all by default)."""
     import ccalens
 
     out = {m: [] for m in MEASURES}
+    b = L[final] if rows is None else L[final][rows]
     for step in sorted(L):
-        a, b = L[step], L[final]
-        from_t, from_final = ccalens.pwcca(a, b).similarity, ccalens.pwcca(b, a).similarity
-        out["pwcca_from_t"].append(from_t)
-        out["pwcca_from_final"].append(from_final)
-        out["pwcca"].append(0.5 * (from_t + from_final))
-        out["mean_cca"].append(ccalens.mean_cca(a, b).similarity)
+        a = L[step] if rows is None else L[step][rows]
+        r = ccalens.pwcca(a, b, symmetric=True)
+        out["pwcca_from_t"].append(r.forward)
+        out["pwcca_from_final"].append(r.reverse)
+        out["pwcca"].append(r.similarity)
+        out["mean_cca"].append(float(np.mean(np.asarray(r.rho))))
         out["cosine"].append(1.0 - naive_distance(a, b, "cosine"))
         out["euclidean"].append(naive_distance(a, b, "euclidean"))
     return out
 
 
+def ordering_stats(curves: dict[str, dict[str, list[float]]], fractions: np.ndarray, measure: str) -> dict:
+    """t90, crossing times, ordering score and the mean adjacent-layer gap for one model and measure."""
+    layers = list(curves)
+    prog = np.array([progress_curve(curves[layer][measure], distance=measure == "euclidean") for layer in layers])
+    times = [crossing(fractions, p) for p in prog]
+    gaps = np.diff(times)
+    return {"t90": [t90(fractions, p) for p in prog], "crossing": times, "ordering_score": ordering_score(prog),
+            "gap": float(np.mean(gaps)) if len(gaps) else float("nan"),
+            "at_init": [curves[layer][measure][0] for layer in layers]}
+
+
 def train(ctx: RNNContext) -> dict:
     """Train the shallow and the deeper language model; name -> record."""
     return {f"{d}-layer": ctx.model(ctx.spec(d)) for d in ctx.scale.depths}
+
+
+def window_groups(ctx: RNNContext) -> np.ndarray:
+    """The probe window of every datapoint (rows are window-major: window, then position)."""
+    return np.repeat(np.arange(ctx.scale.probe_sequences), ctx.scale.probe_length)
 
 
 def run(ctx: RNNContext) -> dict:
@@ -191,9 +230,14 @@ def run(ctx: RNNContext) -> dict:
     ctx.log(f"{FIGURE}: LSTM language models of depth {s.depths[0]} and {s.depths[1]}, {s.hidden} units, "
             f"{len(ctx.corpus.train):,} training tokens")
     specs = {f"{d}-layer": ctx.spec(d) for d in s.depths}
-    records = {name: ctx.model(spec) for name, spec in specs.items()}
+    records = train(ctx)
     ratios = [ctx.check_ratio(s.probe_sequences * s.probe_length, s.hidden, "probe positions")]
-    rows, curves, claims, stats = [], {}, [], {}
+    groups = window_groups(ctx)
+    labels = np.unique(groups)
+    rng = np.random.default_rng(0)
+    resamples = [np.concatenate([np.flatnonzero(groups == g) for g in rng.choice(labels, len(labels))])
+                 for _ in range(DRAWS)]
+    rows, curves, stats, draws = [], {}, {}, {}
     for name, spec in specs.items():
         rec = records[name]
         steps = rec["checkpoints"]
@@ -201,37 +245,76 @@ def run(ctx: RNNContext) -> dict:
         fractions = np.array(steps) / final
         acts = {step: ctx.activations(FIGURE, spec, step) for step in steps}
         layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
-        curves[name] = {}
+        arrays = {layer: {step: load_array(acts[step][layer]) for step in steps} for layer in layer_names}
+        curves[name] = {layer: similarity_to_final(arrays[layer], final) for layer in layer_names}
         for layer in layer_names:
-            L = {step: load_array(acts[step][layer]) for step in steps}
-            sims = similarity_to_final(L, final)
-            curves[name][layer] = sims
             for i, step in enumerate(steps):
                 rows.append({"model": name, "layer": layer, "step": step, "fraction": float(fractions[i]),
                              "validation_perplexity": rec["validation_perplexity"][str(step)],
-                             **{m: sims[m][i] for m in MEASURES}})
-        stats[name] = {}
-        for m in ("pwcca", "pwcca_from_t", "pwcca_from_final", "mean_cca", "cosine", "euclidean"):
-            prog = np.array([progress_curve(curves[name][layer][m], distance=m == "euclidean") for layer in layer_names])
-            stats[name][m] = {"t90": [t90(fractions, p) for p in prog], "ordering_score": ordering_score(prog),
-                              "at_init": [curves[name][layer][m][0] for layer in layer_names]}
-        st = stats[name]["pwcca"]
-        claims.append(claim(f"bottom_up[{name}]", "Layers converge bottom-up: lower layers reach their final "
-                            "representation earlier in training.",
-                            {"t90": st["t90"], "ordering_score": st["ordering_score"], "pwcca_at_init": st["at_init"]},
-                            "PWCCA t90 non-decreasing with layer index, and ordering score > 0",
-                            bottom_up(st["t90"], st["ordering_score"])))
-    score = {m: float(np.mean([stats[n][m]["ordering_score"] for n in specs])) for m in ("pwcca", "mean_cca")}
-    claims.append(claim("pwcca_clearer_than_mean_cca", "PWCCA shows the bottom-up ordering more clearly than the "
-                        "unweighted mean CCA (Figure A8).", {"ordering_score": score},
-                        "mean ordering score over both models: PWCCA > mean CCA", score["pwcca"] > score["mean_cca"]))
+                             **{m: curves[name][layer][m][i] for m in MEASURES}})
+        stats[name] = {m: ordering_stats(curves[name], fractions, m) for m in MEASURES}
+        ctx.log(f"  {name}: bootstrap over probe windows ({DRAWS} resamples)")
+        boot = [{layer: similarity_to_final(arrays[layer], final, idx) for layer in layer_names} for idx in resamples]
+        draws[name] = {m: [ordering_stats(b, fractions, m) for b in boot] for m in MEASURES}
+    claims = decide_fig6(stats, draws, {n: records[n]["plateau_reached"] for n in specs})
     models = [{"model": n, "spec": asdict(specs[n]), "steps": records[n]["steps"],
+               "epochs_trained": records[n].get("epochs_trained"), "plateau_reached": records[n].get("plateau_reached"),
                "validation_perplexity": records[n]["validation_perplexity"]} for n in specs]
     paths = write_outputs(ctx, FIGURE, rows, claims, {"models": models, "datapoints_per_neuron": ratios,
                                                       "statistics": stats, "dataset_tokens": len(ctx.corpus.train)})
     paths["png"] = ctx.root / FIGURE / f"{FIGURE}.png"
     plot(curves, records, stats, paths["png"], title=f"Penn Treebank, {s.hidden} units")
     return {"claims": claims, "paths": paths, "statistics": stats}
+
+
+def clarity(estimate: float, draws) -> float:
+    """An ordering gap over its bootstrap standard deviation (0 when both are 0)."""
+    arr = np.asarray(draws, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    sd = float(arr.std()) if arr.size > 1 else float("nan")
+    if not np.isfinite(estimate) or not np.isfinite(sd):
+        return float("nan")
+    if sd == 0:
+        return 0.0 if estimate == 0 else float(np.sign(estimate)) * float("inf")
+    return estimate / sd
+
+
+def decide_fig6(stats: dict, draws: dict, plateau: dict) -> list[dict]:
+    """The fig6 claim records from each model's statistics and their bootstrap draws."""
+    claims = []
+    for name in stats:
+        st = stats[name]["pwcca"]
+        t90s = np.asarray(st["t90"], dtype=float)
+        values = {"t90": st["t90"], "crossing": st["crossing"], "ordering_score": st["ordering_score"],
+                  "t90_nondecreasing": bool(np.all(np.isfinite(t90s)) and np.all(np.diff(t90s) >= 0)),
+                  "pwcca_at_init": st["at_init"], "plateau_reached": bool(plateau[name])}
+        interval = claim_records.percentile_interval([d["ordering_score"] for d in draws[name]["pwcca"]],
+                                                     st["ordering_score"], unit="probe windows")
+        claims.append(claim_records.decide("fig6.bottom_up", values, interval=interval, scope=name))
+    models = list(stats)
+    sds = {(n, m): np.nanstd([d["gap"] for d in draws[n][m]]) for n in models for m in CLARITY_MEASURES}
+    values = {"plateau_reached": all(bool(plateau[n]) for n in models)}
+    for m in CLARITY_MEASURES:
+        values[f"gap_{m}"] = [stats[n][m]["gap"] for n in models]
+        values[f"clarity_{m}"] = float(np.mean([clarity(stats[n][m]["gap"], [d["gap"] for d in draws[n][m]])
+                                                for n in models]))
+
+    def standardised(m, b):
+        return np.mean([draws[n][m][b]["gap"] / sds[(n, m)] if sds[(n, m)] > 0 else np.nan for n in models])
+
+    nb = min(len(draws[n]["pwcca"]) for n in models)
+    values["clarity_pwcca_minus_mean_cca"] = values["clarity_pwcca"] - values["clarity_mean_cca"]
+    values["clarity_margin"] = values["clarity_pwcca"] - max(values["clarity_cosine"], values["clarity_euclidean"])
+    diff = [standardised("pwcca", b) - standardised("mean_cca", b) for b in range(nb)]
+    margin = [standardised("pwcca", b) - max(standardised("cosine", b), standardised("euclidean", b))
+              for b in range(nb)]
+    claims.append(claim_records.decide("fig6.pwcca_clearer_than_mean", values, interval=claim_records.percentile_interval(
+        diff, values["clarity_pwcca_minus_mean_cca"], unit="probe windows (gaps standardised by their bootstrap sd)")))
+    claims.append(claim_records.decide("fig6.cca_clearer_than_cosine_euclid", values,
+                                       interval=claim_records.percentile_interval(
+                                           margin, values["clarity_margin"],
+                                           unit="probe windows (gaps standardised by their bootstrap sd)")))
+    return claims
 
 
 def plot(curves, records, stats, path, title: str = "") -> None:
@@ -254,7 +337,7 @@ def plot(curves, records, stats, path, title: str = "") -> None:
                         label=f"{layer} (t90 {stats[name][m]['t90'][i]:.2f})")
             ax.set_title(f"{name}: {heading}", fontsize=8)
             ax.set_xlabel("fraction of training")
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
         ax = axes[r, -1]
         ax.plot(frac, [rec["validation_perplexity"][str(s)] for s in steps], marker=".", color="k")
@@ -269,6 +352,13 @@ def plot(curves, records, stats, path, title: str = "") -> None:
     plt.close(fig)
 
 
+def unigram_perplexity(corpus) -> float:
+    """Validation perplexity of the training split's add-one-smoothed unigram model."""
+    counts = np.bincount(np.asarray(corpus.train), minlength=len(corpus.vocab)).astype(float) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(np.exp(-np.mean(logp[np.asarray(corpus.valid)])))
+
+
 def run_fig1(ctx: RNNContext) -> dict:
     """Figure 1's signal/noise analysis on the shallow model's layers (checkpoint indices as time)."""
     from ..store import load_array
@@ -278,27 +368,36 @@ def run_fig1(ctx: RNNContext) -> dict:
     spec = ctx.spec(s.depths[0])
     rec = ctx.model(spec)
     steps = rec["checkpoints"]
-    T = len(steps) - 1
     ppl = [rec["validation_perplexity"][str(step)] for step in steps]
-    ctx.log(f"{FIG1}: {spec.name}, {T} checkpoints after initialisation")
+    ctx.log(f"{FIG1}: {spec.name}, {len(steps) - 1} checkpoints after initialisation")
     ratios = [ctx.check_ratio(s.probe_sequences * s.probe_length, s.hidden, "probe positions")]
     acts = {i: ctx.activations(FIGURE, spec, step) for i, step in enumerate(steps)}
-    t0 = next(i for i in range(T + 1) if ppl[i] <= 1.02 * ppl[T])
-    t_early, t_half = max(1, round(T / 10)), T // 2
+    layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
+    layers = {layer: {i: load_array(acts[i][layer]) for i in range(len(steps))} for layer in layer_names}
+    T, _ = fig1.choose_T(layers, len(steps) - 1)
+    t0 = fig1.first_converged(ppl[: T + 1], lambda v, final: v <= 1.02 * final)
+    unigram = unigram_perplexity(ctx.corpus)
+    t_half = T // 2
+    past_unigram = next((i for i, v in enumerate(ppl) if v < 0.9 * unigram), 1)
+    t_early = min(max(1, past_unigram), max(1, t_half - 1))
+    ctx.log(f"  T = checkpoint {T}; t0 = {t0}; t_early = {t_early} (unigram perplexity {unigram:.0f})")
     rows, claims, panels = [], [], {}
-    for layer in [f"lstm{i + 1}" for i in range(spec.layers)]:
-        L = {i: load_array(acts[i][layer]) for i in range(T + 1)}
-        rho, sim, k = fig1.signal_noise(L, T, t_early, t_half)
-        for i in range(T + 1):
-            rows.append({"layer": layer, "checkpoint": i, "step": steps[i], "validation_perplexity": ppl[i],
-                         "mean_rho_vs_final": float(rho[i].mean()), "S_similarity": sim["S"].get(i, np.nan),
-                         "B_similarity": sim["B"].get(i, np.nan), "rho_vs_final": " ".join(f"{v:.6f}" for v in rho[i])})
-        claims += fig1.decide(layer, t0, T, t_half, ppl, rho[t0], sim, k, metric="validation_perplexity")
-        panels[layer] = (rho, sim, k)
-    paths = write_outputs(ctx, FIG1, rows, claims, {"model": spec.name, "steps": steps, "t0": t0,
+    for layer in layer_names:
+        L = {i: layers[layer][i] for i in range(T + 1)}
+        analysis = fig1.analyse_layer(L, T, t0, t_early, t_half, performance={"validation_perplexity": ppl},
+                                      groups=window_groups(ctx), unit="probe windows")
+        for row in analysis["rows"]:
+            row["step"] = steps[row["t"]]
+        rows += analysis["rows"]
+        claims += fig1.decide_layer("fig1rnn", layer, analysis,
+                                    premise={"plateau_reached": bool(rec["plateau_reached"])})
+        panels[layer] = (analysis["rho_vs_final"], analysis["sim"], analysis["k"])
+    paths = write_outputs(ctx, FIG1, rows, claims, {"model": spec.name, "steps": steps, "T": T, "t0": t0,
                                                     "t_early": t_early, "t_half": t_half,
+                                                    "unigram_perplexity": unigram,
+                                                    "plateau_reached": rec["plateau_reached"],
                                                     "datapoints_per_neuron": ratios})
     paths["png"] = ctx.root / FIG1 / f"{FIG1}.png"
-    fig1.plot(panels, ppl, t0, t_early, t_half, T, paths["png"], title=f"Penn Treebank, {spec.name}",
+    fig1.plot(panels, ppl[: T + 1], t0, t_early, t_half, T, paths["png"], title=f"Penn Treebank, {spec.name}",
               performance="validation perplexity", time="checkpoint")
     return {"claims": claims, "paths": paths}

@@ -1,0 +1,201 @@
+"""The claim record: each claim of the paper, decided by a rule fixed before the run that decides it.
+
+Every figure writes one record per claim (and per layer or model where the claim is made
+of each) into its ``claims.json``:
+
+``id``
+    the claim's id (:data:`ccalens.experiments.rules.RULES`), e.g. ``fig3.early_equal``;
+``scope``
+    what the record is about when a claim is made per layer, model or measure (else None);
+``claim``
+    the paper's words;
+``statistic``
+    what was measured, in words, and every number the rule reads (``values``);
+``value`` and ``interval``
+    the headline number and its bootstrap interval ([low, high], with the method, the
+    resampled unit and the bootstrap's bias estimate), or None with the reason;
+``rule``
+    the decision and its premise, in words and as the code that decides them (a Python
+    expression over ``statistic.values``, evaluated here and nowhere else);
+``rule_commit``
+    the last commit that changed :mod:`ccalens.experiments.rules` when the run was made
+    ("uncommitted" if that file had uncommitted changes): a result must come from rules
+    committed before it;
+``status``
+    ``held``, ``not held``, or ``premise not met`` (the claim's premise, e.g. that
+    performance converged, did not hold, so the claim was not tested; never a refutation).
+
+Intervals are percentile intervals of a bootstrap over the units that vary between
+repetitions of the experiment (networks within their groups, datapoints, probe windows,
+seeds). For statistics of pairwise distances, a resample of networks keeps every pair of
+*distinct* original networks it contains (a network is never paired with its own copy,
+whose distance 0 is not a pair of networks).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import subprocess
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+STATUSES = ("held", "not held", "premise not met")
+
+_SAFE = {"abs": abs, "min": min, "max": max, "all": all, "any": any, "len": len, "isfinite": math.isfinite,
+         "sum": sum, "True": True, "False": False}
+
+
+def evaluate(code: str, values: Mapping[str, object]) -> bool:
+    """The truth of a rule's ``code`` (a Python expression) over ``values``; NaN compares False.
+
+    >>> evaluate("abs(a - b) <= 0.05 and c", {"a": 0.3, "b": 0.32, "c": True})
+    True
+    >>> evaluate("a > 0", {"a": float("nan")})
+    False
+    """
+    try:
+        return bool(eval(compile(code, "<rule>", "eval"), {"__builtins__": {}, **_SAFE}, dict(values)))  # noqa: S307
+    except NameError as exc:
+        raise KeyError(f"the rule {code!r} reads a value the statistic does not have: {exc}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def rule_commit() -> str:
+    """The last commit that changed ``rules.py``; "uncommitted" if it has changes; "unknown" without git."""
+    path = Path(__file__).with_name("rules.py")
+    try:
+        run = functools.partial(subprocess.run, cwd=path.parent, capture_output=True, text=True, timeout=30)
+        if run(["git", "diff", "--quiet", "HEAD", "--", path.name]).returncode != 0:
+            return "uncommitted"
+        out = run(["git", "log", "-1", "--format=%H", "--", path.name])
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def decide(rule_id: str, values: Mapping[str, object], *, interval: dict | None = None, scope: str | None = None,
+           note: str | None = None) -> dict:
+    """The claim record of rule ``rule_id`` on the measured ``values`` (see the module docstring)."""
+    from .rules import RULES
+
+    rule = RULES[rule_id]
+    values = {k: _plain(v) for k, v in values.items()}
+    if rule.value not in values:
+        raise KeyError(f"{rule_id}: the statistic has no value {rule.value!r}; it has {sorted(values)}.")
+    if not evaluate(rule.premise, values):
+        status = "premise not met"
+    else:
+        status = "held" if evaluate(rule.decision, values) else "not held"
+    return {
+        "id": rule_id,
+        "scope": scope,
+        "claim": rule.claim,
+        "statistic": {"description": rule.statistic, "values": values},
+        "value": values[rule.value],
+        "interval": interval,
+        "rule": {"decision": rule.words, "code": rule.decision, "premise": rule.premise_words or "none",
+                 "premise_code": rule.premise},
+        "rule_commit": rule_commit(),
+        "status": status,
+        "note": note,
+    }
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def percentile_interval(draws: Sequence[float], estimate: float, *, unit: str, confidence: float = 0.95) -> dict:
+    """A percentile interval from bootstrap ``draws`` of a statistic whose estimate is ``estimate``.
+
+    Draws that are not finite (a resample that leaves the statistic undefined) are dropped
+    and counted. The record also carries the bootstrap's bias estimate (mean of the draws
+    minus the estimate), so an interval that does not contain its estimate is explained.
+    """
+    arr = np.asarray(draws, dtype=float)
+    finite = arr[np.isfinite(arr)]
+    if finite.size < 10:
+        return {"low": None, "high": None, "method": "percentile bootstrap", "unit": unit, "draws": int(arr.size),
+                "undefined_draws": int(arr.size - finite.size),
+                "reason": "fewer than 10 resamples gave a defined statistic"}
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return {"low": float(low), "high": float(high), "confidence": confidence, "method": "percentile bootstrap",
+            "unit": unit, "draws": int(arr.size), "undefined_draws": int(arr.size - finite.size),
+            "bias": float(finite.mean() - estimate), "contains_estimate": bool(low <= estimate <= high)}
+
+
+def group_bootstrap(groups: Mapping[str, Sequence[str]], statistic: Callable[[dict], float], *, draws: int = 1000,
+                    seed: int = 0, unit: str = "networks within their groups", confidence: float = 0.95) -> dict:
+    """Resample each group's members with replacement and recompute ``statistic(resampled)``.
+
+    ``statistic`` receives ``{group: [member, ...]}`` (members may repeat) and returns a
+    float; its value on the original ``groups`` is the estimate.
+    """
+    rng = np.random.default_rng(seed)
+    estimate = statistic({g: list(m) for g, m in groups.items()})
+    values = []
+    for _ in range(draws):
+        sample = {g: [m[i] for i in rng.integers(0, len(m), len(m))] for g, m in groups.items()}
+        values.append(statistic(sample))
+    return percentile_interval(values, estimate, unit=unit, confidence=confidence)
+
+
+def row_bootstrap(n: int, statistic: Callable[[np.ndarray], float], *, draws: int = 200, seed: int = 0,
+                  unit: str = "datapoints", confidence: float = 0.95, groups: np.ndarray | None = None) -> dict:
+    """Resample rows (or whole ``groups`` of rows, e.g. a probe window's positions) with replacement.
+
+    ``statistic(index)`` receives the row indices of a resample; the identity is the estimate.
+    """
+    rng = np.random.default_rng(seed)
+    estimate = statistic(np.arange(n))
+    values = []
+    if groups is None:
+        for _ in range(draws):
+            values.append(statistic(rng.integers(0, n, n)))
+    else:
+        groups = np.asarray(groups)
+        labels = np.unique(groups)
+        members = {g: np.flatnonzero(groups == g) for g in labels}
+        for _ in range(draws):
+            pick = rng.choice(labels, len(labels), replace=True)
+            values.append(statistic(np.concatenate([members[g] for g in pick])))
+    return percentile_interval(values, estimate, unit=unit, confidence=confidence)
+
+
+class PairTable:
+    """Symmetric distances between named networks, and means over pairs of distinct networks."""
+
+    def __init__(self, distances: Mapping[tuple[str, str], float]):
+        self.d: dict[tuple[str, str], float] = {}
+        for (a, b), v in distances.items():
+            self.d[(a, b)] = self.d[(b, a)] = float(v)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[dict], **where) -> "PairTable":
+        return cls({(r["a"], r["b"]): r["distance"] for r in rows if all(r.get(k) == v for k, v in where.items())})
+
+    def mean(self, A: Sequence[str], B: Sequence[str] | None = None) -> float:
+        """Mean distance over pairs (a in A, b in B) of distinct networks; within A when B is None.
+
+        Within a group each unordered pair of positions counts once; a resampled network's
+        copies are never paired with each other. NaN when there is no such pair.
+        """
+        values = []
+        if B is None:
+            for i in range(len(A)):
+                for j in range(i + 1, len(A)):
+                    if A[i] != A[j]:
+                        values.append(self.d[(A[i], A[j])])
+        else:
+            values = [self.d[(a, b)] for a in A for b in B if a != b]
+        return float(np.mean(values)) if values else float("nan")
