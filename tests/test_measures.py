@@ -228,3 +228,41 @@ def test_result_reprs_are_short(rng):
     x, y = related_pair(rng)
     text = repr(ccalens.pwcca(x, y))
     assert text.startswith("PWCCAResult(similarity=") and len(text) < 200
+
+
+def test_pwcca_with_svd_thresholding_equals_pwcca_on_the_kept_pca_scores(rng):
+    """keep= (Figure 3's "thresholding to remove low variance noise"): an independent reduction."""
+    X = rng.standard_normal((600, 12)) @ np.diag(np.r_[np.ones(6), 1e-3 * np.ones(6)]) + 3.0
+    Y = X[:, ::-1] @ rng.standard_normal((12, 12)) + 0.1 * rng.standard_normal((600, 12))
+
+    def scores(A, keep):
+        centred = A - A.mean(axis=0)
+        u, s, _ = np.linalg.svd(centred, full_matrices=False)
+        k = int(np.argmax(np.cumsum(s**2) / np.sum(s**2) >= keep)) + 1
+        return u[:, :k] * s[:k], k
+
+    (sx, kx), (sy, ky) = scores(X, 0.99), scores(Y, 0.99)
+    r = ccalens.pwcca(X, Y, keep=0.99, symmetric=True)
+    assert (r.x_components, r.y_components) == (kx, ky) and kx == 6
+    assert r.similarity == pytest.approx(ccalens.pwcca(sx, sy, symmetric=True).similarity, abs=1e-10)
+    assert ccalens.pwcca(X, Y).x_components is None
+    # the same value from the neurons-first layout, and keep=1 keeps every direction
+    assert ccalens.pwcca(X.T, Y.T, keep=0.99, layout="neurons_first").similarity == pytest.approx(
+        ccalens.pwcca(X, Y, keep=0.99).similarity, abs=1e-12)
+    assert ccalens.pwcca(X, Y, keep=1.0).x_components == 12
+
+
+def test_pwcca_thresholding_errors(rng):
+    X = rng.standard_normal((50, 4))
+    with pytest.raises(ValueError, match="keep= .* is not part of google/svcca"):
+        ccalens.pwcca(X, X, keep=0.9, compat="svcca")
+    with pytest.raises(TypeError, match="keep= needs X as an array, not a Factor"):
+        ccalens.pwcca(ccalens.factorize(X), X, keep=0.9)
+    with pytest.raises(ValueError, match="keep"):
+        ccalens.pwcca(X, X, keep=1.5)
+    with pytest.raises(ValueError, match="Y is constant over the datapoints"):
+        ccalens.pwcca(X, np.ones((50, 3)), keep=0.9)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 non-finite value"):
+        ccalens.pwcca(bad, X, keep=0.9)
