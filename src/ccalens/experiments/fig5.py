@@ -233,22 +233,26 @@ def plot(result, clusters, nets, ari, path, title: str = "") -> None:
     dist = np.clip(0.5 * (result.distance + result.distance.T), 0.0, None)
     np.fill_diagonal(dist, 0.0)
     order = hierarchy.leaves_list(hierarchy.linkage(squareform(dist, checks=False), method="complete"))
-    im = axes[0].imshow(dist[np.ix_(order, order)], cmap="magma_r")
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    off = ~np.eye(len(dist), dtype=bool)  # the colours span the off-diagonal range (the diagonal is 0)
+    im = axes[0].imshow(dist[np.ix_(order, order)], cmap="magma_r", aspect="auto", vmin=float(dist[off].min()),
+                        vmax=float(dist[off].max()))
     lrs = sorted({n["lr"] for n in nets})
-    lr_cmap = plt.get_cmap("viridis")
-    for pos, i in enumerate(order):  # a coloured strip per network: its learning rate (left) and cluster (top)
-        colour = lr_cmap(lrs.index(nets[i]["lr"]) / max(1, len(lrs) - 1))
-        axes[0].add_patch(plt.Rectangle((-3.5, pos - 0.5), 2.5, 1, color=colour, clip_on=False))
-        axes[0].add_patch(plt.Rectangle((pos - 0.5, -3.5), 1, 2.5, color=plt.get_cmap("tab10")((clusters[i] - 1) % 10),
-                                        clip_on=False))
-    axes[0].set_xlim(-3.6, len(order) - 0.5)
-    axes[0].set_ylim(len(order) - 0.5, -3.6)
-    axes[0].set_xticks([])
-    axes[0].set_yticks([])
-    axes[0].set_xlabel("networks in complete-linkage order (top strip: CCA cluster)")
-    axes[0].set_ylabel("left strip: learning rate (" + ", ".join(f"{lr:g}" for lr in lrs) + ", dark to light)")
-    fig.colorbar(im, ax=axes[0], label=f"PWCCA distance at {LAYER}")
-    axes[0].set_title(f"(a) distance matrix; ARI of the clusters with learning rates = {ari:.2f}", fontsize=10)
+    divider = make_axes_locatable(axes[0])
+    left = divider.append_axes("left", size="5%", pad=0.03)
+    top = divider.append_axes("top", size="5%", pad=0.03)
+    bar = divider.append_axes("right", size="4%", pad=0.08)
+    left.imshow(np.array([lrs.index(nets[i]["lr"]) for i in order])[:, None], cmap="viridis", aspect="auto",
+                vmin=0, vmax=max(1, len(lrs) - 1))
+    top.imshow(np.array([clusters[i] - 1 for i in order])[None, :], cmap="tab10", aspect="auto", vmin=0, vmax=9)
+    for ax in (left, top, axes[0]):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    left.set_ylabel("learning rate: " + ", ".join(f"{lr:g}" for lr in lrs) + " (dark to light)", fontsize=9)
+    axes[0].set_xlabel("networks in complete-linkage order; top strip: CCA cluster", fontsize=9)
+    fig.colorbar(im, cax=bar, label=f"PWCCA distance at {LAYER}")
+    top.set_title(f"(a) distance matrix; ARI of the clusters with learning rates = {ari:.2f}", fontsize=10)
     cmap = plt.get_cmap("tab10")
     for net in nets:
         axes[1].scatter(net["generalisation_error"], net["ablation_robustness"], color=cmap((net["cluster"] - 1) % 10),
