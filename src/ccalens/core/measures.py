@@ -435,7 +435,47 @@ def svcca(
     return _attach(result, "svcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
 
 
-def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarray:
+#: canonical correlations within this of each other form one tied block (:func:`projection_weights`)
+TIE_ATOL = 1e-8
+
+
+def tie_blocks(rho: np.ndarray, atol: float = TIE_ATOL) -> list[slice]:
+    """The runs of (descending) canonical correlations whose successive gaps are at most ``atol``."""
+    rho = np.asarray(rho)
+    blocks, start = [], 0
+    for i in range(1, rho.size + 1):
+        if i == rho.size or rho[i - 1] - rho[i] > atol:
+            if i - start > 1:
+                blocks.append(slice(start, i))
+            start = i
+    return blocks
+
+
+def projection_weights(rho: np.ndarray, inner: np.ndarray, atol: float = TIE_ATOL) -> np.ndarray:
+    r"""PWCCA's weights :math:`\alpha_i` from ``inner[i, j]`` = :math:`\langle h_i, z_j\rangle`.
+
+    Inside a block of tied canonical correlations the canonical variates are not unique:
+    any rotation of them is as canonical, and the L1 weights depend on which is taken. The
+    weights are therefore computed in one basis fixed by the data: X's principal axes within
+    the tied subspace (the variates rotated so that their inner products with X's neurons,
+    ``inner[block]``, become ``S V^T`` from its SVD ``U S V^T``). Every code path (single
+    pairs, the pairwise engine, streaming, torch) goes through this function, so they agree
+    on tied inputs (a layer against its ReLU, duplicated neurons, identical inputs).
+    Correlations within ``atol`` (1e-8) of each other count as tied; merging two that differ
+    by less than that moves the similarity by less than that. Where X's variance within a
+    tied subspace is itself tied (e.g. whitened neurons), the basis is still not unique.
+    """
+    inner = np.array(inner, dtype=np.float64, copy=True)
+    for block in tie_blocks(rho, atol):
+        _, s, vt = np.linalg.svd(inner[block], full_matrices=False)
+        rotated = np.zeros_like(inner[block])
+        rotated[: s.size] = s[:, None] * vt
+        inner[block] = rotated
+    alpha = np.abs(inner).sum(axis=1)
+    return alpha / alpha.sum()
+
+
+def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float, rho: np.ndarray) -> np.ndarray:
     """alpha_i = sum_j |<h_i, z_j>| / total, h_i the orthonormalised canonical variates."""
     # h_i = Q_0 coef_i. With epsilon == 0 the coefficients come from an SVD (or a
     # symmetric eigendecomposition) and are orthonormal to working precision, so the
@@ -443,8 +483,7 @@ def _projection_weights(f: Factor, coef: np.ndarray, epsilon: float) -> np.ndarr
     # orthonormalised in order (QR = Gram-Schmidt).
     if epsilon:
         coef, _ = np.linalg.qr(coef)
-    alpha = np.abs(coef.T @ f.projections).sum(axis=1)
-    return alpha / alpha.sum()
+    return projection_weights(rho, coef.T @ f.projections)
 
 
 def pwcca(
@@ -533,12 +572,12 @@ def pwcca(
         return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, None)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, p, q = _canonical(fx, fy, epsilon, joint, want="both" if symmetric else "x")
-    weights = _projection_weights(fx, p, epsilon)
+    weights = _projection_weights(fx, p, epsilon, rho)
     forward = float(weights @ rho)
     reverse_weights = reverse = None
     similarity = forward
     if symmetric:
-        reverse_weights_np = _projection_weights(fy, q, epsilon)
+        reverse_weights_np = _projection_weights(fy, q, epsilon, rho)
         reverse = float(reverse_weights_np @ rho)
         similarity = 0.5 * (forward + reverse)
         reverse_weights = _out(fy, reverse_weights_np)

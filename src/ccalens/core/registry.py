@@ -134,8 +134,8 @@ def from_cross(measure: str, fx, fy, m: np.ndarray, *, epsilon: float = 0.0, kee
 
     if measure == "pwcca":
         rho, p, q = _canonical(fx, fy, epsilon, want="both", cross=m)
-        return (float(_projection_weights(fx, p, epsilon) @ rho),
-                float(_projection_weights(fy, q, epsilon) @ rho), {"c": int(rho.size)})
+        return (float(_projection_weights(fx, p, epsilon, rho) @ rho),
+                float(_projection_weights(fy, q, epsilon, rho) @ rho), {"c": int(rho.size)})
     if measure in ("mean_cca", "cca"):
         rho = _canonical(fx, fy, epsilon, want="none", cross=m)[0]
         v = float(np.mean(rho))
