@@ -230,3 +230,40 @@ def test_collect_copies_the_small_record(tmp_path):
     names = sorted(p.relative_to(tmp_path / "results").as_posix() for p in copied)
     assert names == ["fig4/claims.json", "fig4/fig4.csv", "fig4/fig4.png", "index.html"]
     assert "held" in (tmp_path / "results" / "index.html").read_text()
+
+
+def _hold_lock(folder, seconds, marker):
+    import time
+
+    from ccalens.experiments.pipeline import exclusive
+
+    with exclusive(folder, "first", log=lambda m: None):
+        (folder / "started").write_text("1")
+        time.sleep(seconds)
+        (folder / marker).write_text("done")
+
+
+def test_a_second_process_waits_for_the_first_to_finish_training(tmp_path):
+    """Two runs asked for the same network: the second waits for the first, then sees its result
+    (two processes once trained the same LSTM into the same folder at the same time)."""
+    import multiprocessing
+    import time
+
+    from ccalens.experiments.pipeline import exclusive
+
+    folder = tmp_path / "net"
+    ctx = multiprocessing.get_context("spawn")
+    first = ctx.Process(target=_hold_lock, args=(folder, 1.5, "record.json"))
+    first.start()
+    deadline = time.time() + 60
+    while not (folder / "started").exists():
+        assert time.time() < deadline and first.is_alive()
+        time.sleep(0.05)
+    said = []
+    with exclusive(folder, "second", log=said.append):
+        assert (folder / "record.json").read_text() == "done"  # it waited for the whole of the first
+    first.join()
+    assert said and "another process holds" in said[0] and "waiting" in said[0]
+    with exclusive(folder, "third", log=said.append):  # a lock whose holder has ended blocks no one
+        pass
+    assert len(said) == 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import atomic_write_text
+from .pipeline import atomic_write_text, exclusive
 
 LAYERS = ("conv1", "conv2", "conv3", "fc1", "logits")
 
@@ -325,7 +325,15 @@ def train_network(spec: NetSpec, split, root: Path, *, keep: tuple[int, ...] = (
 
     The folder holds ``epoch0.pt`` (initialisation), ``epoch{e}.pt`` for ``e`` in ``keep``,
     ``final.pt`` and ``record.json``; a network whose record exists is not trained again.
+    Two processes asked for the same network do not both train it: the second waits for
+    the first (:func:`.pipeline.exclusive`) and then reads its record.
     """
+    with exclusive(network_folder(root, spec, split), spec.name, log):
+        return _train_network(spec, split, root, keep=keep, device=device, log=log, progress=progress,
+                              on_epoch=on_epoch)
+
+
+def _train_network(spec: NetSpec, split, root: Path, *, keep, device, log, progress, on_epoch) -> dict:
     import torch
 
     folder = network_folder(root, spec, split)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .cnn import _atomic_save, _device, finished_record, spec_key
-from .pipeline import atomic_write_text
+from .pipeline import atomic_write_text, exclusive
 
 
 @dataclass(frozen=True)
@@ -234,8 +234,13 @@ def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print
 
     The folder holds ``step{s}.pt`` for every evaluation step, ``record.json`` with the
     validation perplexity and learning rate at each, and ``resume.pt`` while training is
-    unfinished.
+    unfinished. A second process asked for the same model waits for the first.
     """
+    with exclusive(lm_folder(root, spec, corpus), spec.name, log):
+        return _train_lm(spec, corpus, root, device=device, log=log, progress=progress)
+
+
+def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dict:
     import torch
 
     folder = lm_folder(root, spec, corpus)

@@ -13,6 +13,7 @@ killed midway has no lock entry and runs again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["Pipeline", "file_hash", "atomic_write_text"]
+__all__ = ["Pipeline", "file_hash", "atomic_write_text", "exclusive"]
 
 
 def file_hash(path: Path) -> str:
@@ -43,6 +44,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, what: str, log: Callable[[str], None] = print):
+    """Hold ``folder/.lock`` exclusively (fcntl.flock): a second process that would train or
+    write the same thing waits here until the first has finished, then finds its result.
+    The lock is released by the kernel when its holder dies, so a killed holder blocks no one."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"  {what}: another process holds {folder / '.lock'}; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Pipeline:
