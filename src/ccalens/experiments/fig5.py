@@ -152,7 +152,7 @@ def run(ctx: Context) -> dict:
     s = ctx.scale
     specs = networks(ctx)
     ctx.log(f"{FIGURE}: {len(specs)} networks, learning rates {list(s.fig5_lrs)} x {s.fig5_seeds} seeds "
-            f"({ctx.split.name}), each trained to training loss {s.fig5_target_loss:g}")
+            f"({ctx.split.name}), each until its training loss reaches {s.fig5_target_loss:g}")
     records = train(ctx)
     ratios = [ctx.check_ratio({LAYER: cnn.layer_widths(s.width, ctx.split.classes)[LAYER]}, "train")]
     reps = {name: ctx.activations(FIGURE, spec, layers=(LAYER,))[LAYER] for name, spec in specs.items()}
