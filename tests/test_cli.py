@@ -326,3 +326,35 @@ def test_matrix_checks_options_before_touching_earlier_results(tmp_path, rng):
     (tmp_path / "afile").write_text("")
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(tmp_path / "afile")])
     assert res.exit_code == 1 and "is a file; give a folder" in res.stderr
+
+
+def test_version_and_python_m_entry_point():
+    import subprocess
+    import sys
+
+    import ccalens
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"ccalens {ccalens.__version__}"
+    out = subprocess.run([sys.executable, "-m", "ccalens", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"ccalens {ccalens.__version__}"
+
+
+def test_the_command_without_the_cli_extra_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['typer'] = None\n"
+            "from ccalens.__main__ import main\nmain()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "needs the 'cli' extra (typer is not installed): pip install 'ccalens[cli]'" in out.stderr
+
+
+def test_the_package_is_typed_and_licensed():
+    from importlib import resources
+    from pathlib import Path
+
+    assert resources.files("ccalens").joinpath("py.typed").is_file()
+    licence = Path(__file__).resolve().parents[1] / "LICENSE"
+    assert "Apache License" in licence.read_text() and "Version 2.0" in licence.read_text()
