@@ -212,6 +212,10 @@ def test_index_page_lists_claims(tmp_path):
     assert "premise not met" in page and "0.0123" in page and "[0.02, 0.05]" in page and "bootstrap bias +0.025" in page
     assert "fig3.early_equal" in page and "min_train_accuracy" not in page  # values stay in claims.json
     assert "scale: tiny; dataset: digits; command: ccalens reproduce fig3" in page
+    from ccalens.experiments.report import claims_markdown
+
+    table = claims_markdown(tmp_path).splitlines()
+    assert table[2] == "| `fig3.early_equal` | PWCCA | 0.0123 | [0.02, 0.05] | premise not met |"
     doc.pop("scale"), doc.pop("command")
     (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
     assert "scale: ;" not in write_index(tmp_path).read_text()  # no empty facts

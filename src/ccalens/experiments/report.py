@@ -90,6 +90,23 @@ was not met was not tested. Figures: {", ".join(
     return out
 
 
+def claims_markdown(root) -> str:
+    """Every claim record under ``root/<figure>/claims.json`` as one Markdown table (for the README)."""
+    root = Path(root)
+    found = sorted(root.glob("*/claims.json"),
+                   key=lambda p: (ORDER.index(p.parent.name) if p.parent.name in ORDER else 99, p.parent.name))
+    lines = ["| claim | scope | value | 95% interval | status |", "|---|---|---|---|---|"]
+    for path in found:
+        for c in json.loads(path.read_text()).get("claims", []):
+            interval = c.get("interval") or {}
+            span = (f"[{interval['low']:.3g}, {interval['high']:.3g}]" if interval.get("low") is not None else "—")
+            value = c.get("value")
+            value = f"{value:.3g}" if isinstance(value, float) else str(value)
+            status = c["status"] if c["status"] != "held" else "**held**"
+            lines.append(f"| `{c['id']}` | {c.get('scope') or ''} | {value} | {span} | {status} |")
+    return "\n".join(lines)
+
+
 def collect(root, dest) -> list[Path]:
     """Copy every figure's PNG, CSV and claims.json (not the networks or stores) to ``dest``,
     with an index page of its own: the small, committable record of a run."""
