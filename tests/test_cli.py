@@ -254,14 +254,16 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
                               "--permutations", "9", "--bootstrap", "5"])
     assert res.exit_code == 0, res.output
     assert "permutation null (9 per pair)" in res.stdout and "bootstrap (5 resamples per pair)" in res.stdout
-    assert "of 3 pairs with p <= 0.05" in res.stdout  # a symmetric measure: each pair once
+    # 9 permutations cannot give p <= 0.05 (the smallest is 1/10): said, not counted as "0 of 3"
+    assert "no p-value can reach 0.05 with 9 permutations (the smallest possible is 1/10 = 0.100; use at least " \
+           "19)" in res.stdout and "in 3 pairs" in res.stdout  # a symmetric measure: each pair once
     table = pd.read_csv(out / "pairs.csv")
     off = table[table.row != table.column]
     assert (off.distance > 0).all() and (off.similarity == -off.distance).all()
     assert off[["p_value", "ci_low", "ci_high"]].notna().all().all()
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "rsa", "--out", str(out)])
     assert res.exit_code == 1 and "measure must be one of" in res.stderr
-    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--permutations", "9"])
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--permutations", "19"])
     assert "of 6 directed pairs with p <= 0.05" in res.stdout  # PWCCA: each direction
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--clusters", "0"])
     assert res.exit_code == 1 and "number of clusters must be an int from 1 to 3" in res.stderr

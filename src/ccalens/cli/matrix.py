@@ -79,10 +79,16 @@ def matrix(
         if not directed:  # both directions are the same pair: count it once
             off = off[off["row"] < off["column"]]
         if permutations:
-            significant = int((off["p_value"] <= 0.05).sum())
-            typer.echo(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; "
-                       f"{significant} of {len(off)} {'directed ' if directed else ''}pairs with p <= 0.05; mean corrected similarity "
-                       f"{off['corrected'].mean():.4f}")
+            pairs = f"{len(off)} {'directed ' if directed else ''}pairs"
+            floor = 1.0 / (permutations + 1)  # the smallest p-value N permutations can give (Phipson & Smyth)
+            if floor > 0.05:
+                verdict = (f"no p-value can reach 0.05 with {permutations} permutations (the smallest possible is "
+                           f"1/{permutations + 1} = {floor:.3f}; use at least 19); smallest p-value "
+                           f"{off['p_value'].min():.3f} in {pairs}")
+            else:
+                verdict = f"{int((off['p_value'] <= 0.05).sum())} of {pairs} with p <= 0.05"
+            typer.echo(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; {verdict}; "
+                       f"mean corrected similarity {off['corrected'].mean():.4f}")
         if bootstrap:
             typer.echo(f"bootstrap ({bootstrap} resamples per pair): mean {100 * confidence:g}% interval width "
                        f"{(off['ci_high'] - off['ci_low']).mean():.4f} (columns ci_low, ci_high)")
