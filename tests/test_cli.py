@@ -263,7 +263,8 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
     assert off[["p_value", "ci_low", "ci_high"]].notna().all().all()
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "rsa", "--out", str(out)])
     assert res.exit_code == 1 and "measure must be one of" in res.stderr
-    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--permutations", "19"])
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--permutations", "19",
+                              "--overwrite"])
     assert "of 6 directed pairs with p <= 0.05" in res.stdout  # PWCCA: each direction
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--clusters", "0"])
     assert res.exit_code == 1 and "number of clusters must be an int from 1 to 3" in res.stderr
@@ -328,6 +329,59 @@ def test_matrix_checks_options_before_touching_earlier_results(tmp_path, rng):
     (tmp_path / "afile").write_text("")
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(tmp_path / "afile")])
     assert res.exit_code == 1 and "is a file; give a folder" in res.stderr
+
+
+def test_matrix_never_deletes_earlier_results_implicitly(tmp_path, rng):
+    from ccalens.store import ActivationStore
+
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for i in range(3):
+            w.append(f"n{i}", rng.standard_normal((200, 4)))
+    out = tmp_path / "res"
+    args = ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (out / "pairs.sqlite").read_bytes()
+    res = runner.invoke(app, args)  # a rerun without --resume used to wipe the finished pairs
+    assert res.exit_code == 1 and "already holds the results of an earlier run" in res.stderr
+    assert "--resume" in res.stderr and "--overwrite" in res.stderr
+    assert (out / "pairs.sqlite").read_bytes() == before
+    res = runner.invoke(app, [*args, "--resume", "--overwrite"])
+    assert res.exit_code == 1 and "pass one of them" in res.stderr
+    res = runner.invoke(app, [*args, "--overwrite"])
+    assert res.exit_code == 0 and "3 pairs computed, 0 reused" in res.stdout  # PWCCA: 3 pairs, both directions each
+
+
+def test_a_second_matrix_on_the_same_folder_refuses_while_the_first_runs(tmp_path, rng):
+    """Two real processes on one --out: the second refuses with a clear message, the first finishes intact."""
+    import subprocess
+    import sys
+    import time
+
+    from ccalens.store import ActivationStore
+
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for i in range(4):
+            w.append(f"n{i}", rng.standard_normal((3000, 24)))
+    out = tmp_path / "res"
+    first = subprocess.Popen([sys.executable, "-m", "ccalens", "matrix", str(tmp_path / "acts.zarr"), "--out",
+                              str(out), "-m", "procrustes", "--permutations", "400"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "pairs.sqlite").exists():
+        assert first.poll() is None and time.time() < deadline, first.communicate()
+        time.sleep(0.05)
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--resume"])
+    running = first.poll() is None
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert running, "the first run ended before the second started; make it longer"
+    assert res.exit_code == 1 and "another ccalens matrix run is writing to" in res.stderr
+    assert "6 pairs computed" in stdout
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "-m", "procrustes",
+                              "--permutations", "400", "--resume"])
+    assert res.exit_code == 0 and "0 pairs computed, 6 reused" in res.stdout
 
 
 def test_version_and_python_m_entry_point():

@@ -17,6 +17,7 @@ def matrix(
     measure: Annotated[str, typer.Option("--measure", "-m", help="pwcca, svcca, mean_cca, cca, cka, cka_debiased, cka_rbf, procrustes, cosine or euclidean.")] = "pwcca",
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
     resume: Annotated[bool, typer.Option("--resume", help="Keep the pairs finished by an earlier (possibly killed) run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an earlier run's results in --out and start afresh.")] = False,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
     arrays: Annotated[Optional[str], typer.Option("--arrays", help="Only arrays matching this pattern, e.g. 'net*/conv2'.")] = None,
     clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters (default: largest gap).")] = None,
@@ -29,8 +30,6 @@ def matrix(
                                                  "(default: about 1 GB of bases); smaller blocks checkpoint more often.")] = None,
 ) -> None:
     """Similarity of every pair of arrays in STORE: table (Parquet, CSV), heatmap, dendrogram."""
-    from .. import plot
-    from ..pairwise import pairwise
     from ..store import ActivationStore
 
     from ..core import registry
@@ -52,11 +51,32 @@ def matrix(
         raise ValueError(f"{store} has {len(entries)} matching array(s); a matrix needs at least 2.")
     if clusters is not None and not 1 <= clusters <= len(entries):
         raise ValueError(f"the number of clusters must be an int from 1 to {len(entries)} (the arrays); got {clusters}.")
+    if resume and overwrite:
+        raise ValueError("--resume keeps an earlier run's results and --overwrite deletes them; pass one of them.")
     out.mkdir(parents=True, exist_ok=True)
     db = out / "pairs.sqlite"
-    if db.exists() and not resume:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    from ..locks import LockedError, exclusive
+
+    try:
+        with exclusive(out / ".matrix.lock", wait=False):
+            if db.exists() and not resume:
+                if not overwrite:
+                    raise ValueError(f"{out} already holds the results of an earlier run ({db.name}); pass --resume to "
+                                     f"keep them and compute only the missing pairs, or --overwrite to start afresh.")
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db}{suffix}").unlink(missing_ok=True)
+            _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence,
+                 seed, block)
+    except LockedError:
+        raise ValueError(f"another ccalens matrix run is writing to {out} now; wait for it to finish (then "
+                         f"--resume), or choose another --out.") from None
+
+
+def _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence, seed,
+         block) -> None:
+    from .. import plot
+    from ..pairwise import pairwise
+
     reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
     result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler,
                       permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, block=block)

@@ -48,23 +48,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def exclusive(folder: Path, what: str, log: Callable[[str], None] = print):
-    """Hold ``folder/.lock`` exclusively (fcntl.flock): a second process that would train or
-    write the same thing waits here until the first has finished, then finds its result.
-    The lock is released by the kernel when its holder dies, so a killed holder blocks no one."""
-    import fcntl
+    """Hold ``folder/.lock`` exclusively: a second process that would train or write the same
+    thing waits here until the first has finished, then finds its result. A killed holder's
+    lock is released by the kernel, so it blocks no one (:func:`ccalens.locks.exclusive`)."""
+    from ..locks import exclusive as lock
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"  {what}: another process holds {folder / '.lock'}; waiting for it to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with lock(Path(folder) / ".lock", wait=True,
+              on_wait=lambda: log(f"  {what}: another process holds {Path(folder) / '.lock'}; waiting for it to "
+                                  f"finish")):
+        yield
 
 
 class Pipeline:
