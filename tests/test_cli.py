@@ -109,7 +109,7 @@ def test_extract_then_info_then_compare(tmp_path, monkeypatch):
     res = runner.invoke(app, ["compare", f"{store}:net0/0", f"{store}:net0/3", "--json"])
     assert res.exit_code == 0 and 0 < json.loads(res.stdout)["measures"]["pwcca"]["similarity"] <= 1
     res = runner.invoke(app, args)  # the arrays exist now
-    assert res.exit_code == 1 and "already holds an array 'net0/0'" in res.stderr
+    assert res.exit_code == 1 and "already holds a finished array 'net0/0'" in res.stderr
     res = runner.invoke(app, ["extract", "cli_model_factory:make", "--layers", "conv9", "--out", str(store)])
     assert res.exit_code == 1 and "no layer named 'conv9'" in res.stderr
     res = runner.invoke(app, ["extract", "no_such_module:make", "--layers", "0"])

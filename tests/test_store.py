@@ -53,7 +53,7 @@ def test_existing_arrays_are_not_silently_replaced(tmp_path, acts):
     store = ActivationStore(tmp_path / "a.zarr")
     with store.writer() as w:
         w.append("x", acts)
-    with pytest.raises(StoreError, match="already holds an array 'x'.*overwrite=True"):
+    with pytest.raises(StoreError, match="already holds a finished array 'x'.*overwrite=True"):
         store.writer().append("x", acts)
     with store.writer(overwrite=True) as w:
         w.append("x", acts[:5])
@@ -68,6 +68,10 @@ def test_unfinished_writer_is_reported(tmp_path, acts):
         store.read("x")
     assert store.read("x", allow_incomplete=True).shape == (20, 6)
     assert not store.info()[0]["complete"]
+    # a retry of the interrupted write just works: the unfinished array is replaced, not a blocker
+    with store.writer() as again:
+        again.append("x", acts[:30])
+    assert store.read("x").shape == (30, 6) and store.info()[0]["complete"]
 
 
 def test_a_killed_writer_leaves_a_detectably_incomplete_array(tmp_path):

@@ -128,9 +128,11 @@ class ActivationStore:
 
     def _create(self, name, batch, chunk_rows, overwrite, attrs):
         if name in self.arrays():
-            if not overwrite:
+            # an interrupted write (its writer never finished) is never read as data, so a
+            # retry of the same extraction replaces it; a finished array needs overwrite
+            if self.group[name].attrs.get("complete", False) and not overwrite:
                 raise StoreError(
-                    f"{self.path} already holds an array {name!r}; write under another prefix, or "
+                    f"{self.path} already holds a finished array {name!r}; write under another prefix, or "
                     f"pass overwrite=True (--overwrite on the command line) to replace it."
                 )
             del self.group[name]
