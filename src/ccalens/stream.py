@@ -27,6 +27,7 @@ numpy arrays, or iterables of row chunks (all with the same rows, in the same ch
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -74,14 +75,44 @@ def _open(source):
         arr = store._array(key)
         if not arr.attrs.get("complete", False):
             raise StoreError(f"array {key!r} in {path} is incomplete (its writer was interrupted).")
-        return arr
+        return _VerifiedArray(arr, store, key)
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
         if len(source.shape) != 2:
             raise ValueError(f"sources must be 2-D (datapoints, neurons); got shape {tuple(source.shape)}.")
+        if type(source).__module__.startswith("zarr") and "content_sha256" in getattr(source, "attrs", {}):
+            from .store import StoreError
+
+            if not source.attrs.get("complete", False):
+                raise StoreError(f"Zarr array {source.path!r} is incomplete (its writer was interrupted).")
+            return _VerifiedArray(source, None, source.path)
         return source
     if isinstance(source, Iterable):
         return iter(source)
     raise TypeError(f"a source must be a Zarr array, a store path, an array or an iterable of chunks; got {type(source).__name__}.")
+
+
+class _VerifiedArray:
+    """A store array read in row slices; its content is checked once every row has passed."""
+
+    def __init__(self, arr, store, key):
+        self.arr, self.store, self.key, self.shape = arr, store, key, arr.shape
+
+    def __getitem__(self, index):
+        from .store import damaged
+
+        try:
+            return self.arr[index]
+        except Exception as err:  # a chunk that no longer decompresses
+            raise damaged(self.label, f"a chunk cannot be decoded ({type(err).__name__}: {err})") from None
+
+    @property
+    def label(self) -> str:
+        return f"array {self.key!r}" + (f" in {self.store.path}" if self.store is not None else "")
+
+    def verify_stream(self, digest, dtype, rows, width) -> None:
+        from .store import check_digest
+
+        check_digest(self.label, digest, dtype, rows, width, self.arr.attrs)
 
 
 def _chunks(sources, chunk_rows: int):
@@ -121,8 +152,18 @@ def _chunks(sources, chunk_rows: int):
 
 
 def _sliced(arr, chunk_rows):
+    verify = getattr(arr, "verify_stream", None)  # a store array: its content is checked as it streams
+    digest, rows = (hashlib.sha256(), 0) if verify is not None else (None, 0)
+    chunk = None
     for start in range(0, arr.shape[0], chunk_rows):
-        yield arr[start : start + chunk_rows]
+        chunk = arr[start : start + chunk_rows]
+        if digest is not None:
+            contiguous = np.ascontiguousarray(chunk)
+            digest.update(memoryview(contiguous).cast("B"))
+            rows += contiguous.shape[0]
+        yield chunk
+    if verify is not None and chunk is not None:
+        verify(digest, chunk.dtype, rows, chunk.shape[1])
 
 
 def compress(sources, *, chunk_rows: int = 32768, progress: bool = False) -> tuple[list[np.ndarray], int]:

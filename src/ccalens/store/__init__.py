@@ -92,6 +92,25 @@ class _Writer:
             self.close()
 
 
+def damaged(label: str, why: str, store=None) -> StoreError:
+    """The error for an array whose stored content was damaged after it was written."""
+    verify = f"; 'ccalens info --verify {store}' checks every array" if store is not None else ""
+    return StoreError(f"{label} is damaged: {why}. Extract it again (with --overwrite), or restore the store "
+                      f"from a copy{verify}.")
+
+
+def check_digest(label: str, digest, dtype, rows: int, width: int, attrs) -> None:
+    """Refuse an array unless ``digest`` (sha256 over its rows' bytes, in order) matches its writer's."""
+    recorded = attrs.get("content_sha256")
+    if recorded is None:  # written before ccalens recorded content hashes: nothing to check against
+        return
+    digest = digest.copy()
+    digest.update(f"{np.dtype(dtype).str}{(rows, width)}".encode())
+    if digest.hexdigest() != recorded:
+        raise damaged(label, "its content no longer matches what its writer recorded (a chunk file was deleted, "
+                             "overwritten or corrupted)")
+
+
 class ActivationStore:
     """A Zarr directory of (datapoints, neurons) activation arrays with metadata.
 
@@ -168,7 +187,12 @@ class ActivationStore:
         return self.group[name]
 
     def read(self, name: str, *, allow_incomplete: bool = False) -> np.ndarray:
-        """The whole array, refused if its writer never finished."""
+        """The whole array, refused if its writer never finished or its content was damaged since.
+
+        A finished array carries the sha256 of everything its writer appended
+        (``content_sha256``); a read recomputes it and refuses an array whose chunks were
+        deleted, overwritten or corrupted (a deleted chunk would otherwise read as zeros).
+        """
         arr = self._array(name)
         if not arr.attrs.get("complete", False) and not allow_incomplete:
             raise StoreError(
@@ -176,7 +200,45 @@ class ActivationStore:
                 f"{arr.shape[0]} rows without finishing (the process was killed or failed). "
                 f"Extract it again; pass allow_incomplete=True only to inspect the partial data."
             )
-        return arr[:]
+        try:
+            data = arr[:]
+        except Exception as err:  # a chunk that no longer decompresses
+            raise self._damaged(name, f"a chunk cannot be decoded ({type(err).__name__}: {err})") from None
+        if arr.attrs.get("complete", False):
+            self.check_content(name, [data], arr.attrs)
+        return data
+
+    def check_content(self, name: str, parts, attrs) -> None:
+        """Refuse ``name`` unless the rows ``parts`` (in order) hash to what its writer recorded."""
+        digest = hashlib.sha256()
+        rows = 0
+        for part in parts:
+            part = np.ascontiguousarray(part)
+            digest.update(memoryview(part).cast("B"))
+            rows += part.shape[0]
+        self.check_digest(name, digest, part.dtype, rows, part.shape[1], attrs)
+
+    def check_digest(self, name: str, digest, dtype, rows: int, width: int, attrs) -> None:
+        check_digest(f"array {name!r} in {self.path}", digest, dtype, rows, width, attrs)
+
+    def _damaged(self, name: str, why: str) -> StoreError:
+        return damaged(f"array {name!r} in {self.path}", why, self.path)
+
+    def verify(self) -> dict[str, str]:
+        """Every array's state: "ok", "incomplete", "unverified" (no recorded hash) or the damage found."""
+        out = {}
+        for name in self.arrays():
+            attrs = self.group[name].attrs
+            if not attrs.get("complete", False):
+                out[name] = "incomplete"
+                continue
+            try:
+                self.read(name)
+            except StoreError as err:
+                out[name] = "damaged: " + str(err).split(" is damaged: ", 1)[-1].split(". Extract it again", 1)[0]
+                continue
+            out[name] = "ok" if attrs.get("content_sha256") else "unverified (no content hash recorded)"
+        return out
 
     def info(self) -> list[dict]:
         """One entry per array: name, shape, dtype, complete, metadata."""
