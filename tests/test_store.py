@@ -181,3 +181,17 @@ def test_writer_records_a_content_hash(tmp_path, acts):
     with store.writer(overwrite=True) as w:
         w.append("x", acts * 2)
     assert store.metadata("x")["content_sha256"] != first
+
+
+def test_damaged_or_foreign_npy_files_are_named_and_explained(tmp_path):
+    (tmp_path / "text.npy").write_text("hello world\n")
+    with pytest.raises(StoreError, match=r"text.npy is not a .npy file \(it does not start with numpy's header"):
+        load_array(tmp_path / "text.npy")
+    np.save(tmp_path / "good.npy", np.arange(500.0).reshape(100, 5))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:1000])
+    with pytest.raises(StoreError, match=r"cut.npy is damaged: .*Save it again"):
+        load_array(tmp_path / "cut.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(StoreError, match="objects.npy holds Python objects .* never unpickles"):
+        load_array(tmp_path / "objects.npy")
+    assert load_array(tmp_path / "good.npy").shape == (100, 5)

@@ -323,6 +323,24 @@ def _torch_load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """A .npy file's array; a file that is not a valid .npy, or is cut short, is named as damaged."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise StoreError(f"{path} is not a .npy file (it does not start with numpy's header; a text or other file "
+                         f"saved under this name?). Save activations with numpy.save.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise StoreError(f"{path} holds Python objects (an object array), not numbers; ccalens never unpickles "
+                             f"files. Save a numeric array (numpy.save(path, array.astype(float))).") from None
+        raise StoreError(f"{path} is damaged: {err} Save it again.") from None
+    except (OSError, EOFError) as err:
+        raise StoreError(f"{path} is damaged or cut short ({err}); save it again.") from None
+
+
 def load_array(spec) -> np.ndarray:
     """Read one (datapoints, neurons) array from ``"path"`` or ``"path:key"``."""
     path, key = _split_spec(spec)
@@ -335,7 +353,7 @@ def load_array(spec) -> np.ndarray:
     if suffix == ".npy":
         if key:
             raise StoreError(f"{path} is a .npy file holding one array; drop ':{key}'.")
-        return np.load(path)
+        return _load_npy(path)
     if suffix == ".npz":
         with np.load(path) as z:
             return z[_pick(list(z.files), key, path)]
