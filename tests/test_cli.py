@@ -414,3 +414,26 @@ def test_the_package_is_typed_and_licensed():
     assert resources.files("ccalens").joinpath("py.typed").is_file()
     licence = Path(__file__).resolve().parents[1] / "LICENSE"
     assert "Apache License" in licence.read_text() and "Version 2.0" in licence.read_text()
+
+
+def test_extract_imports_factories_from_the_current_folder_and_explains_weight_mismatches(tmp_path, monkeypatch):
+    """The README's 'extract mypkg.models:make_cnn', run where mypkg lives, as python -m would."""
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "models.py").write_text(MODEL_SOURCE + "\n\ndef other():\n    return torch.nn.Linear(3, 2)\n")
+    out = subprocess.run([sys.executable, "-m", "ccalens", "extract", "mypkg.models:make", "--list-layers"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["0", "1", "2", "3"], out.stderr
+    monkeypatch.chdir(tmp_path)
+    torch.save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "linear.pt")
+    torch.save({"0.weight": torch.zeros(4, 1, 5, 5)}, tmp_path / "wrong_shape.pt")
+    res = runner.invoke(app, ["extract", "mypkg.models:make", "--state-dict", "linear.pt", "--layers", "0"])
+    assert res.exit_code == 1 and "missing keys 0.weight, 0.bias, 3.weight, 3.bias" in res.stderr
+    assert "unexpected keys weight, bias" in res.stderr
+    res = runner.invoke(app, ["extract", "mypkg.models:make", "--state-dict", "wrong_shape.pt", "--layers", "0"])
+    assert res.exit_code == 1 and "size mismatch for 0.weight" in res.stderr and "\n" not in res.stderr.strip()

@@ -19,13 +19,27 @@ def load_model(spec: str, state_dict: Optional[str], trust_pickle: bool):
 
     if ":" in spec and not Path(spec).exists():
         module_name, func_name = spec.rsplit(":", 1)
+        import sys
+
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:  # as ``python -m`` does: the current
+            sys.path.insert(0, str(Path.cwd()))  # folder's packages are importable (mypkg.models:make_cnn)
         try:
             factory = getattr(importlib.import_module(module_name), func_name)
         except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot load model factory {spec!r}: {err}. Use module.path:function.") from None
+            raise ValueError(f"cannot load model factory {spec!r}: {err}. Use module.path:function, importable "
+                             f"from the current folder or the Python path.") from None
         model = factory()
         if state_dict:
-            model.load_state_dict(torch.load(state_dict, map_location="cpu", weights_only=True))
+            weights = torch.load(state_dict, map_location="cpu", weights_only=True)
+            try:
+                result = model.load_state_dict(weights, strict=False)
+            except RuntimeError as err:  # shapes that do not fit: torch's message spans lines
+                detail = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+                raise ValueError(f"{state_dict} does not fit the model {spec}: {detail}") from None
+            if result.missing_keys or result.unexpected_keys:
+                raise ValueError(f"{state_dict} does not fit the model {spec}: missing keys "
+                                 f"{_keys(result.missing_keys)}; unexpected keys {_keys(result.unexpected_keys)}. "
+                                 f"Pass the factory that built the weights, or weights saved from this model.")
         return model
     path = Path(spec)
     if not path.exists():
@@ -47,6 +61,11 @@ def load_model(spec: str, state_dict: Optional[str], trust_pickle: bool):
             f"state_dict and use a module:function factory."
         )
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _keys(keys) -> str:
+    keys = list(keys)
+    return "none" if not keys else ", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
 
 
 def load_inputs(data: str, data_dir: Optional[str], split: str, limit: Optional[int]):
