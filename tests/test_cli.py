@@ -437,3 +437,23 @@ def test_extract_imports_factories_from_the_current_folder_and_explains_weight_m
     assert "unexpected keys weight, bias" in res.stderr
     res = runner.invoke(app, ["extract", "mypkg.models:make", "--state-dict", "wrong_shape.pt", "--layers", "0"])
     assert res.exit_code == 1 and "size mismatch for 0.weight" in res.stderr and "\n" not in res.stderr.strip()
+
+
+def test_errors_speak_the_command_lines_language_and_debug_goes_anywhere(tmp_path, rng):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "a.npy", rng.standard_normal((50, 4)))
+    np.save(tmp_path / "b.npy", rng.standard_normal((40, 4)))
+    res = runner.invoke(app, ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+    assert res.exit_code == 1 and "add --neurons-first" in res.stderr and "layout=" not in res.stderr
+    out = subprocess.run([sys.executable, "-m", "ccalens", "compare", str(tmp_path / "a.npy"),
+                          str(tmp_path / "b.npy"), "--debug"], capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" in out.stderr and "ValueError" in out.stderr
+    from ccalens.cli._common import cli_words
+
+    assert cli_words("results='/x/p.sqlite' cannot be used") == "the results file '/x/p.sqlite' cannot be used"
+    assert cli_words("use symmetric=False with compat, or compat=None") == "use no --symmetric with compat, or no --compat"
+    assert cli_words("a keep= of 2; epsilon=1e-6 drops") == "a --keep= of 2; --epsilon=1e-6 drops"
+    assert cli_words("if (neurons, datapoints), pass layout='neurons_first'.") == \
+        "if (neurons, datapoints), pass --neurons-first."

@@ -47,4 +47,9 @@ app.command("sanity")(sanity.sanity)
 
 
 def run() -> None:  # console-script entry point
-    app()
+    import sys
+
+    args = sys.argv[1:]
+    if "--debug" in args[1:]:  # also accepted after the command: ccalens compare a b --debug
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    app(args=args, prog_name="ccalens")

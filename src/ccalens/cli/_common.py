@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 import typer
 
 STATE = {"debug": False}
+
+#: the library's words for an option, and the command line's (errors speak the CLI's language)
+CLI_WORDS = (
+    (re.compile(r"pass layout='neurons_first'"), "pass --neurons-first"),
+    (re.compile(r"layout='neurons_first'"), "--neurons-first"),
+    (re.compile(r"results=('[^']*')"), r"the results file \1"),
+    (re.compile(r"symmetric=True"), "--symmetric"),
+    (re.compile(r"symmetric=False"), "no --symmetric"),
+    (re.compile(r"pass overwrite=True \(--overwrite on the command line\)"), "pass --overwrite"),
+    (re.compile(r"; pass allow_incomplete=True only to inspect the partial data"), ""),
+    (re.compile(r"compat='svcca'"), "--compat svcca"),
+    (re.compile(r"compat=None"), "no --compat"),
+    (re.compile(r"(?<!-)\bkeep="), "--keep="),
+    (re.compile(r"(?<!-)\bepsilon="), "--epsilon="),
+    (re.compile(r"\bpermutations must"), "--permutations must"),
+    (re.compile(r"\bbootstrap must"), "--bootstrap must"),
+    (re.compile(r"\bconfidence must"), "--confidence must"),
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message with its keyword arguments named as the command line's options."""
+    for pattern, replacement in CLI_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def friendly(fn):
@@ -30,7 +56,7 @@ def friendly(fn):
         except handled as err:
             if STATE["debug"]:
                 raise
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {cli_words(str(err))}", err=True)
             raise typer.Exit(code=1) from None
         except Exception as err:  # anything else (a corrupt file, an OS error): still one line
             if STATE["debug"] or hasattr(err, "exit_code"):  # Typer/Click's own exits pass through
