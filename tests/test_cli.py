@@ -31,7 +31,7 @@ def test_compare_json_matches_the_library(pair):
     out = json.loads(res.stdout)
     assert out["n_samples"] == 600
     assert out["measures"]["pwcca"]["similarity"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
-    assert out["measures"]["mean"]["distance"] == pytest.approx(ccalens.mean_cca(x, y).distance, abs=1e-12)
+    assert out["measures"]["mean_cca"]["distance"] == pytest.approx(ccalens.mean_cca(x, y).distance, abs=1e-12)
     assert out["measures"]["svcca"]["similarity"] == pytest.approx(ccalens.svcca(x, y).similarity, abs=1e-12)
     assert out["measures"]["cca"]["x_rank"] == 8
 
@@ -67,7 +67,7 @@ def test_compare_reports_warnings_and_errors_without_tracebacks(pair, rng):
     res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "acts.npz")])
     assert res.exit_code == 1 and "holds 2 arrays; name one as" in res.stderr
     res = runner.invoke(app, ["compare", str(tmp / "x.npy"), f"{tmp / 'acts.npz'}:y", "--measure", "svcca", "--compat", "svcca"])
-    assert res.exit_code == 1 and "--compat applies to pwcca and mean only" in res.stderr
+    assert res.exit_code == 1 and "--compat applies to pwcca and mean_cca only" in res.stderr
     res = runner.invoke(app, ["--debug", "compare", str(tmp / "x.npy"), str(tmp / "few.npy")])
     assert res.exit_code != 0 and isinstance(res.exception, ValueError)
 
@@ -217,8 +217,11 @@ def test_compare_every_measure_with_null_and_interval(pair):
     res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "--measure", "all",
                               "--permutations", "19", "--bootstrap", "20", "--seed", "3", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)["measures"]
-    assert set(out) == {"pwcca", "svcca", "mean", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes"}
+    payload = json.loads(res.stdout)
+    out = payload["measures"]
+    assert set(out) == {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes"}
+    # x and y differ in width: the matched-neuron controls are skipped, and the output says why
+    assert set(payload["skipped"]) == {"cosine", "euclidean"} and "different widths" in payload["skipped"]["cosine"]
     lib = ccalens.cka(x, y, permutations=19, bootstrap=20, seed=3)
     assert out["cka"]["similarity"] == pytest.approx(lib.similarity, abs=1e-12)
     assert out["cka"]["null_mean"] == pytest.approx(lib.null.mean, abs=1e-12)
@@ -236,7 +239,7 @@ def test_compare_every_measure_with_null_and_interval(pair):
     res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "cka", "--permutations", "-2"])
     assert res.exit_code == 1 and "permutations must be a whole number >= 0" in res.stderr
     res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "cka", "--compat", "svcca"])
-    assert res.exit_code == 1 and "--compat applies to pwcca and mean only" in res.stderr
+    assert res.exit_code == 1 and "--compat applies to pwcca and mean_cca only" in res.stderr
 
 
 def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
@@ -437,6 +440,18 @@ def test_extract_imports_factories_from_the_current_folder_and_explains_weight_m
     assert "unexpected keys weight, bias" in res.stderr
     res = runner.invoke(app, ["extract", "mypkg.models:make", "--state-dict", "wrong_shape.pt", "--layers", "0"])
     assert res.exit_code == 1 and "size mismatch for 0.weight" in res.stderr and "\n" not in res.stderr.strip()
+
+
+def test_measure_names_are_the_librarys_in_every_command(pair):
+    from ccalens.core.registry import MEASURES
+
+    tmp, x, y = pair
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), f"{tmp / 'acts.npz'}:y", "-m", "mean_cca"])
+    assert res.exit_code == 0 and "mean_cca" in res.stdout
+    res = runner.invoke(app, ["compare", str(tmp / "x.npy"), f"{tmp / 'acts.npz'}:y", "-m", "all"])
+    assert res.exit_code == 0 and "skipped cosine: A and B have different widths" in res.stdout
+    res = runner.invoke(app, ["compare", "--help"], env={"COLUMNS": "300"})
+    assert all(name in res.stdout for name in MEASURES)
 
 
 def test_errors_speak_the_command_lines_language_and_debug_goes_anywhere(tmp_path, rng):

@@ -12,18 +12,13 @@ import typer
 from . import _common
 
 
-class Measure(str, Enum):
-    pwcca = "pwcca"
-    svcca = "svcca"
-    mean = "mean"
-    cca = "cca"
-    cka = "cka"
-    cka_debiased = "cka_debiased"
-    cka_rbf = "cka_rbf"
-    procrustes = "procrustes"
-    cosine = "cosine"
-    euclidean = "euclidean"
-    all = "all"
+def _measure_choices() -> dict[str, str]:
+    from ..core.registry import MEASURES
+
+    return {name: name for name in (*MEASURES, "all")}  # the same names as the library, matrix and sanity
+
+
+Measure = Enum("Measure", _measure_choices(), type=str)
 
 
 #: "all" skips RBF CKA above this many datapoints (its n x n kernels); ask for it by name
@@ -47,16 +42,23 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
 
     n = x.shape[1] if layout == "neurons_first" else x.shape[0]
     same_shape = tuple(x.shape) == tuple(y.shape)
+    skipped = {}
     if measure == Measure.all:
-        wanted = ["pwcca", "svcca", "mean", "cca", "cka", "cka_debiased", "procrustes"]
+        wanted = ["pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "procrustes"]
         if n <= ALL_RBF_MAX_N:
             wanted.insert(6, "cka_rbf")
+        else:
+            skipped["cka_rbf"] = (f"{n:,} datapoints: its n x n kernels are large above {ALL_RBF_MAX_N:,}; "
+                                  f"ask for it with -m cka_rbf")
         if same_shape:
             wanted += ["cosine", "euclidean"]
+        else:
+            for m in ("cosine", "euclidean"):
+                skipped[m] = "A and B have different widths; matched-neuron measures compare neuron i with neuron i"
     else:
         wanted = [measure.value]
-    if compat and any(m not in ("pwcca", "mean") for m in wanted):
-        raise ValueError("--compat applies to pwcca and mean only; google/svcca has no other function to match.")
+    if compat and any(m not in ("pwcca", "mean_cca") for m in wanted):
+        raise ValueError("--compat applies to pwcca and mean_cca only; google/svcca has no other function to match.")
     unc = dict(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
     # factorise once, reuse for every measure (bootstraps need the arrays themselves)
     fx = fy = None
@@ -72,7 +74,7 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
             out[m] = {"similarity": r.similarity, "distance": r.distance, "weights_from": r.weights_from, "c": len(r.rho)}
             if symmetric:
                 out[m].update(forward=r.forward, reverse=r.reverse)
-        elif m == "mean":
+        elif m == "mean_cca":
             r = ccalens.mean_cca(a, b, compat=compat, epsilon=epsilon, **lay, **unc)
             out[m] = {"similarity": r.similarity, "distance": r.distance, "c": len(r.rho)}
         elif m == "svcca":
@@ -104,7 +106,7 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
             r = fn(x, y, layout=layout, **unc)
             out[m] = {"similarity": r.similarity, "distance": r.distance}
         out[m].update(_uncertainty(r))
-    return out
+    return out, skipped
 
 
 @_common.friendly
@@ -151,12 +153,12 @@ def compare(
         work = f"{measure.value}" + (f", {permutations} permutations" if permutations else "") + (
             f", {bootstrap} bootstrap resamples" if bootstrap else "")
         with Console(stderr=True).status(f"computing {work}"):  # shown on a terminal only
-            results = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
-                               permutations, bootstrap, confidence, seed)
+            results, skipped = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
+                                        permutations, bootstrap, confidence, seed)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
     if as_json:
-        payload = {"a": a, "b": b, "n_samples": int(n), "measures": results, "warnings": notes}
+        payload = {"a": a, "b": b, "n_samples": int(n), "measures": results, "skipped": skipped, "warnings": notes}
         typer.echo(json.dumps(payload, indent=2))
         return
     from rich.table import Table
@@ -184,5 +186,7 @@ def compare(
         table.add_row(*cells, details)
     out = _common.console()
     out.print(table)
+    for m, why in skipped.items():
+        out.print(f"skipped {m}: {why}")
     for note in notes:
         out.print(f"[yellow]warning:[/yellow] {note}")
