@@ -282,3 +282,36 @@ def test_blas_parallel_map_keeps_order_and_raises(monkeypatch):
 
     with pytest.raises(ValueError, match="item"):
         _backend.blas_parallel_map(boom, [1, 2])
+
+
+def test_svd_falls_back_to_gesvd_where_gesdd_does_not_converge(monkeypatch):
+    """numpy's gesdd once failed on a layer against itself (Q^T Q = I up to rounding) with a
+    single-threaded OpenBLAS; every SVD of the core then takes LAPACK's gesvd instead."""
+    from ccalens.core import _backend
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 12))
+    y = x @ rng.standard_normal((12, 12)) + 0.3 * rng.standard_normal((400, 12))
+    expected = {f.__name__: f(x, y).similarity for f in (ccalens.pwcca, ccalens.mean_cca, ccalens.svcca)}
+    stack = rng.standard_normal((5, 20, 20))
+    expected_stack = np.linalg.svd(stack, compute_uv=False)
+    real = np.linalg.svd
+    calls = {"failed": 0}
+
+    def gesdd_fails(*args, **kwargs):
+        calls["failed"] += 1
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", gesdd_fails)
+    for f in (ccalens.pwcca, ccalens.mean_cca, ccalens.svcca):
+        assert f(x, y).similarity == pytest.approx(expected[f.__name__], abs=1e-12)
+    np.testing.assert_allclose(_backend.batched_svd(stack, compute_uv=False), expected_stack, atol=1e-12)
+    u, s, vh = _backend.svd(stack[0])
+    np.testing.assert_allclose((u * s) @ vh, stack[0], atol=1e-12)
+    assert calls["failed"] > 3
+    monkeypatch.setattr(np.linalg, "svd", real)
+    bad = stack[0].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(np.linalg.LinAlgError):  # not finite: no fallback hides it
+        monkeypatch.setattr(np.linalg, "svd", gesdd_fails)
+        _backend.svd(bad)

@@ -75,13 +75,40 @@ def _chunks(size: int, parts: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
+def svd(m: np.ndarray, full_matrices: bool = False, compute_uv: bool = True):
+    """``np.linalg.svd``, falling back to LAPACK's gesvd where its divide-and-conquer gesdd fails.
+
+    gesdd can fail to converge on matrices whose singular values are tightly clustered (a
+    layer against itself gives Q^T Q = I up to rounding; seen with a single-threaded
+    OpenBLAS on a 128 x 128 case); gesvd, the slower QR iteration, converges there. Stacks
+    of matrices fall back one matrix at a time.
+    """
+    try:
+        return np.linalg.svd(m, full_matrices=full_matrices, compute_uv=compute_uv)
+    except np.linalg.LinAlgError:
+        if not np.all(np.isfinite(m)):
+            raise
+    import scipy.linalg
+
+    def one(a):
+        return scipy.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, lapack_driver="gesvd",
+                                check_finite=False)
+
+    if m.ndim == 2:
+        return one(m)
+    parts = [one(a) for a in m]
+    if not compute_uv:
+        return np.stack(parts)
+    return tuple(np.stack([p[k] for p in parts]) for k in range(3))
+
+
 def batched_svd(m: np.ndarray, compute_uv: bool = True):
-    """``np.linalg.svd(m, full_matrices=False)`` of a stack of small matrices (p, r, c),
+    """:func:`svd` (``full_matrices=False``) of a stack of small matrices (p, r, c),
     split over the BLAS's threads by :func:`blas_parallel_map`."""
     if m.shape[0] < 2 or m[0].size < 256:
-        return np.linalg.svd(m, full_matrices=False, compute_uv=compute_uv)
+        return svd(m, full_matrices=False, compute_uv=compute_uv)
     parts = blas_parallel_map(
-        lambda lo_hi: np.linalg.svd(m[lo_hi[0]:lo_hi[1]], full_matrices=False, compute_uv=compute_uv),
+        lambda lo_hi: svd(m[lo_hi[0]:lo_hi[1]], full_matrices=False, compute_uv=compute_uv),
         _chunks(m.shape[0], min(os.cpu_count() or 1, 8)))  # blas_parallel_map caps the threads
     if not compute_uv:
         return np.concatenate(parts)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
-from ._backend import is_torch_tensor
+from ._backend import is_torch_tensor, svd
 from .results import MeanCCAResult, PWCCAResult
 
 
@@ -113,7 +113,7 @@ def _reference_cca(x: np.ndarray, y: np.ndarray, epsilon: float):
     sxy = sxy[np.ix_(keep_x, keep_y)]
     inv_sqrt_x = _psd_sqrt(np.linalg.pinv(sxx))
     inv_sqrt_y = _psd_sqrt(np.linalg.pinv(syy))
-    u, s, vh = np.linalg.svd(inv_sqrt_x @ sxy @ inv_sqrt_y, full_matrices=True)
+    u, s, vh = svd(inv_sqrt_x @ sxy @ inv_sqrt_y, full_matrices=True)
     return {
         "rho": np.abs(s),
         "u": u,

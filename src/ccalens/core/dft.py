@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch_tensor
+from ._backend import is_torch_tensor, svd
 from ._validate import check_rtol
 from .factor import GRAM_MAX_ROUNDING
 
@@ -137,7 +137,7 @@ def _whitener(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _svd_basis(f: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal bases (zero columns beyond each rank) of a batch of (N, C) matrices, and
     their ranks: singular values at or below rtol times the largest count as absent."""
-    u, sv, _ = np.linalg.svd(f, full_matrices=False)
+    u, sv, _ = svd(f, full_matrices=False)
     keep = sv > rtol * np.maximum(sv[..., :1], np.finfo(float).tiny)
     return u * keep[..., None, :], keep.sum(axis=-1)
 
@@ -193,7 +193,7 @@ def dft_cca(X, Y, *, channels: str = "last", rtol: float | None = None) -> DFTCC
     wx_, good_x = _whitener(fxh @ fx)
     wy_, good_y = _whitener(fyh @ fy)
     cross = wx_.conj().transpose(0, 2, 1) @ (fxh @ fy) @ wy_
-    sv = np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)  # (HW, min(C, D)), descending
+    sv = np.clip(svd(cross, compute_uv=False), 0.0, 1.0)  # (HW, min(C, D)), descending
     rank_x = np.full(h * w, fx.shape[2])
     rank_y = np.full(h * w, fy.shape[2])
     # rank-deficient or ill-conditioned frequencies: the Gram route would whiten rounding
@@ -202,7 +202,7 @@ def dft_cca(X, Y, *, channels: str = "last", rtol: float | None = None) -> DFTCC
     if bad.size:
         qx, rank_x[bad] = _svd_basis(fx[bad], tol)
         qy, rank_y[bad] = _svd_basis(fy[bad], tol)
-        vals = np.clip(np.linalg.svd(qx.conj().transpose(0, 2, 1) @ qy, compute_uv=False), 0.0, 1.0)
+        vals = np.clip(svd(qx.conj().transpose(0, 2, 1) @ qy, compute_uv=False), 0.0, 1.0)
         sv[bad] = 0.0  # with fewer datapoints than channels the bases have fewer columns
         sv[bad, : vals.shape[1]] = vals
     for name, rank, size in (("X", rank_x, x.shape[3]), ("Y", rank_y, y.shape[3])):

@@ -52,6 +52,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _validate
+from ._backend import svd
 
 #: The one-pass Gram route is taken when eps * kappa^2 <= GRAM_MAX_ROUNDING, with kappa the
 #: condition number of the equilibrated data and eps that of the computation dtype. In
@@ -117,7 +118,7 @@ class Factor:
         ``s`` are the singular values of the equilibrated centred data; ridge CCA and the
         neuron-space directions are expressed through them.
         """
-        u, sv, vt = np.linalg.svd(self.coords, full_matrices=False)
+        u, sv, vt = svd(self.coords, full_matrices=False)
         return u, sv, vt.T
 
     @property
@@ -141,7 +142,7 @@ class Factor:
         The centred data equal ``Q_0 @ U_r @ diag(sigma) @ W.T``; SVCCA keeps the
         leading columns of ``Q_0 @ U_r``.
         """
-        u, sigma, _ = np.linalg.svd(self.projections, full_matrices=False)
+        u, sigma, _ = svd(self.projections, full_matrices=False)
         return u, sigma
 
     @cached_property
@@ -352,7 +353,7 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units=None) -> Fac
     xs = ops.recentre_(xs)
     q, r = ops.qr(xs)
     del xs, xc
-    u_r, s_all, vt_r = np.linalg.svd(ops.to_numpy(r), full_matrices=False)
+    u_r, s_all, vt_r = svd(ops.to_numpy(r), full_matrices=False)
     rank = int(np.count_nonzero(s_all > tol * s_all[0]))
     return Factor(
         **common,

@@ -32,7 +32,7 @@ import numbers
 import numpy as np
 
 from . import _validate
-from ._backend import is_torch_tensor
+from ._backend import is_torch_tensor, svd
 from .factor import Factor, _factorize_matrix, _factorize_pair
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
 
@@ -148,7 +148,7 @@ def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", 
         shrink_x, shrink_y = sx / np.sqrt(sx * sx + epsilon), sy / np.sqrt(sy * sy + epsilon)
         m = shrink_x[:, None] * (ux.T @ m @ uy) * shrink_y[None, :]
     if want == "none":
-        return np.clip(np.linalg.svd(m, compute_uv=False)[:c], 0.0, 1.0), None, None
+        return np.clip(svd(m, compute_uv=False)[:c], 0.0, 1.0), None, None
     if want == "x" and not epsilon and m.shape[0] <= m.shape[1]:
         # P are the eigenvectors of M M^T (half the work of a full SVD). The correlations
         # are then read as |M^T p_i|, accurate to rounding of |M| even where rho ~ 0, which
@@ -158,7 +158,7 @@ def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", 
         rho = np.linalg.norm(m.T @ p, axis=0)
         order = np.argsort(-rho, kind="stable")
         return np.clip(rho[order], 0.0, 1.0), p[:, order], None
-    p, rho, qt = np.linalg.svd(m, full_matrices=False)
+    p, rho, qt = svd(m, full_matrices=False)
     rho, p, q = np.clip(rho[:c], 0.0, 1.0), p[:, :c], qt[:c].T
     if epsilon:
         p = ux @ (shrink_x[:, None] * p)
@@ -421,7 +421,7 @@ def svcca(
     ux, kx, var_x = _components_for(fx, keep, kx_req, "X")
     uy, ky, var_y = _components_for(fy, keep, ky_req, "Y")
     m = ux.T @ _cross(fx, fy, joint) @ uy
-    rho = np.clip(np.linalg.svd(m, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
+    rho = np.clip(svd(m, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
     result = SVCCAResult(
         similarity=float(np.mean(rho)),
         rho=_out(fx, rho),
@@ -467,7 +467,7 @@ def projection_weights(rho: np.ndarray, inner: np.ndarray, atol: float = TIE_ATO
     """
     inner = np.array(inner, dtype=np.float64, copy=True)
     for block in tie_blocks(rho, atol):
-        _, s, vt = np.linalg.svd(inner[block], full_matrices=False)
+        _, s, vt = svd(inner[block], full_matrices=False)
         rotated = np.zeros_like(inner[block])
         rotated[: s.size] = s[:, None] * vt
         inner[block] = rotated
@@ -605,7 +605,7 @@ def _svd_scores(X, keep: float, layout: str, name: str):
     arr = np.asarray(mat.cpu().double().numpy() if is_torch_tensor(mat) else mat, dtype=np.float64)
     _validate.check_finite(_validate.make_ops(arr, np.float64), arr, name)
     centred = arr - arr.mean(axis=0)
-    u, sigma, _ = np.linalg.svd(centred, full_matrices=False)
+    u, sigma, _ = svd(centred, full_matrices=False)
     var = sigma * sigma
     if var.sum() <= 0:
         raise ValueError(f"{name} is constant over the datapoints: it has no variance to keep.")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._backend import svd
+
 #: transforms of one side's neurons that the invariance checks apply (``ccalens sanity``)
 TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutation", "translation")
 
@@ -143,7 +145,7 @@ def from_cross(measure: str, fx, fy, m: np.ndarray, *, epsilon: float = 0.0, kee
     if measure == "svcca":
         ux, kx, _ = _components_for(fx, keep, None, "X")
         uy, ky, _ = _components_for(fy, keep, None, "Y")
-        rho = np.clip(np.linalg.svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
+        rho = np.clip(svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
         v = float(np.mean(rho))
         return v, v, {"x_components": kx, "y_components": ky}
     if measure == "cka":
@@ -155,7 +157,7 @@ def from_cross(measure: str, fx, fy, m: np.ndarray, *, epsilon: float = 0.0, kee
         v = float(xy / np.sqrt(xx * yy))
         return v, v, {}
     if measure == "procrustes":
-        nuclear = np.linalg.svd(_pca_cross(fx, fy, m), compute_uv=False).sum()
+        nuclear = svd(_pca_cross(fx, fy, m), compute_uv=False).sum()
         v = float(nuclear / np.sqrt(np.sum(fx.pca[1] ** 2) * np.sum(fy.pca[1] ** 2)))
         v = min(v, 1.0)
         return v, v, {}
