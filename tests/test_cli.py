@@ -472,3 +472,15 @@ def test_errors_speak_the_command_lines_language_and_debug_goes_anywhere(tmp_pat
     assert cli_words("a keep= of 2; epsilon=1e-6 drops") == "a --keep= of 2; --epsilon=1e-6 drops"
     assert cli_words("if (neurons, datapoints), pass layout='neurons_first'.") == \
         "if (neurons, datapoints), pass --neurons-first."
+
+
+def test_compare_of_npy_files_does_not_import_torch(tmp_path, rng):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "a.npy", rng.standard_normal((60, 3)))
+    code = ("import sys\nsys.argv = ['ccalens', 'compare', sys.argv[1], sys.argv[1]]\n"
+            "from ccalens.__main__ import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch')")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.npy")], capture_output=True, text=True)
+    assert out.stdout.strip().endswith("no torch"), out.stdout + out.stderr

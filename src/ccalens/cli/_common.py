@@ -44,25 +44,21 @@ def friendly(fn):
         from ..datasets import DatasetError
         from ..store import StoreError
 
-        handled: tuple = (ValueError, TypeError, StoreError, DatasetError, FileNotFoundError, ImportError)
-        try:
-            from ..extract import ExtractionError
-
-            handled += (ExtractionError,)
-        except ImportError:  # torch missing: extraction errors cannot occur
-            pass
         try:
             return fn(*args, **kwargs)
-        except handled as err:
-            if STATE["debug"]:
-                raise
-            typer.echo(f"error: {cli_words(str(err))}", err=True)
-            raise typer.Exit(code=1) from None
-        except Exception as err:  # anything else (a corrupt file, an OS error): still one line
+        except Exception as err:
             if STATE["debug"] or hasattr(err, "exit_code"):  # Typer/Click's own exits pass through
                 raise
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
-            typer.echo(f"error: {type(err).__name__}: {detail} (run with --debug for the traceback)", err=True)
+            # extraction errors exist only once the command has loaded torch (not imported here:
+            # a command that does not need torch should not spend seconds importing it)
+            extraction = sys.modules.get("ccalens.extract.core")
+            library = (ValueError, TypeError, StoreError, DatasetError, FileNotFoundError, ImportError) + (
+                (extraction.ExtractionError,) if extraction else ())
+            if isinstance(err, library):
+                typer.echo(f"error: {cli_words(str(err))}", err=True)
+            else:  # anything else (a corrupt file, an OS error): still one line
+                detail = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
+                typer.echo(f"error: {type(err).__name__}: {detail} (run with --debug for the traceback)", err=True)
             raise typer.Exit(code=1) from None
 
     return wrapper
