@@ -11,7 +11,8 @@ Unrelated representations of this size are not at similarity 0 for any of these 
 so each is compared with its chance level: the same measure with the windows shuffled on
 one side (``NULL_DRAWS`` shuffles, a null per timestep pair), and reported as the
 beyond-chance similarity (s - null) / (1 - null): 0 at chance, 1 for identical states.
-Claims: ``seq.*`` in :mod:`.rules` per layer; intervals from a bootstrap over windows.
+Claims: ``seq.*`` in :mod:`.rules` per layer; intervals from a bootstrap over windows, each
+resample with its own null (one shuffle), since repeated windows raise the chance level.
 """
 
 from __future__ import annotations
@@ -119,8 +120,13 @@ def run(ctx: RNNContext) -> dict:
         values = {**values_for(m, nulls), **premise}
         rng = np.random.default_rng(1)
         draws = {"gap": [], "far_pwcca_corrected": []}
-        for _ in range(DRAWS):  # windows resampled; the nulls are kept (they are chance levels, not estimates)
-            v = values_for(matrices(raw, rng.integers(0, len(raw[0]), len(raw[0]))), nulls)
+        for k in range(DRAWS):
+            # windows resampled with replacement; a resample's repeated windows raise every
+            # measure's chance level too, so each draw's null is computed on the same resample
+            # (a null kept from the original data biased the corrected values up by about 0.05)
+            rows = rng.integers(0, len(raw[0]), len(raw[0]))
+            resampled = [a[rows] for a in raw]
+            v = values_for(matrices(resampled), null_matrices(resampled, draws=1, seed=10_000 + k))
             for key in draws:
                 draws[key].append(v[key])
         intervals = {key: claim_records.percentile_interval(d, values[key], unit="probe windows")
