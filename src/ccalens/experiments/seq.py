@@ -124,8 +124,8 @@ def run(ctx: RNNContext) -> dict:
             # windows resampled with replacement; a resample's repeated windows raise every
             # measure's chance level too, so each draw's null is computed on the same resample
             # (a null kept from the original data biased the corrected values up by about 0.05)
-            rows = rng.integers(0, len(raw[0]), len(raw[0]))
-            resampled = [a[rows] for a in raw]
+            picked = rng.integers(0, len(raw[0]), len(raw[0]))
+            resampled = [a[picked] for a in raw]
             v = values_for(matrices(resampled), null_matrices(resampled, draws=1, seed=10_000 + k))
             for key in draws:
                 draws[key].append(v[key])
