@@ -597,14 +597,13 @@ def _batched_values(ops, gram, located, factors, measure, r):
             sel = coef[idx]
             # u's columns and vh's rows are the canonical coefficients of each side
             inner = sel.mT @ proj if side == 0 else sel @ proj
+            alpha = ops.to_numpy(inner.abs().sum(-1) if ops.name == "torch" else np.abs(inner).sum(-1))
+            dest[idx] = alpha / alpha.sum(axis=1, keepdims=True)  # one batched reduction for every pair
             tied = [k for k, i in enumerate(idx) if tie_blocks(rho[i])]
-            if not tied:  # the common case: one batched reduction
-                alpha = ops.to_numpy(inner.abs().sum(-1) if ops.name == "torch" else np.abs(inner).sum(-1))
-                dest[idx] = alpha / alpha.sum(axis=1, keepdims=True)
-                continue
-            inner = ops.to_numpy(inner)
-            for k, i in enumerate(idx):  # tied correlations: the core's canonical basis, pair by pair
-                dest[i] = projection_weights(rho[i], inner[k])
+            if tied:  # tied correlations: the core's canonical basis, for those pairs only
+                inner = ops.to_numpy(inner)
+                for k in tied:
+                    dest[idx[k]] = projection_weights(rho[idx[k]], inner[k])
     v_ab = (weights_a * rho).sum(axis=1)
     v_ba = (weights_b * rho).sum(axis=1)
     return [(a, b, float(x), float(y), {"c": r}) for (a, b, *_), x, y in zip(located, v_ab, v_ba)]
