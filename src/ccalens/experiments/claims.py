@@ -141,13 +141,24 @@ def group_bootstrap(groups: Mapping[str, Sequence[str]], statistic: Callable[[di
     ``statistic`` receives ``{group: [member, ...]}`` (members may repeat) and returns a
     float; its value on the original ``groups`` is the estimate.
     """
+    return group_bootstrap_many(groups, lambda G: {"x": statistic(G)}, ["x"], draws=draws, seed=seed, unit=unit,
+                                confidence=confidence)["x"]
+
+
+def group_bootstrap_many(groups: Mapping[str, Sequence[str]], statistics: Callable[[dict], Mapping[str, float]],
+                         keys: Sequence[str], *, draws: int = 1000, seed: int = 0,
+                         unit: str = "networks within their groups", confidence: float = 0.95) -> dict[str, dict]:
+    """:func:`group_bootstrap` of several statistics at once: one ``statistics(resampled)`` call
+    (a dict) per resample, the same resamples for every key; ``{key: interval}``."""
     rng = np.random.default_rng(seed)
-    estimate = statistic({g: list(m) for g, m in groups.items()})
-    values = []
+    estimate = statistics({g: list(m) for g, m in groups.items()})
+    values = {key: [] for key in keys}
     for _ in range(draws):
         sample = {g: [m[i] for i in rng.integers(0, len(m), len(m))] for g, m in groups.items()}
-        values.append(statistic(sample))
-    return percentile_interval(values, estimate, unit=unit, confidence=confidence)
+        drawn = statistics(sample)
+        for key in keys:
+            values[key].append(drawn[key])
+    return {key: percentile_interval(values[key], estimate[key], unit=unit, confidence=confidence) for key in keys}
 
 
 def row_bootstrap(n: int, statistic: Callable[[np.ndarray], float], *, draws: int = 200, seed: int = 0,

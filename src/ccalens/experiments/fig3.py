@@ -192,15 +192,17 @@ def evaluate_claims(rows: list[dict], groups: dict[str, list[str]], min_train_ac
             tables.setdefault((r["data"], r["measure"], r["layer"]), {})[(r["a"], r["b"])] = r["distance"]
     tables = {k: PairTable(v) for k, v in tables.items()}
     out = []
-    for rule_id, measures in CLAIMS.items():
-        for measure in measures:
-            values = claim_values(tables, groups, measure, min_train_accuracy)
-            key = RULES[rule_id].value
-            interval = claim_records.group_bootstrap(
-                groups, lambda G, m=measure, k=key: claim_values(tables, G, m, min_train_accuracy)[k], draws=draws)
-            scope = "PWCCA" if measure == "pwcca" else f"PWCCA after SVD thresholding ({KEEP:.0%} of the variance)"
-            out.append(claim_records.decide(rule_id, values, interval=interval, scope=scope))
-    return out
+    for measure in (m for m in ("pwcca", THRESHOLDED) if any(m in ms for ms in CLAIMS.values())):
+        rule_ids = [rule_id for rule_id, measures in CLAIMS.items() if measure in measures]
+        values = claim_values(tables, groups, measure, min_train_accuracy)
+        keys = list(dict.fromkeys(RULES[rule_id].value for rule_id in rule_ids))
+        intervals = claim_records.group_bootstrap_many(  # one resample feeds every claim of the measure
+            groups, lambda G, m=measure: claim_values(tables, G, m, min_train_accuracy), keys, draws=draws)
+        scope = "PWCCA" if measure == "pwcca" else f"PWCCA after SVD thresholding ({KEEP:.0%} of the variance)"
+        out += [(rule_id, measure, claim_records.decide(rule_id, values, interval=intervals[RULES[rule_id].value],
+                                                        scope=scope)) for rule_id in rule_ids]
+    order = {(rule_id, m): i for i, (rule_id, ms) in enumerate(CLAIMS.items()) for m in ms}
+    return [record for *_, record in sorted(out, key=lambda r: order[(r[0], r[1])])]
 
 
 def plot(summary: dict, path, title: str = "") -> None:

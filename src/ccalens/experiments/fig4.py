@@ -169,14 +169,11 @@ def evaluate_claims(rows: list[dict], members: dict, accuracy: dict, k_fixed: in
         tables.setdefault((r["state"], r["layer"], r["measure"]), {})[(r["a"], r["b"])] = r["distance"]
     tables = {k: PairTable(v) for k, v in tables.items()}
     values = claim_values(tables, members, accuracy, k_fixed)
-    out = []
-    for rule_id in ("fig4.wider_closer", "fig4.distance_predicts_accuracy"):
-        key = RULES[rule_id].value
-        interval = claim_records.group_bootstrap(
-            members, lambda G, k=key: claim_values(tables, G, accuracy, k_fixed)[k], draws=draws,
-            unit="networks within their width")
-        out.append(claim_records.decide(rule_id, values, interval=interval))
-    return out
+    rule_ids = ("fig4.wider_closer", "fig4.distance_predicts_accuracy")
+    intervals = claim_records.group_bootstrap_many(
+        members, lambda G: claim_values(tables, G, accuracy, k_fixed), [RULES[r].value for r in rule_ids],
+        draws=draws, unit="networks within their width")
+    return [claim_records.decide(rule_id, values, interval=intervals[RULES[rule_id].value]) for rule_id in rule_ids]
 
 
 def plot(rows, summary, widths, path, claims, title: str = "", k_fixed: int = 8, size: int = 16) -> None:
