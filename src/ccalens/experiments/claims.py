@@ -183,6 +183,11 @@ def row_bootstrap(n: int, statistic: Callable[[np.ndarray], float], *, draws: in
     return percentile_interval(values, estimate, unit=unit, confidence=confidence)
 
 
+def draws_for(base: int, scale) -> int:
+    """A figure's bootstrap resamples at a scale (its ``bootstrap`` share; at least 20)."""
+    return max(20, int(round(base * getattr(scale, "bootstrap", 1.0))))
+
+
 class PairTable:
     """Symmetric distances between named networks, and means over pairs of distinct networks."""
 

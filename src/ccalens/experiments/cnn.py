@@ -52,13 +52,14 @@ class Scale:
     fig1_epochs: int
     device: str = "cpu"
     description: str = ""
+    bootstrap: float = 1.0  # share of each claim's bootstrap resamples (tiny: fewer, for CI's time)
 
 
 SCALES = {
     "tiny": Scale("tiny", "digits", None, 360, width=8, epochs=30, epochs_random=150, random_target=0.995,
                   lr=3e-3, batch_size=64, group=3, widths=(4, 6, 8, 12, 16), fig5_lrs=(0.003, 0.01, 0.03, 0.1),
                   fig5_seeds=3, fig5_epochs=40, fig5_target_loss=0.05, fig1_epochs=30,
-                  description="scikit-learn digits; a few minutes; run by CI"),
+                  description="scikit-learn digits; a few minutes; run by CI", bootstrap=0.1),
     "small": Scale("small", "fashion-mnist", 4000, 2000, width=16, epochs=20, epochs_random=250,
                    random_target=0.995, lr=1e-3, batch_size=64, group=5, widths=(8, 12, 16, 24, 32),
                    fig5_lrs=(0.003, 0.01, 0.03, 0.1), fig5_seeds=10, fig5_epochs=80, fig5_target_loss=0.05,

@@ -84,7 +84,8 @@ def run(ctx: Context) -> dict:
     rows, claims, panels = [], [], {}
     for layer in LAYERS:
         L = {e: layers[layer][e] for e in range(T + 1)}
-        analysis = analyse_layer(L, T, t0, t_early, t_half, performance={"test_accuracy": test_acc})
+        analysis = analyse_layer(L, T, t0, t_early, t_half, performance={"test_accuracy": test_acc},
+                                 draws=claim_records.draws_for(DRAWS, s))
         rows += analysis["rows"]
         claims += decide_layer("fig1", layer, analysis, premise={})
         panels[layer] = (analysis["rho_vs_final"], analysis["sim"], analysis["k"])

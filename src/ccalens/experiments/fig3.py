@@ -106,7 +106,7 @@ def run(ctx: Context) -> dict:
     summary = summarise(rows)
     groups = {"true": [n for n in specs if n.startswith("true")], "random": [n for n in specs if n.startswith("random")]}
     min_acc = min(records[n]["train_accuracy"] for n in specs)
-    claims = evaluate_claims(rows, groups, min_acc)
+    claims = evaluate_claims(rows, groups, min_acc, draws=claim_records.draws_for(DRAWS, ctx.scale))
     nets = [{"network": name, "labels": specs[name].labels, "seed": specs[name].seed,
              **{k: records[name].get(k) for k in ("epochs", "max_epochs", "target_reached", "train_accuracy",
                                                   "train_loss", "test_accuracy", "test_loss")}} for name in specs]

@@ -111,7 +111,7 @@ def run(ctx: Context) -> dict:
                for state in ("trained", "untrained") for w in s.widths for layer, m in keys}
     members = {w: list(specs) for w, specs in groups.items()}
     accuracy = {name: records[name]["test_accuracy"] for name in records}
-    claims = evaluate_claims(rows, members, accuracy, k_fixed)
+    claims = evaluate_claims(rows, members, accuracy, k_fixed, draws=claim_records.draws_for(DRAWS, s))
     nets = [{"network": name, "width": spec.width, "seed": spec.seed,
              **{k: records[name].get(k) for k in ("epochs", "train_accuracy", "train_loss", "test_accuracy")}}
             for g in groups.values() for name, spec in g.items()]

@@ -208,7 +208,8 @@ def run(ctx: Context) -> dict:
         return float(np.mean(between) - np.mean(within))
 
     claims = [claim_records.decide("fig5.clusters_by_lr", values,
-                                   interval=claim_records.group_bootstrap(members, gap, draws=DRAWS,
+                                   interval=claim_records.group_bootstrap(members, gap,
+                                                                          draws=claim_records.draws_for(DRAWS, s),
                                                                           unit="networks within their learning rate")),
               claim_records.decide("fig5.one_cluster_apart", values, note="no resampling interval: the statistic "
                                    "depends on a partition found on these networks"),

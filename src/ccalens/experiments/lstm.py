@@ -59,12 +59,14 @@ class RNNScale:
     seq_length: int
     device: str = "cpu"
     description: str = ""
+    bootstrap: float = 1.0  # share of each claim's bootstrap resamples (tiny: fewer, for CI's time)
 
 
 RNN_SCALES = {
     "tiny": RNNScale("tiny", 60_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=3, lr=3e-3,
                      batch_size=20, bptt=35, evals_per_epoch=4, probe_sequences=40, probe_length=20,
-                     seq_sequences=1600, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI"),
+                     seq_sequences=1600, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI",
+                     bootstrap=0.1),
     "small": RNNScale("small", None, None, embedding=128, hidden=128, depths=(2, 4), epochs=10, lr=2e-3,
                       batch_size=32, bptt=35, evals_per_epoch=4, probe_sequences=100, probe_length=35,
                       seq_sequences=6400, seq_length=25,

@@ -236,7 +236,7 @@ def run(ctx: RNNContext) -> dict:
     labels = np.unique(groups)
     rng = np.random.default_rng(0)
     resamples = [np.concatenate([np.flatnonzero(groups == g) for g in rng.choice(labels, len(labels))])
-                 for _ in range(DRAWS)]
+                 for _ in range(claim_records.draws_for(DRAWS, s))]
     rows, curves, stats, draws = [], {}, {}, {}
     for name, spec in specs.items():
         rec = records[name]
@@ -253,7 +253,7 @@ def run(ctx: RNNContext) -> dict:
                              "validation_perplexity": rec["validation_perplexity"][str(step)],
                              **{m: curves[name][layer][m][i] for m in MEASURES}})
         stats[name] = {m: ordering_stats(curves[name], fractions, m) for m in MEASURES}
-        ctx.log(f"  {name}: bootstrap over probe windows ({DRAWS} resamples)")
+        ctx.log(f"  {name}: bootstrap over probe windows ({len(resamples)} resamples)")
         boot = [{layer: similarity_to_final(arrays[layer], final, idx) for layer in layer_names} for idx in resamples]
         draws[name] = {m: [ordering_stats(b, fractions, m) for b in boot] for m in MEASURES}
     claims = decide_fig6(stats, draws, {n: records[n]["plateau_reached"] for n in specs})
@@ -385,7 +385,8 @@ def run_fig1(ctx: RNNContext) -> dict:
     for layer in layer_names:
         L = {i: layers[layer][i] for i in range(T + 1)}
         analysis = fig1.analyse_layer(L, T, t0, t_early, t_half, performance={"validation_perplexity": ppl},
-                                      groups=window_groups(ctx), unit="probe windows")
+                                      groups=window_groups(ctx), unit="probe windows",
+                                      draws=claim_records.draws_for(fig1.DRAWS, s))
         for row in analysis["rows"]:
             row["step"] = steps[row["t"]]
         rows += analysis["rows"]

@@ -120,7 +120,7 @@ def run(ctx: RNNContext) -> dict:
         values = {**values_for(m, nulls), **premise}
         rng = np.random.default_rng(1)
         draws = {"gap": [], "far_pwcca_corrected": []}
-        for k in range(DRAWS):
+        for k in range(claim_records.draws_for(DRAWS, s)):
             # windows resampled with replacement; a resample's repeated windows raise every
             # measure's chance level too, so each draw's null is computed on the same resample
             # (a null kept from the original data biased the corrected values up by about 0.05)
