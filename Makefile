@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ccalens demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
 
 results: $(STAMP)  # every figure at --scale small (hours on 2 CPU cores; resumable)
 	$(VENV)/bin/ccalens reproduce all --scale small --out runs --collect results/small

@@ -53,18 +53,30 @@ class NullResult:
 
 @dataclass(frozen=True, eq=False)
 class BootstrapResult:
-    """A percentile bootstrap confidence interval over datapoints.
+    """A bootstrap confidence interval over datapoints.
 
     Attributes
     ----------
     low, high : float
-        The interval's ends, the (1 - confidence)/2 and (1 + confidence)/2 quantiles of the
-        resampled similarities.
+        The interval's ends, by ``method`` (see :mod:`ccalens.core.resampling`).
     confidence : float
     sd : float
         Bootstrap standard error.
     resamples : int
     values : ndarray, shape (resamples,)
+        The similarity on each resample.
+    method : {"percentile", "basic", "bca", "bias_corrected"}
+    estimate : float
+        The similarity of the data themselves.
+    bias : float
+        The bootstrap's bias estimate, mean(values) - estimate. CCA-type similarities
+        are biased upward at finite sample size, and a resample, which repeats
+        datapoints, more so.
+    note : str or None
+        Why the interval may cover less often than its level says (few datapoints per
+        neuron, a degenerate BCa correction), or None.
+    jackknife : ndarray or None
+        Leave-one-group-out values (BCa only).
     """
 
     low: float
@@ -73,10 +85,43 @@ class BootstrapResult:
     sd: float
     resamples: int
     values: Any = None
+    method: str = "percentile"
+    estimate: float = float("nan")
+    bias: float = float("nan")
+    note: str | None = None
+    jackknife: Any = None
+
+    @property
+    def corrected(self) -> float:
+        """The bias-corrected estimate, estimate - bias (the centre of the basic and
+        bias-corrected intervals)."""
+        return self.estimate - self.bias
+
+    @property
+    def contains_estimate(self) -> bool:
+        return bool(self.low <= self.estimate <= self.high)
+
+    def interval(self, method: str) -> tuple[float, float]:
+        """``(low, high)`` of another method, from the same resamples (BCa needs the
+        jackknife values, kept only when the result was computed with ``interval="bca"``)."""
+        from .resampling import interval_bounds
+
+        low, high, _ = interval_bounds(self.estimate, self.values, self.confidence, method,
+                                       jackknife=self.jackknife)
+        return low, high
+
+    def describe(self) -> str:
+        """One line: the interval, and the bias-corrected estimate where the interval is
+        centred on it or excludes the estimate."""
+        text = f"{100 * self.confidence:g}% {self.method} CI [{self.low:.4f}, {self.high:.4f}]"
+        if self.method in ("basic", "bias_corrected") or not self.contains_estimate:
+            text += f" around the bias-corrected {self.corrected:.4f} (bootstrap bias {self.bias:+.4f})"
+        return text
 
     def __repr__(self) -> str:
         return (
-            f"BootstrapResult({100 * self.confidence:g}% CI [{self.low:.6f}, {self.high:.6f}], "
+            f"BootstrapResult({100 * self.confidence:g}% {self.method} CI [{self.low:.6f}, {self.high:.6f}], "
+            f"estimate={self.estimate:.6f}, bias={self.bias:+.6f}, corrected={self.corrected:.6f}, "
             f"sd={self.sd:.6f}, resamples={self.resamples})"
         )
 
@@ -104,7 +149,10 @@ class _Similarity:
             extra += f", p_value={self.null.p_value:.4g}, null_mean={self.null.mean:.6f}"
         if self.bootstrap is not None:
             b = self.bootstrap
-            extra += f", ci{100 * b.confidence:g}=[{b.low:.6f}, {b.high:.6f}]"
+            extra += f", ci{100 * b.confidence:g}=[{b.low:.6f}, {b.high:.6f}] ({b.method}"
+            if b.method in ("basic", "bias_corrected") or not b.contains_estimate:
+                extra += f", bias-corrected {b.corrected:.6f}"
+            extra += ")"
         return f"{type(self).__name__}({self._summary()}{extra})"
 
 

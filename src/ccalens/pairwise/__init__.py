@@ -467,7 +467,7 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
     """
     from ..core.alignment import matched_value
     from ..core.cka import KernelPair, _centre_kernel, _rbf_kernel, hsic_biased
-    from ..stats import bootstrap_interval, null_distribution
+    from ..stats import bootstrap_values, null_distribution
 
     kernels = {} if kernels is None else kernels
 
@@ -492,7 +492,7 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
             if extra.permutations:
                 vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
             if extra.bootstrap:
-                vals["boot"] = bootstrap_interval(measure, data, opts, extra.bootstrap, extra.confidence, rng).values
+                vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng)
             extra.add(info, vals, vals, measure, float(value), float(value))
         out.append((a, b, float(value), float(value), info))
     return out

@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 
+from ..core import resampling
 from ..core._backend import _chunks, blas_parallel_map
 from ..core.registry import MEASURES, from_cross
 from ..core.results import BootstrapResult, NullResult
@@ -201,8 +202,8 @@ def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullRes
                       permutations=int(values.size), values=values)
 
 
-def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, rng) -> BootstrapResult:
-    """Percentile interval of the similarity over datapoint resamples (with replacement)."""
+def bootstrap_values(measure, data, opts, resamples: int, rng) -> np.ndarray:
+    """The similarity on ``resamples`` draws of the datapoints with replacement."""
     x, y = _arrays(data, "the bootstrap", opts)
     n = x.shape[0]
     values = np.empty(resamples)
@@ -212,7 +213,45 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
             values[k] = _recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
         except ValueError as err:
             raise _resample_error(k, resamples, n, err) from None
-    return interval(values, confidence)
+    return values
+
+
+def jackknife_values(measure, data, opts, rng, groups: int = resampling.JACKKNIFE_GROUPS) -> np.ndarray:
+    """The similarity without each of ``min(n, groups)`` random groups of datapoints (for BCa)."""
+    x, y = _arrays(data, "the jackknife", opts)
+    n = x.shape[0]
+    out = []
+    for part in resampling.jackknife_groups(n, rng, groups):
+        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
+        try:
+            out.append(_recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts))
+        except ValueError as err:
+            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
+                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+    return np.asarray(out)
+
+
+def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, rng, *, estimate: float,
+                       method: str = resampling.DEFAULT_METHOD, neurons: int | None = None) -> BootstrapResult:
+    """The ``method`` interval of the similarity over datapoint resamples (with replacement)."""
+    values = bootstrap_values(measure, data, opts, resamples, rng)
+    jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
+    n = _arrays(data, "the bootstrap", opts)[0].shape[0]
+    return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons)
+
+
+def summarise_bootstrap(estimate: float, values, confidence: float, method: str = resampling.DEFAULT_METHOD, *,
+                        jackknife=None, n_samples: int | None = None, neurons: int | None = None) -> BootstrapResult:
+    """A :class:`BootstrapResult` from resampled values (and, for BCa, jackknife values)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high, note = resampling.interval_bounds(estimate, values, confidence, method, jackknife=jackknife)
+    regime = resampling.few_datapoints_note(n_samples, neurons)
+    note = "; ".join(t for t in (note, regime) if t) or None
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return BootstrapResult(low=low, high=high, confidence=float(confidence), sd=sd, resamples=int(values.size),
+                           values=values, method=method, estimate=float(estimate),
+                           bias=resampling.bootstrap_bias(estimate, values), note=note,
+                           jackknife=None if jackknife is None else np.asarray(jackknife, dtype=np.float64))
 
 
 def _resample_error(k: int, resamples: int, n: int, err: Exception) -> ValueError:
@@ -238,7 +277,7 @@ def _arrays(data, what: str, opts: dict):
 
 
 def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap: int, confidence: float,
-           seed, *, factors=None, kernels=None):
+           seed, *, factors=None, kernels=None, interval: str = resampling.DEFAULT_METHOD):
     """The result with ``null`` and ``bootstrap`` filled in when they were asked for."""
     if not permutations and not bootstrap:
         return result
@@ -248,5 +287,16 @@ def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap:
         values = null_distribution(measure, data, opts, permutations, rng, factors=factors, kernels=kernels)
         changes["null"] = summarise_null(measure, result.similarity, values)
     if bootstrap:
-        changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng)
+        changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng,
+                                                  estimate=result.similarity, method=interval,
+                                                  neurons=_neurons(result, data, opts))
     return dataclasses.replace(result, **changes)
+
+
+def _neurons(result, data, opts) -> int:
+    """The larger side's neurons that the measure used (its rank where it reports one)."""
+    ranks = [getattr(result, f"{side}_rank", None) for side in "xy"]
+    if all(r is not None for r in ranks):
+        return int(max(ranks))
+    x, y = _arrays(data, "the bootstrap", opts)
+    return int(max(x.shape[1], y.shape[1]))
