@@ -56,7 +56,7 @@ _NEEDS_DATAPOINTS = {
     "compat": (lambda v: bool(v), "the reference code's algorithm needs the raw activations"),
 }
 #: Options with no effect unless one of the above is in use.
-_IDLE = {"confidence", "seed", "bandwidth", "layout"}
+_IDLE = {"confidence", "interval", "seed", "bandwidth", "layout"}
 
 
 def _open(source):

@@ -80,3 +80,32 @@ def console():
 
     # piped or redirected output has no terminal width: do not cut numbers at 80 columns
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
+def draw_progress():
+    """A context in which permutation nulls, bootstraps and jackknives show a rich progress
+    bar on stderr, with the time left (nothing when stderr is not a terminal)."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..stats import progress
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return contextlib.nullcontext()
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, transient=True)
+    tasks: dict = {}
+
+    def report(kind, done, total):
+        task = tasks.get(kind)
+        if task is None or bar.tasks[task].total != total or done < bar.tasks[task].completed:
+            task = tasks[kind] = bar.add_task(kind, total=total)
+        bar.update(task, completed=done)
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(bar)
+    stack.enter_context(progress(report))
+    return stack

@@ -21,6 +21,15 @@ def _measure_choices() -> dict[str, str]:
 Measure = Enum("Measure", _measure_choices(), type=str)
 
 
+def _interval_choices() -> dict[str, str]:
+    from ..core.resampling import METHODS
+
+    return {name: name for name in METHODS}
+
+
+Interval = Enum("Interval", _interval_choices(), type=str)
+
+
 #: "all" skips RBF CKA above this many datapoints (its n x n kernels); ask for it by name
 ALL_RBF_MAX_N = 5000
 
@@ -31,13 +40,16 @@ def _uncertainty(r) -> dict:
         out.update(null_mean=r.null.mean, null_sd=r.null.sd, p_value=r.null.p_value, corrected=r.null.corrected,
                    permutations=r.null.permutations)
     if r.bootstrap is not None:
-        out.update(ci_low=r.bootstrap.low, ci_high=r.bootstrap.high, confidence=r.bootstrap.confidence,
-                   resamples=r.bootstrap.resamples)
+        b = r.bootstrap
+        out.update(ci_low=b.low, ci_high=b.high, confidence=b.confidence, resamples=b.resamples, ci_method=b.method,
+                   ci_bias=b.bias, ci_corrected=b.corrected, ci_contains_estimate=b.contains_estimate,
+                   ci_note=b.note)
     return out
 
 
 def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
-             permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0):
+             permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0,
+             interval: str | None = None):
     import ccalens
 
     n = x.shape[1] if layout == "neurons_first" else x.shape[0]
@@ -59,7 +71,7 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
         wanted = [measure.value]
     if compat and any(m not in ("pwcca", "mean_cca") for m in wanted):
         raise ValueError("--compat applies to pwcca and mean_cca only; google/svcca has no other function to match.")
-    unc = dict(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
+    unc = dict(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval)
     # factorise once, reuse for every measure (bootstraps need the arrays themselves)
     fx = fy = None
     if compat is None and not bootstrap:
@@ -123,6 +135,7 @@ def compare(
     permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null: its mean and sd, a p-value and the baseline-corrected similarity.")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the datapoints for a confidence interval.")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
+    interval: Annotated[Optional[Interval], typer.Option("--interval", help="Bootstrap interval method (default: the one measured to cover best, see ccalens.core.resampling).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
 ) -> None:
     """How similar are two representations? Prints similarity and distance per measure,
@@ -148,13 +161,10 @@ def compare(
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from rich.console import Console
-
-        work = f"{measure.value}" + (f", {permutations} permutations" if permutations else "") + (
-            f", {bootstrap} bootstrap resamples" if bootstrap else "")
-        with Console(stderr=True).status(f"computing {work}"):  # shown on a terminal only
+        with _common.draw_progress():  # permutations, resamples: a bar with the time left (on a terminal)
             results, skipped = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
-                                        permutations, bootstrap, confidence, seed)
+                                        permutations, bootstrap, confidence, seed,
+                                        None if interval is None else interval.value)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
     if as_json:
@@ -172,17 +182,23 @@ def compare(
         table.add_column("p", justify="right")
         table.add_column("corrected", justify="right")
     if bootstrap:
-        table.add_column(f"{100 * confidence:g}% CI ({bootstrap} resamples)", justify="right")
+        method = next(r["ci_method"] for r in results.values())
+        table.add_column(f"{100 * confidence:g}% {method} CI ({bootstrap} resamples)", justify="right")
     table.add_column("details")
     hidden = {"similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
-              "permutations", "ci_low", "ci_high", "confidence", "resamples"}
+              "permutations", "ci_low", "ci_high", "confidence", "resamples", "ci_method", "ci_bias", "ci_corrected",
+              "ci_contains_estimate", "ci_note"}
     for m, r in results.items():
         details = ", ".join(f"{k}={v}" for k, v in r.items() if k not in hidden)
         cells = [m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}"]
         if permutations:
             cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
         if bootstrap:
-            cells.append(f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+            ci = f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            if r["ci_method"] in ("basic", "bias_corrected") or not r["ci_contains_estimate"]:
+                # the interval belongs to the bias-corrected value: print it beside
+                ci += f" around {r['ci_corrected']:.4f} (bias {r['ci_bias']:+.4f})"
+            cells.append(ci)
         table.add_row(*cells, details)
     out = _common.console()
     out.print(table)
@@ -190,3 +206,5 @@ def compare(
         out.print(f"skipped {m}: {why}")
     for note in notes:
         out.print(f"[yellow]warning:[/yellow] {note}")
+    for note in sorted({r["ci_note"] for r in results.values() if r.get("ci_note")}):
+        out.print(f"[yellow]interval:[/yellow] {note}")

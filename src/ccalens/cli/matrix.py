@@ -25,6 +25,7 @@ def matrix(
     permutations: Annotated[int, typer.Option("--permutations", help="Per pair: shuffled-datapoints null (null_mean, null_sd, p_value, corrected columns).")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high).")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
+    interval: Annotated[Optional[str], typer.Option("--interval", help="Bootstrap interval method: percentile, basic, bca or bias_corrected (default: the one measured to cover best, see ccalens.core.resampling).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
     block: Annotated[Optional[int], typer.Option("--block", help="Arrays per block of the batched product "
                                                  "(default: about 1 GB of bases); smaller blocks checkpoint more often.")] = None,
@@ -39,7 +40,7 @@ def matrix(
     registry.check_measure(measure)
     if symmetric and measure != "pwcca":
         raise ValueError("--symmetric folds PWCCA's directed matrix; the other measures are symmetric already.")
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
     _common.check_positive("--block", block)
     _common.check_out_dir(out)
     st = ActivationStore(store, mode="r")
@@ -66,20 +67,21 @@ def matrix(
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{db}{suffix}").unlink(missing_ok=True)
             _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence,
-                 seed, block)
+                 seed, block, interval)
     except LockedError:
         raise ValueError(f"another ccalens matrix run is writing to {out} now; wait for it to finish (then "
                          f"--resume), or choose another --out.") from None
 
 
 def _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence, seed,
-         block) -> None:
+         block, interval=None) -> None:
     from .. import plot
     from ..pairwise import pairwise
 
     reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
     result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler,
-                      permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, block=block)
+                      permutations=permutations, bootstrap=bootstrap, confidence=confidence, interval=interval, seed=seed,
+                      block=block)
     import pandas as pd
 
     table = pd.DataFrame(result.table)
@@ -110,6 +112,21 @@ def _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permu
             typer.echo(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; {verdict}; "
                        f"mean corrected similarity {off['corrected'].mean():.4f}")
         if bootstrap:
-            typer.echo(f"bootstrap ({bootstrap} resamples per pair): mean {100 * confidence:g}% interval width "
-                       f"{(off['ci_high'] - off['ci_low']).mean():.4f} (columns ci_low, ci_high)")
+            from ..core.resampling import DEFAULT_METHOD, few_datapoints_note
+
+            method = interval or DEFAULT_METHOD
+            value = off["similarity"]
+            outside = int(((value < off["ci_low"]) | (value > off["ci_high"])).sum())
+            line = (f"bootstrap ({bootstrap} resamples per pair, {method} intervals): mean {100 * confidence:g}% "
+                    f"interval width {(off['ci_high'] - off['ci_low']).mean():.4f}; mean bootstrap bias "
+                    f"{off['ci_bias'].mean():+.4f} (columns ci_low, ci_high, ci_bias)")
+            if method in ("basic", "bias_corrected") or outside:
+                line += (f"; {outside} of {len(off)} intervals exclude their similarity: they belong to the "
+                         f"bias-corrected value, similarity - ci_bias")
+            typer.echo(line)
+            ranks = off[["row_rank", "column_rank"]].max(axis=1).dropna() if "row_rank" in off else []
+            if len(ranks):
+                note = few_datapoints_note(int(off["n"].iloc[0]), int(ranks.max()))
+                if note:
+                    typer.echo(f"warning: {note}")
     typer.echo(f"{len(set(labels))} cluster(s); wrote pairs.parquet, pairs.csv, clusters.csv, matrix_reordered.csv, heatmap.png, dendrogram.png to {out}")

@@ -49,6 +49,7 @@ def procrustes(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> ProcrustesResult:
     r"""Orthogonal Procrustes similarity of two representations (Ding et al. 2021).
@@ -59,7 +60,7 @@ def procrustes(
         Rows are datapoints, columns are neurons; the widths may differ.
     layout, dtype, rtol
         As in :func:`ccalens.cca`.
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: see :mod:`ccalens.stats`.
 
     Returns
@@ -78,12 +79,12 @@ def procrustes(
     """
     from ..stats import attach, check_options
 
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
     value = from_cross("procrustes", fx, fy, _cross(fx, fy, joint))[0]
     result = ProcrustesResult(similarity=value, x_rank=fx.rank, y_rank=fy.rank, n_samples=fx.n_samples)
     return attach(result, "procrustes", (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
-                  permutations, bootstrap, confidence, seed, factors=(fx, fy))
+                  permutations, bootstrap, confidence, seed, factors=(fx, fy), interval=interval)
 
 
 def _matched(X, Y, layout: str, measure: str):
@@ -128,7 +129,7 @@ def matched_value(measure: str, ax, ay) -> float:
 
 
 def cosine(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, bootstrap: int = 0,
-           confidence: float = 0.95, seed=None) -> MatchedResult:
+           confidence: float = 0.95, interval: str | None = None, seed=None) -> MatchedResult:
     r"""Cosine similarity of two same-shape representations, neuron j against neuron j.
 
     :math:`\langle X, Y\rangle_F / (\|X\|_F \|Y\|_F)` over the raw activations; the
@@ -142,11 +143,11 @@ def cosine(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, boo
     >>> ccalens.cosine(X, 4 * X).similarity
     1.0
     """
-    return _matched_measure("cosine", X, Y, layout, permutations, bootstrap, confidence, seed)
+    return _matched_measure("cosine", X, Y, layout, permutations, bootstrap, confidence, interval, seed)
 
 
 def euclidean(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, bootstrap: int = 0,
-              confidence: float = 0.95, seed=None) -> MatchedResult:
+              confidence: float = 0.95, interval: str | None = None, seed=None) -> MatchedResult:
     r"""Root-mean-square Euclidean distance between matched activation vectors.
 
     ``distance`` = :math:`\|X - Y\|_F / \sqrt n`; ``similarity`` is its negation.
@@ -158,13 +159,13 @@ def euclidean(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, 
     >>> round(ccalens.euclidean(X, Y).distance, 12)   # each datapoint moved by sqrt(9 + 9)
     4.242640687119
     """
-    return _matched_measure("euclidean", X, Y, layout, permutations, bootstrap, confidence, seed)
+    return _matched_measure("euclidean", X, Y, layout, permutations, bootstrap, confidence, interval, seed)
 
 
-def _matched_measure(measure, X, Y, layout, permutations, bootstrap, confidence, seed):
+def _matched_measure(measure, X, Y, layout, permutations, bootstrap, confidence, interval, seed):
     from ..stats import attach, check_options
 
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
     ax, ay = _matched(X, Y, layout, measure)
     result = MatchedResult(similarity=matched_value(measure, ax, ay), measure=measure, n_samples=int(ax.shape[0]))
-    return attach(result, measure, (ax, ay), {}, permutations, bootstrap, confidence, seed)
+    return attach(result, measure, (ax, ay), {}, permutations, bootstrap, confidence, seed, interval=interval)

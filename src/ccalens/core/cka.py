@@ -163,6 +163,7 @@ def cka(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> CKAResult:
     r"""Centred kernel alignment (Kornblith et al. 2019).
@@ -183,7 +184,7 @@ def cka(
         RBF only: sigma as a fraction of the median distance between datapoints.
     layout, dtype, rtol
         As in :func:`ccalens.cca`.
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: see :mod:`ccalens.stats`.
 
     Returns
@@ -210,7 +211,7 @@ def cka(
     bandwidth = _check_bandwidth(bandwidth)
     from ..stats import attach, check_options
 
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
     measure = "cka_rbf" if kernel == "rbf" else ("cka_debiased" if debiased else "cka")
     if kernel == "rbf":
         from .measures import _as_matrices
@@ -221,7 +222,7 @@ def cka(
         result = CKAResult(similarity=value, kernel="rbf", debiased=debiased, bandwidth=bandwidth,
                            hsic_xy=xy, hsic_xx=pair.xx, hsic_yy=pair.yy, n_samples=int(ax.shape[0]))
         return attach(result, measure, (ax, ay), {"bandwidth": bandwidth, "debiased": debiased},
-                      permutations, bootstrap, confidence, seed, kernels=pair)
+                      permutations, bootstrap, confidence, seed, kernels=pair, interval=interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
     m = _cross(fx, fy, joint)
     if debiased:
@@ -235,7 +236,7 @@ def cka(
     result = CKAResult(similarity=value, kernel="linear", debiased=debiased, bandwidth=None,
                        hsic_xy=float(xy), hsic_xx=float(xx), hsic_yy=float(yy), n_samples=fx.n_samples)
     return attach(result, measure, (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
-                  permutations, bootstrap, confidence, seed, factors=(fx, fy))
+                  permutations, bootstrap, confidence, seed, factors=(fx, fy), interval=interval)
 
 
 class MinibatchCKA:

@@ -193,6 +193,7 @@ def cca(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> CCAResult:
     r"""Canonical correlation analysis between two representations.
@@ -213,10 +214,11 @@ def cca(
         Computation dtype.
     rtol : float, optional
         Relative rank tolerance (see :func:`ccalens.factorize`).
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
-        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
-        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
+        level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
+        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -233,7 +235,7 @@ def cca(
     array([1., 1., 1., 1.])
     """
     epsilon = _validate.check_epsilon(epsilon)
-    _check_uncertainty(permutations, bootstrap, confidence)
+    _check_uncertainty(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, ax, ay = _canonical(fx, fy, epsilon, joint)
     wx = _neuron_directions(fx, ax)
@@ -262,7 +264,7 @@ def cca(
         y_variates=hy,
     )
     opts = dict(epsilon=epsilon, layout=layout, dtype=dtype, rtol=rtol)
-    return _attach(result, "cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+    return _attach(result, "cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy), interval)
 
 
 def _neuron_directions(f: Factor, coef: np.ndarray) -> np.ndarray:
@@ -289,6 +291,7 @@ def mean_cca(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> MeanCCAResult:
     r"""Unweighted mean canonical correlation, :math:`\frac1c\sum_i \rho^{(i)}`.
@@ -306,10 +309,11 @@ def mean_cca(
     compat : {None, "svcca"}
         ``"svcca"`` returns the mean of google/svcca's ``get_cca_similarity(...)["cca_coef1"]``
         for the same data (given here as (datapoints, neurons)).
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
-        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
-        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
+        level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
+        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -323,13 +327,13 @@ def mean_cca(
     """
     epsilon = _validate.check_epsilon(epsilon)
     _check_compat(compat)
-    _check_uncertainty(permutations, bootstrap, confidence)
+    _check_uncertainty(permutations, bootstrap, confidence, interval)
     opts = dict(epsilon=epsilon, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
     if compat == "svcca":
         from . import compat as _compat
 
         result = _compat.mean_cca_svcca(X, Y, epsilon=epsilon, layout=layout)
-        return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, None)
+        return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, None, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, _, _ = _canonical(fx, fy, epsilon, joint, want="none")
     result = MeanCCAResult(
@@ -340,7 +344,7 @@ def mean_cca(
         n_samples=fx.n_samples,
         epsilon=epsilon,
     )
-    return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+    return _attach(result, "mean_cca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy), interval)
 
 
 def _components_for(f: Factor, keep: float | None, n_components: int | None, name: str):
@@ -390,6 +394,7 @@ def svcca(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> SVCCAResult:
     r"""SVCCA: keep each side's leading singular directions, then mean CCA between them.
@@ -403,10 +408,11 @@ def svcca(
         whose cumulative share of the variance (squared singular values) reaches ``keep``.
     n_components : int or (int, int), optional
         Keep exactly this many directions (on each side, or per side) instead of ``keep``.
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
-        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
-        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
+        level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
+        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -416,7 +422,7 @@ def svcca(
     """
     _validate.check_keep(keep)
     kx_req, ky_req = _check_components(n_components)
-    _check_uncertainty(permutations, bootstrap, confidence)
+    _check_uncertainty(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     ux, kx, var_x = _components_for(fx, keep, kx_req, "X")
     uy, ky, var_y = _components_for(fy, keep, ky_req, "Y")
@@ -432,7 +438,7 @@ def svcca(
         n_samples=fx.n_samples,
     )
     opts = dict(keep=keep, n_components=n_components, layout=layout, dtype=dtype, rtol=rtol)
-    return _attach(result, "svcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+    return _attach(result, "svcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy), interval)
 
 
 #: canonical correlations within this of each other form one tied block (:func:`projection_weights`)
@@ -500,6 +506,7 @@ def pwcca(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed=None,
 ) -> PWCCAResult:
     r"""Projection-weighted CCA (section 2.2 of the paper).
@@ -529,10 +536,11 @@ def pwcca(
     compat : {None, "svcca"}
         ``"svcca"`` reproduces google/svcca's ``pwcca.compute_pwcca`` (with the fix of its
         PR #9); ``epsilon`` then has the reference's meaning. See :mod:`ccalens.core.compat`.
-    permutations, bootstrap, confidence, seed
+    permutations, bootstrap, confidence, interval, seed
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
-        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` a percentile
-        interval at level ``confidence`` (``result.bootstrap``). See :mod:`ccalens.stats`.
+        mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
+        level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
+        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -549,7 +557,7 @@ def pwcca(
     _check_compat(compat)
     if not isinstance(symmetric, bool):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
-    _check_uncertainty(permutations, bootstrap, confidence)
+    _check_uncertainty(permutations, bootstrap, confidence, interval)
     if keep is not None:
         _validate.check_keep(keep)
         if compat is not None:
@@ -557,7 +565,8 @@ def pwcca(
                              "use keep with compat=None.")
         (X, kx), (Y, ky) = _svd_scores(X, keep, layout, "X"), _svd_scores(Y, keep, layout, "Y")
         result = pwcca(X, Y, symmetric=symmetric, epsilon=epsilon, dtype=dtype, rtol=rtol,
-                       permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed)
+                       permutations=permutations, bootstrap=bootstrap, confidence=confidence, interval=interval,
+                       seed=seed)
         return dataclasses.replace(result, x_components=kx, y_components=ky)
     opts = dict(epsilon=epsilon, symmetric=symmetric, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
     if compat == "svcca":
@@ -569,7 +578,7 @@ def pwcca(
         from . import compat as _compat
 
         result = _compat.pwcca_svcca(X, Y, epsilon=epsilon, layout=layout)
-        return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, None)
+        return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, None, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, p, q = _canonical(fx, fy, epsilon, joint, want="both" if symmetric else "x")
     weights = _projection_weights(fx, p, epsilon, rho)
@@ -594,7 +603,7 @@ def pwcca(
         n_samples=fx.n_samples,
         epsilon=epsilon,
     )
-    return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy))
+    return _attach(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy), interval)
 
 
 def _svd_scores(X, keep: float, layout: str, name: str):
@@ -614,13 +623,14 @@ def _svd_scores(X, keep: float, layout: str, name: str):
     return u[:, :k] * sigma[:k], k
 
 
-def _check_uncertainty(permutations, bootstrap, confidence) -> None:
+def _check_uncertainty(permutations, bootstrap, confidence, interval) -> None:
     from ..stats import check_options
 
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
 
 
-def _attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors):
+def _attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors, interval):
     from ..stats import attach
 
-    return attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors=factors)
+    return attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors=factors,
+                  interval=interval)

@@ -188,13 +188,14 @@ class _Uncertainty:
     confidence: float = 0.95
     symmetric: bool = False
     seeds: dict = field(default_factory=dict)  # (a, b) -> seed, from the data fingerprints
+    method: str = "percentile"  # the bootstrap interval's method
 
     def __bool__(self) -> bool:
         return bool(self.permutations or self.bootstrap)
 
     def add(self, info: dict, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
         """Summaries of both directions' null and bootstrap values into ``info``."""
-        from ..stats import interval, summarise_null
+        from ..stats import summarise_bootstrap, summarise_null
 
         if self.symmetric:  # the folded value's null and interval: both directions averaged per draw
             forward = reverse = {kind: 0.5 * (forward[kind] + reverse[kind]) for kind in forward}
@@ -205,11 +206,12 @@ class _Uncertainty:
                 info.update({f"null_mean{key}": nr.mean, f"null_sd{key}": nr.sd, f"p_value{key}": nr.p_value,
                              f"corrected{key}": nr.corrected})
             if self.bootstrap and "boot" in values:
-                ci = interval(values["boot"], self.confidence)
-                info.update({f"ci_low{key}": ci.low, f"ci_high{key}": ci.high})
+                ci = summarise_bootstrap(observed, values["boot"], self.confidence, self.method,
+                                         jackknife=values.get("jack"))
+                info.update({f"ci_low{key}": ci.low, f"ci_high{key}": ci.high, f"ci_bias{key}": ci.bias})
 
     def factor_pair(self, info, a, b, fa, fb, measure, epsilon, keep, v_ab, v_ba) -> None:
-        from ..stats import factor_bootstrap_both, factor_null_both
+        from ..stats import factor_bootstrap_both, factor_jackknife_both, factor_null_both
 
         rng = np.random.default_rng(self.seeds.get((a, b), 0))
         opts = {"epsilon": epsilon, "keep": keep}
@@ -218,6 +220,8 @@ class _Uncertainty:
             fwd["null"], rev["null"] = factor_null_both(measure, fa, fb, opts, self.permutations, rng)
         if self.bootstrap:
             fwd["boot"], rev["boot"] = factor_bootstrap_both(measure, fa, fb, opts, self.bootstrap, rng)
+            if self.method == "bca":
+                fwd["jack"], rev["jack"] = factor_jackknife_both(measure, fa, fb, opts, rng)
         self.add(info, fwd, rev, measure, v_ab, v_ba)
 
 
@@ -240,6 +244,7 @@ def pairwise(
     permutations: int = 0,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    interval: str | None = None,
     seed: int = 0,
     _prints: dict[str, str] | None = None,
 ) -> PairwiseResult:
@@ -276,10 +281,12 @@ def pairwise(
         Run the blocks as Dask tasks: each task reads its representations (from the
         store, for store paths), factorises them and returns the block's values; the
         client writes them to ``results`` as they arrive.
-    permutations, bootstrap, confidence : int, int, float
+    permutations, bootstrap, confidence, interval : int, int, float, str
         Per pair, a shuffled-datapoints null (columns null_mean, null_sd, p_value,
-        corrected) and a percentile bootstrap interval (ci_low, ci_high), computed from
-        the cached factors and kept in ``results`` with the pair.
+        corrected) and a bootstrap interval (ci_low, ci_high, and the bootstrap's bias
+        estimate ci_bias) by the method ``interval`` (None:
+        :data:`ccalens.core.resampling.DEFAULT_METHOD`), computed from the cached factors
+        and kept in ``results`` with the pair.
     seed : int
         Seeds each pair's permutations and resamples (with the data's fingerprints), so
         a resumed run gives the same numbers.
@@ -304,7 +311,10 @@ def pairwise(
     from ..stats import check_options
 
     bandwidth = _check_bandwidth(bandwidth)
-    check_options(permutations, bootstrap, confidence)
+    check_options(permutations, bootstrap, confidence, interval)
+    from ..core.resampling import DEFAULT_METHOD
+
+    interval = interval or DEFAULT_METHOD
     confidence = float(confidence)
     if other_names is not None and others is None:
         raise ValueError("other_names names the columns of others; pass others too (or use names= for reps).")
@@ -391,13 +401,15 @@ def pairwise(
     if permutations or bootstrap:
         options.update(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=int(seed),
                        symmetric=symmetric)
+        if bootstrap and interval != "percentile":  # results files from before the methods hold percentile ones
+            options["interval"] = interval
     options_key = hashlib.sha256(json.dumps(options).encode()).hexdigest()[:20]
     store = _Results(results, options_key, prints) if results is not None else None
     done = store.done(wanted) if store else {}
     todo = [p for p in wanted if p not in done]
     seeds = {(a, b): int(hashlib.sha256(f"{seed}:{prints[a]}:{prints[b]}".encode()).hexdigest()[:15], 16)
              for a, b in todo} if (permutations or bootstrap) else {}
-    extra = _Uncertainty(permutations, bootstrap, confidence, symmetric, seeds)
+    extra = _Uncertainty(permutations, bootstrap, confidence, symmetric, seeds, interval)
     params = {"epsilon": epsilon, "keep": keep, "bandwidth": bandwidth, "rtol": rtol}
     computed = 0
     try:
@@ -467,7 +479,7 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
     """
     from ..core.alignment import matched_value
     from ..core.cka import KernelPair, _centre_kernel, _rbf_kernel, hsic_biased
-    from ..stats import bootstrap_values, null_distribution
+    from ..stats import bootstrap_values, jackknife_values, null_distribution
 
     kernels = {} if kernels is None else kernels
 
@@ -493,6 +505,8 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
                 vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
             if extra.bootstrap:
                 vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng)
+                if extra.method == "bca":
+                    vals["jack"] = jackknife_values(measure, data, opts, rng)
             extra.add(info, vals, vals, measure, float(value), float(value))
         out.append((a, b, float(value), float(value), info))
     return out

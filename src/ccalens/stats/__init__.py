@@ -29,6 +29,8 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import numbers
 import warnings
@@ -40,18 +42,77 @@ from ..core._backend import _chunks, blas_parallel_map
 from ..core.registry import MEASURES, from_cross
 from ..core.results import BootstrapResult, NullResult
 
-__all__ = ["BootstrapResult", "NullResult", "bootstrap_interval", "null_distribution", "summarise_null"]
+__all__ = ["BootstrapResult", "MAX_DRAWS", "NullResult", "bootstrap_interval", "null_distribution", "progress",
+           "summarise_null"]
 
 #: entries of the stacked permuted bases per product (bounds the memory of the batches)
 _BATCH_ENTRIES = 1 << 24
 
+#: the most permutations or resamples one call takes: a permutation p-value's resolution
+#: is 1/(N + 1), and the Monte Carlo error of a 95 % interval's ends is far below the
+#: sampling error long before this
+MAX_DRAWS = 1_000_000
 
-def check_options(permutations, bootstrap, confidence) -> None:
+_REPORT: contextvars.ContextVar = contextvars.ContextVar("ccalens_stats_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress(callback=None):
+    """Report the progress of permutation nulls, bootstraps and jackknives run inside the block.
+
+    ``callback(kind, done, total)`` is called as draws finish (``kind`` is "permutations",
+    "bootstrap" or "jackknife"); without one, a tqdm bar shows each run with its rate and
+    time left.
+
+    >>> import numpy as np, ccalens
+    >>> from ccalens.stats import progress
+    >>> x = np.random.default_rng(0).standard_normal((200, 5))
+    >>> seen = []
+    >>> with progress(lambda kind, done, total: seen.append((kind, done, total))):
+    ...     r = ccalens.cka(x, x[:, ::-1], bootstrap=30)
+    >>> seen[-1]
+    ('bootstrap', 30, 30)
+    """
+    bars = None
+    if callback is None:
+        from tqdm.auto import tqdm
+
+        bars = {}
+
+        def callback(kind, done, total):
+            bar = bars.get(kind)
+            if bar is None or bar.total != total or done < bar.n:
+                if bar is not None:
+                    bar.close()
+                bar = bars[kind] = tqdm(total=total, desc=kind, unit="draw", leave=False)
+            bar.update(done - bar.n)
+    token = _REPORT.set(callback)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+        for bar in (bars or {}).values():
+            bar.close()
+
+
+def _tick(kind: str, done: int, total: int) -> None:
+    report = _REPORT.get()
+    if report is not None:
+        report(kind, done, total)
+
+
+def check_options(permutations, bootstrap, confidence, interval=None) -> None:
     for value, name in ((permutations, "permutations"), (bootstrap, "bootstrap")):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{name} must be a whole number >= 0 (0 means none); got {value!r}.")
+        if value > MAX_DRAWS:
+            raise ValueError(f"{name}={value:,} is more than {MAX_DRAWS:,}: each one recomputes the measure, and "
+                             f"{MAX_DRAWS:,} already resolve p-values to 1e-6 and interval ends far below their "
+                             f"sampling error. Ask for fewer (10,000 is plenty for a 95% interval or p >= 0.001).")
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not (0 < confidence < 1):
         raise ValueError(f"confidence must be a level in (0, 1), such as 0.95; got {confidence!r}.")
+    if interval is not None:
+        resampling.check_method(interval)
 
 
 def _rng(seed):
@@ -95,6 +156,7 @@ def factor_null_both(measure, fx, fy, opts, permutations, rng):
 
         blas_parallel_map(run, _chunks(size, 8))
         done += size
+        _tick("permutations", done, permutations)
     return values, reverse
 
 
@@ -120,6 +182,31 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
                                                    epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
         except ValueError as err:
             raise _resample_error(k, resamples, n, err) from None
+        _tick("bootstrap", k + 1, resamples)
+    return forward, reverse
+
+
+def factor_jackknife_both(measure, fx, fy, opts, rng, groups: int = resampling.JACKKNIFE_GROUPS):
+    """Both directions' values without each of ``min(n, groups)`` random groups of
+    datapoints (BCa's acceleration), from the factors alone."""
+    from ..core.factor import _factorize_matrix
+    from ..core.measures import _cross
+
+    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    n = fx.n_samples
+    parts = resampling.jackknife_groups(n, rng, groups)
+    forward, reverse = np.empty(len(parts)), np.empty(len(parts))
+    for k, part in enumerate(parts):
+        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
+        try:
+            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+        except ValueError as err:
+            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
+                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+        _tick("jackknife", k + 1, len(parts))
     return forward, reverse
 
 
@@ -173,14 +260,24 @@ def _recompute(measure, x, y, opts):
 
 def null_distribution(measure, data, opts, permutations: int, rng, *, factors=None, kernels=None) -> np.ndarray:
     """``permutations`` similarities with Y's datapoints shuffled (cheapest route available)."""
-    if kernels is not None:
-        n = kernels.k.shape[0]
-        return np.array([kernels.value(rng.permutation(n))[0] for _ in range(permutations)])
     if factors is not None and MEASURES[measure].kind == "factor" and not opts.get("n_components"):
         return _factor_null(measure, *factors, opts, permutations, rng)
-    x, y = _arrays(data, "the permutation null", opts)
-    n = x.shape[0]
-    return np.array([_recompute(measure, x, _take_rows(y, rng.permutation(n)), opts) for _ in range(permutations)])
+    if kernels is not None:
+        n = kernels.k.shape[0]
+
+        def one(_):
+            return kernels.value(rng.permutation(n))[0]
+    else:
+        x, y = _arrays(data, "the permutation null", opts)
+        n = x.shape[0]
+
+        def one(_):
+            return _recompute(measure, x, _take_rows(y, rng.permutation(n)), opts)
+    values = np.empty(permutations)
+    for k in range(permutations):
+        values[k] = one(k)
+        _tick("permutations", k + 1, permutations)
+    return values
 
 
 def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullResult:
@@ -213,6 +310,7 @@ def bootstrap_values(measure, data, opts, resamples: int, rng) -> np.ndarray:
             values[k] = _recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
         except ValueError as err:
             raise _resample_error(k, resamples, n, err) from None
+        _tick("bootstrap", k + 1, resamples)
     return values
 
 
@@ -221,13 +319,15 @@ def jackknife_values(measure, data, opts, rng, groups: int = resampling.JACKKNIF
     x, y = _arrays(data, "the jackknife", opts)
     n = x.shape[0]
     out = []
-    for part in resampling.jackknife_groups(n, rng, groups):
+    parts = resampling.jackknife_groups(n, rng, groups)
+    for part in parts:
         rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
         try:
             out.append(_recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts))
         except ValueError as err:
             raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
                              f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+        _tick("jackknife", len(out), len(parts))
     return np.asarray(out)
 
 
@@ -277,7 +377,7 @@ def _arrays(data, what: str, opts: dict):
 
 
 def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap: int, confidence: float,
-           seed, *, factors=None, kernels=None, interval: str = resampling.DEFAULT_METHOD):
+           seed, *, factors=None, kernels=None, interval: str | None = None):
     """The result with ``null`` and ``bootstrap`` filled in when they were asked for."""
     if not permutations and not bootstrap:
         return result
@@ -288,7 +388,8 @@ def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap:
         changes["null"] = summarise_null(measure, result.similarity, values)
     if bootstrap:
         changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng,
-                                                  estimate=result.similarity, method=interval,
+                                                  estimate=result.similarity,
+                                                  method=interval or resampling.DEFAULT_METHOD,
                                                   neurons=_neurons(result, data, opts))
     return dataclasses.replace(result, **changes)
 

@@ -1,0 +1,192 @@
+"""Bootstrap interval methods: the formulas against scipy.stats.bootstrap, consistent reports,
+the coverage the default method was chosen for, and the warning where no method covers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import ccalens
+from ccalens.core import resampling
+from ccalens.core.results import BootstrapResult
+from ccalens.stats import MAX_DRAWS, bootstrap_values, progress, summarise_bootstrap
+
+
+def _corr(a, b):
+    return np.corrcoef(a, b)[0, 1]
+
+
+@pytest.mark.parametrize("method", ["percentile", "basic", "BCa"])
+def test_interval_formulas_equal_scipy_bootstrap(method):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(40)
+    y = x + rng.standard_normal(40)
+    ref = st.bootstrap((x, y), _corr, paired=True, vectorized=False, n_resamples=999, method=method,
+                       rng=np.random.default_rng(1))
+    jack = [_corr(np.delete(x, g), np.delete(y, g)) for g in resampling.jackknife_groups(40, None, groups=40)]
+    low, high, note = resampling.interval_bounds(_corr(x, y), ref.bootstrap_distribution, 0.95, method.lower(),
+                                                 jackknife=jack)
+    assert note is None
+    np.testing.assert_allclose([low, high], [ref.confidence_interval.low, ref.confidence_interval.high],
+                               rtol=0, atol=1e-12)
+
+
+def test_bias_corrected_interval_is_the_percentile_interval_moved_by_twice_the_bias():
+    values = np.random.default_rng(2).normal(0.7, 0.01, 500)
+    low, high, _ = resampling.interval_bounds(0.68, values, 0.9, "bias_corrected")
+    q = np.quantile(values, [0.05, 0.95])
+    bias = values.mean() - 0.68
+    np.testing.assert_allclose([low, high], q - 2 * bias, atol=1e-15)
+    # the basic interval reflects the percentile one about the estimate
+    b_low, b_high, _ = resampling.interval_bounds(0.68, values, 0.9, "basic")
+    np.testing.assert_allclose([b_low, b_high], [2 * 0.68 - q[1], 2 * 0.68 - q[0]], atol=1e-15)
+
+
+def test_grouped_jackknife_partitions_the_datapoints():
+    rng = np.random.default_rng(3)
+    groups = resampling.jackknife_groups(1003, rng)
+    assert len(groups) == resampling.JACKKNIFE_GROUPS
+    assert sorted(np.concatenate(groups).tolist()) == list(range(1003))
+    assert {g.size for g in groups} <= {10, 11}
+    assert [g.tolist() for g in resampling.jackknife_groups(5, rng)] == [[0], [1], [2], [3], [4]]
+    with pytest.raises(ValueError, match="at least 2 datapoints"):
+        resampling.jackknife_groups(1, rng)
+
+
+def test_bca_acceleration_is_zero_for_symmetric_jackknife_values_and_signed_otherwise():
+    assert resampling.bca_acceleration([1.0, 2.0, 3.0]) == 0.0
+    assert resampling.bca_acceleration([1.0, 1.0, 1.0]) == 0.0  # no spread: no acceleration, no division by 0
+    skewed = resampling.bca_acceleration([0.0, 0.0, 0.0, 1.0])  # one group far below the others' mean
+    d = np.array([0.25, 0.25, 0.25, -0.75])
+    assert skewed == pytest.approx(np.sum(d**3) / (6 * np.sum(d**2) ** 1.5))
+
+
+def test_degenerate_bca_says_so():
+    values = np.linspace(0.71, 0.74, 200)  # every resample above the estimate: a bias larger than the spread
+    low, high, note = resampling.interval_bounds(0.68, values, 0.95, "bca", jackknife=np.linspace(0, 1, 20))
+    assert "degenerate" in note and "basic" in note
+    assert 0.71 <= low <= high <= 0.74
+    with pytest.raises(ValueError, match="needs jackknife values"):
+        resampling.interval_bounds(0.68, values, 0.95, "bca")
+
+
+def test_method_errors_name_the_choices():
+    x = np.random.default_rng(4).standard_normal((60, 3))
+    with pytest.raises(ValueError, match=r"interval method must be one of \('percentile', 'basic', 'bca', "
+                                         r"'bias_corrected'\); got 'student'"):
+        ccalens.pwcca(x, x, bootstrap=10, interval="student")
+    with pytest.raises(ValueError, match="bootstrap=2,000,000 is more than 1,000,000"):
+        ccalens.cka(x, x, bootstrap=2 * MAX_DRAWS)
+    with pytest.raises(ValueError, match="permutations=1,000,001 is more than"):
+        ccalens.mean_cca(x, x, permutations=MAX_DRAWS + 1)
+
+
+def _biased_pair(n=120, p=12, seed=5):
+    """Few datapoints per neuron and a weak relation: a large upward bias of resamples."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p))
+    return x, 0.5 * x @ rng.standard_normal((p, p)) + 2.0 * rng.standard_normal((n, p))
+
+
+def test_every_method_reports_the_estimate_bias_and_corrected_value():
+    x, y = _biased_pair()
+    for method in resampling.METHODS:
+        r = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval=method)
+        b = r.bootstrap
+        assert b.method == method and b.estimate == r.similarity
+        assert b.bias == pytest.approx(np.mean(b.values) - r.similarity)
+        assert b.corrected == pytest.approx(r.similarity - b.bias)
+        assert b.bias > 0  # resamples repeat datapoints: CCA-type values go up
+        # the same resamples give every other method's interval
+        assert b.interval(method) == (b.low, b.high)
+        text = b.describe()
+        if method in ("basic", "bias_corrected") or not b.contains_estimate:
+            assert f"bias-corrected {b.corrected:.4f}" in text and f"{b.bias:+.4f}" in text
+    pct = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval="percentile").bootstrap
+    assert not pct.contains_estimate  # the reason the methods exist: the percentile interval misses its estimate
+    assert "bias-corrected" in repr(ccalens.pwcca(x, y, bootstrap=60, seed=1, interval="percentile"))
+    with pytest.raises(ValueError, match="needs jackknife values"):
+        pct.interval("bca")
+
+
+def test_bca_through_the_measures_uses_the_grouped_jackknife():
+    x, y = _biased_pair(n=150, seed=6)
+    r = ccalens.mean_cca(x, y, bootstrap=80, seed=2, interval="bca")
+    assert r.bootstrap.jackknife.shape == (resampling.JACKKNIFE_GROUPS,)
+    same = ccalens.mean_cca(x, y, bootstrap=80, seed=2, interval="percentile").bootstrap
+    np.testing.assert_array_equal(r.bootstrap.values, same.values)  # the same resamples, another interval
+    low, high = r.bootstrap.interval("bca")
+    assert (low, high) == (r.bootstrap.low, r.bootstrap.high)
+
+
+def test_pairwise_intervals_have_the_method_and_the_bias(tmp_path):
+    x, y = _biased_pair(n=150, seed=7)
+    z = y + 0.5 * np.random.default_rng(8).standard_normal(y.shape)
+    db = tmp_path / "run.sqlite"
+    pct = ccalens.pairwise([x, y, z], "mean_cca", bootstrap=40, interval="percentile", results=db)
+    rows = pct.to_pandas()
+    off = rows[rows["row"] != rows["column"]]
+    assert {"ci_low", "ci_high", "ci_bias"} <= set(off.columns) and (off["ci_bias"] > 0).all()
+    again = ccalens.pairwise([x, y, z], "mean_cca", bootstrap=40, interval="percentile", results=db)
+    assert again.reused == 3 and again.computed == 0
+    basic = ccalens.pairwise([x, y, z], "mean_cca", bootstrap=40, interval="basic", results=db)
+    assert basic.computed == 3  # another method's intervals are other results
+    b = basic.to_pandas()
+    b = b[b["row"] != b["column"]]
+    np.testing.assert_allclose(b["ci_bias"], off["ci_bias"], atol=1e-12)  # the same resamples
+    # basic = 2 * estimate - percentile ends
+    np.testing.assert_allclose(b["ci_low"], 2 * off["similarity"] - off["ci_high"], atol=1e-12)
+    bca = ccalens.pairwise([x, y, z], "mean_cca", bootstrap=40, interval="bca")
+    direct = ccalens.pairwise([x, y, z], "cka_rbf", bootstrap=20, interval="bca")
+    for res in (bca, direct):
+        t = res.to_pandas()
+        t = t[t["row"] != t["column"]]
+        assert t["ci_low"].notna().all() and (t["ci_low"] <= t["ci_high"]).all()
+
+
+def test_progress_reports_every_draw_kind():
+    x, y = _biased_pair(n=80, p=4, seed=9)
+    seen = {}
+    with progress(lambda kind, done, total: seen.__setitem__(kind, (done, total))):
+        ccalens.pwcca(x, y, permutations=25, bootstrap=15, interval="bca")
+        ccalens.cka(x, y, kernel="rbf", permutations=7)
+    assert seen == {"permutations": (7, 7), "bootstrap": (15, 15), "jackknife": (80, 80)}
+
+
+def test_the_compare_command_prints_what_the_interval_belongs_to(tmp_path):
+    from typer.testing import CliRunner
+
+    from ccalens.cli import app
+
+    x, y = _biased_pair()
+    np.save(tmp_path / "a.npy", x)
+    np.save(tmp_path / "b.npy", y)
+    runner = CliRunner()
+    args = ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "-m", "pwcca", "--bootstrap", "60", "--seed", "1"]
+    out = runner.invoke(app, [*args, "--interval", "percentile"])
+    assert out.exit_code == 0, out.output
+    b = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval="percentile").bootstrap
+    assert not b.contains_estimate
+    assert "percentile CI" in out.output and f"around {b.corrected:.4f}" in out.output
+    js = json.loads(runner.invoke(app, [*args, "--interval", "basic", "--json"]).output)["measures"]["pwcca"]
+    assert js["ci_method"] == "basic" and js["ci_corrected"] == pytest.approx(js["similarity"] - js["ci_bias"])
+    bad = runner.invoke(app, [*args, "--interval", "student"])
+    assert bad.exit_code != 0 and "student" in bad.output
+
+
+def test_summaries_of_stored_values_need_no_data():
+    values = np.array([0.5, 0.6, 0.7, 0.8])
+    r = summarise_bootstrap(0.6, values, 0.5, "percentile")
+    assert isinstance(r, BootstrapResult) and r.resamples == 4 and r.bias == pytest.approx(0.05)
+
+
+def test_bootstrap_values_are_the_public_measure_on_resampled_rows():
+    x, y = _biased_pair(n=50, p=3, seed=10)
+    vals = bootstrap_values("cka", (x, y), {}, 3, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    for v in vals:
+        rows = rng.integers(0, 50, 50)
+        assert v == pytest.approx(ccalens.cka(x[rows], y[rows]).similarity, abs=1e-12)
