@@ -93,8 +93,12 @@ def test_bootstrap_interval():
     r = ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3)
     b = r.bootstrap
     assert b.resamples == 200 and b.values.shape == (200,) and b.confidence == 0.9
-    assert b.low == pytest.approx(np.quantile(b.values, 0.05)) and b.high == pytest.approx(np.quantile(b.values, 0.95))
-    assert b.low < r.similarity < b.high
+    # the default (basic) interval: the percentile ends reflected about the estimate
+    q = np.quantile(b.values, [0.05, 0.95])
+    assert b.method == "basic"
+    assert b.low == pytest.approx(2 * r.similarity - q[1]) and b.high == pytest.approx(2 * r.similarity - q[0])
+    assert b.interval("percentile") == pytest.approx(tuple(q))
+    assert b.low < b.corrected < b.high
     # the same seed gives the same interval
     assert ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3).bootstrap.low == b.low
     assert "ci90=" in repr(r)
