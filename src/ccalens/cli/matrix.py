@@ -23,7 +23,7 @@ def matrix(
     clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters (default: largest gap).")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="A Dask scheduler address, or 'local' for a local cluster.")] = None,
     permutations: Annotated[int, typer.Option("--permutations", help="Per pair: shuffled-datapoints null (null_mean, null_sd, p_value, corrected columns).")] = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high).")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high, and the bias ci_bias).")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
     interval: Annotated[Optional[str], typer.Option("--interval", help="Bootstrap interval method: percentile, basic, bca or bias_corrected (default: the one measured to cover best, see ccalens.core.resampling).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,

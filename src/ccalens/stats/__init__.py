@@ -16,9 +16,12 @@ runs). RBF CKA permutes its cached kernel; the matched-neuron controls recompute
 are a single pass over the data).
 
 ``bootstrap=N`` resamples datapoints with replacement N times and recomputes the measure,
-giving a percentile interval at level ``confidence`` and a standard error. A resample has
-fewer distinct datapoints than the original, so CCA-type similarities of a resample are
-biased upward; the interval describes the sampling spread, not a bias-free value.
+giving an interval at level ``confidence`` by the method ``interval`` (basic by default;
+percentile, BCa with a grouped jackknife, bias-corrected: :mod:`ccalens.core.resampling`),
+the bootstrap's bias estimate and a standard error. A resample has fewer distinct
+datapoints than the original, so CCA-type similarities of a resample are biased upward;
+the basic and bias-corrected intervals are centred on the bias-corrected value, and
+results report it beside the estimate.
 
 References
 ----------
