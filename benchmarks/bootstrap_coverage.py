@@ -94,7 +94,7 @@ def estimate(measure, x, y):
 
 
 def one_repetition(job):
-    from ccalens.core.resampling import interval_bounds
+    from ccalens.core.intervals import interval_bounds
     from ccalens.stats import bootstrap_values, jackknife_values
 
     n, p, rep, resamples = job

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats as st
 
 import ccalens
-from ccalens.core import resampling
+from ccalens.core import intervals
 from ccalens.core.results import BootstrapResult
 from ccalens.stats import MAX_DRAWS, bootstrap_values, progress, summarise_bootstrap
 
@@ -26,8 +26,8 @@ def test_interval_formulas_equal_scipy_bootstrap(method):
     y = x + rng.standard_normal(40)
     ref = st.bootstrap((x, y), _corr, paired=True, vectorized=False, n_resamples=999, method=method,
                        rng=np.random.default_rng(1))
-    jack = [_corr(np.delete(x, g), np.delete(y, g)) for g in resampling.jackknife_groups(40, None, groups=40)]
-    low, high, note = resampling.interval_bounds(_corr(x, y), ref.bootstrap_distribution, 0.95, method.lower(),
+    jack = [_corr(np.delete(x, g), np.delete(y, g)) for g in intervals.jackknife_groups(40, None, groups=40)]
+    low, high, note = intervals.interval_bounds(_corr(x, y), ref.bootstrap_distribution, 0.95, method.lower(),
                                                  jackknife=jack)
     assert note is None
     np.testing.assert_allclose([low, high], [ref.confidence_interval.low, ref.confidence_interval.high],
@@ -36,41 +36,41 @@ def test_interval_formulas_equal_scipy_bootstrap(method):
 
 def test_bias_corrected_interval_is_the_percentile_interval_moved_by_twice_the_bias():
     values = np.random.default_rng(2).normal(0.7, 0.01, 500)
-    low, high, _ = resampling.interval_bounds(0.68, values, 0.9, "bias_corrected")
+    low, high, _ = intervals.interval_bounds(0.68, values, 0.9, "bias_corrected")
     q = np.quantile(values, [0.05, 0.95])
     bias = values.mean() - 0.68
     np.testing.assert_allclose([low, high], q - 2 * bias, atol=1e-15)
     # the basic interval reflects the percentile one about the estimate
-    b_low, b_high, _ = resampling.interval_bounds(0.68, values, 0.9, "basic")
+    b_low, b_high, _ = intervals.interval_bounds(0.68, values, 0.9, "basic")
     np.testing.assert_allclose([b_low, b_high], [2 * 0.68 - q[1], 2 * 0.68 - q[0]], atol=1e-15)
 
 
 def test_grouped_jackknife_partitions_the_datapoints():
     rng = np.random.default_rng(3)
-    groups = resampling.jackknife_groups(1003, rng)
-    assert len(groups) == resampling.JACKKNIFE_GROUPS
+    groups = intervals.jackknife_groups(1003, rng)
+    assert len(groups) == intervals.JACKKNIFE_GROUPS
     assert sorted(np.concatenate(groups).tolist()) == list(range(1003))
     assert {g.size for g in groups} <= {10, 11}
-    assert [g.tolist() for g in resampling.jackknife_groups(5, rng)] == [[0], [1], [2], [3], [4]]
+    assert [g.tolist() for g in intervals.jackknife_groups(5, rng)] == [[0], [1], [2], [3], [4]]
     with pytest.raises(ValueError, match="at least 2 datapoints"):
-        resampling.jackknife_groups(1, rng)
+        intervals.jackknife_groups(1, rng)
 
 
 def test_bca_acceleration_is_zero_for_symmetric_jackknife_values_and_signed_otherwise():
-    assert resampling.bca_acceleration([1.0, 2.0, 3.0]) == 0.0
-    assert resampling.bca_acceleration([1.0, 1.0, 1.0]) == 0.0  # no spread: no acceleration, no division by 0
-    skewed = resampling.bca_acceleration([0.0, 0.0, 0.0, 1.0])  # one group far below the others' mean
+    assert intervals.bca_acceleration([1.0, 2.0, 3.0]) == 0.0
+    assert intervals.bca_acceleration([1.0, 1.0, 1.0]) == 0.0  # no spread: no acceleration, no division by 0
+    skewed = intervals.bca_acceleration([0.0, 0.0, 0.0, 1.0])  # one group far below the others' mean
     d = np.array([0.25, 0.25, 0.25, -0.75])
     assert skewed == pytest.approx(np.sum(d**3) / (6 * np.sum(d**2) ** 1.5))
 
 
 def test_degenerate_bca_says_so():
     values = np.linspace(0.71, 0.74, 200)  # every resample above the estimate: a bias larger than the spread
-    low, high, note = resampling.interval_bounds(0.68, values, 0.95, "bca", jackknife=np.linspace(0, 1, 20))
+    low, high, note = intervals.interval_bounds(0.68, values, 0.95, "bca", jackknife=np.linspace(0, 1, 20))
     assert "degenerate" in note and "basic" in note
     assert 0.71 <= low <= high <= 0.74
     with pytest.raises(ValueError, match="needs jackknife values"):
-        resampling.interval_bounds(0.68, values, 0.95, "bca")
+        intervals.interval_bounds(0.68, values, 0.95, "bca")
 
 
 def test_method_errors_name_the_choices():
@@ -93,7 +93,7 @@ def _biased_pair(n=120, p=12, seed=5):
 
 def test_every_method_reports_the_estimate_bias_and_corrected_value():
     x, y = _biased_pair()
-    for method in resampling.METHODS:
+    for method in intervals.METHODS:
         r = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval=method)
         b = r.bootstrap
         assert b.method == method and b.estimate == r.similarity
@@ -115,7 +115,7 @@ def test_every_method_reports_the_estimate_bias_and_corrected_value():
 def test_bca_through_the_measures_uses_the_grouped_jackknife():
     x, y = _biased_pair(n=150, seed=6)
     r = ccalens.mean_cca(x, y, bootstrap=80, seed=2, interval="bca")
-    assert r.bootstrap.jackknife.shape == (resampling.JACKKNIFE_GROUPS,)
+    assert r.bootstrap.jackknife.shape == (intervals.JACKKNIFE_GROUPS,)
     same = ccalens.mean_cca(x, y, bootstrap=80, seed=2, interval="percentile").bootstrap
     np.testing.assert_array_equal(r.bootstrap.values, same.values)  # the same resamples, another interval
     low, high = r.bootstrap.interval("bca")
@@ -216,7 +216,7 @@ def test_default_intervals_cover_the_population_value_at_30_datapoints_per_neuro
     for rep in range(200):
         (x, y), truth = _population_sample(300, 10, rep)
         b = ccalens.pwcca(x, y, bootstrap=200, seed=rep).bootstrap
-        assert b.method == resampling.DEFAULT_METHOD == "basic" and b.note is None
+        assert b.method == intervals.DEFAULT_METHOD == "basic" and b.note is None
         covered.append(b.low <= truth["pwcca"] <= b.high)
         low, high = b.interval("percentile")
         percentile.append(low <= truth["pwcca"] <= high)

@@ -190,8 +190,13 @@ def test_errors():
         ccalens.procrustes(x, y, bootstrap=5, confidence=95)
     with pytest.raises(ValueError, match="seed must be None, a non-negative int or a numpy Generator"):
         ccalens.mean_cca(x, y, permutations=3, seed="abc")
+    # factors hold what the factor measures need: their resamples come from the factors,
+    # as from the arrays; a fixed number of SVCCA components still needs the activations
+    from_factors = ccalens.cca(ccalens.factorize(x), ccalens.factorize(y), bootstrap=3, seed=0).bootstrap
+    from_arrays = ccalens.cca(x, y, bootstrap=3, seed=0).bootstrap
+    np.testing.assert_allclose(from_factors.values, from_arrays.values, atol=1e-12)
     with pytest.raises(TypeError, match="the bootstrap needs the activations"):
-        ccalens.cca(ccalens.factorize(x), ccalens.factorize(y), bootstrap=3)
+        ccalens.svcca(ccalens.factorize(x), ccalens.factorize(y), n_components=2, bootstrap=3)
     with pytest.raises(ValueError, match="seed must be an int"):
         pairwise([x, y], permutations=3, seed=1.5)
     with pytest.raises(ValueError, match="every representation needs the same width"):

@@ -35,13 +35,13 @@ from typing import Iterable
 import numpy as np
 import scipy.linalg
 
-from .core import _validate
+from .core import _validate, registry
 
 __all__ = ["MEASURES", "compare", "compress", "pairwise"]
 
 #: Measures that streaming computes exactly: they see the centred data only through
 #: inner products of its columns, which the small matrices keep (up to one uniform factor).
-MEASURES = ("pwcca", "svcca", "mean_cca", "cca", "cka", "procrustes")
+MEASURES = registry.names(streamable=True)
 
 #: Options the measures take that mean the same on the small matrices.
 _OPTIONS = {"epsilon", "keep", "n_components", "symmetric", "rtol", "dtype"}
@@ -313,16 +313,13 @@ def compare(x, y, measure: str = "pwcca", *, chunk_rows: int = 32768, progress: 
     ``measure`` is one of :data:`MEASURES`; ``options`` are those of the measure that do
     not need the datapoints themselves (epsilon, keep, n_components, symmetric, rtol, dtype).
     """
-    import ccalens
-
-    fns = {"pwcca": ccalens.pwcca, "svcca": ccalens.svcca, "mean_cca": ccalens.mean_cca, "cca": ccalens.cca,
-           "cka": ccalens.cka, "procrustes": ccalens.procrustes}
     _check_measure(measure)
     options = _check_options(measure, options)
     summary = _compress([x, y], chunk_rows, progress)
     (zx, zy), n = summary.matrices, summary.n
     options["rtol"] = _rtol(options, n, (zx.shape[1], zy.shape[1]))
-    result = _quiet(fns[measure], zx, zy, **options)
+    spec = registry.MEASURES[measure]
+    result = _quiet(spec.function, zx, zy, **spec.fixed, **options)
     rx, ry = getattr(result, "x_rank", summary.varying[0]), getattr(result, "y_rank", summary.varying[1])
     _validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
     return _with_n(result, n)

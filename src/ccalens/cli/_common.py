@@ -90,7 +90,7 @@ def draw_progress():
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..stats import progress
+    from ..core.resampling import progress
 
     console = Console(stderr=True)
     if not console.is_terminal:

@@ -6,7 +6,6 @@ import json
 from enum import Enum
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from . import _common
@@ -30,10 +29,6 @@ def _interval_choices() -> dict[str, str]:
 Interval = Enum("Interval", _interval_choices(), type=str)
 
 
-#: "all" skips RBF CKA above this many datapoints (its n x n kernels); ask for it by name
-ALL_RBF_MAX_N = 5000
-
-
 def _uncertainty(r) -> dict:
     out = {}
     if r.null is not None:
@@ -50,74 +45,13 @@ def _uncertainty(r) -> dict:
 def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
              permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0,
              interval: str | None = None):
-    import ccalens
+    from ..core.compare import compare_measures
 
-    n = x.shape[1] if layout == "neurons_first" else x.shape[0]
-    same_shape = tuple(x.shape) == tuple(y.shape)
-    skipped = {}
-    if measure == Measure.all:
-        wanted = ["pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "procrustes"]
-        if n <= ALL_RBF_MAX_N:
-            wanted.insert(6, "cka_rbf")
-        else:
-            skipped["cka_rbf"] = (f"{n:,} datapoints: its n x n kernels are large above {ALL_RBF_MAX_N:,}; "
-                                  f"ask for it with -m cka_rbf")
-        if same_shape:
-            wanted += ["cosine", "euclidean"]
-        else:
-            for m in ("cosine", "euclidean"):
-                skipped[m] = "A and B have different widths; matched-neuron measures compare neuron i with neuron i"
-    else:
-        wanted = [measure.value]
-    if compat and any(m not in ("pwcca", "mean_cca") for m in wanted):
-        raise ValueError("--compat applies to pwcca and mean_cca only; google/svcca has no other function to match.")
-    unc = dict(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval)
-    # factorise once, reuse for every measure (bootstraps need the arrays themselves)
-    fx = fy = None
-    if compat is None and not bootstrap:
-        fx = ccalens.factorize(x, layout=layout, name="A")
-        fy = ccalens.factorize(y, layout=layout, name="B")
-    a, b = (fx, fy) if fx is not None else (x, y)
-    lay = {} if fx is not None else {"layout": layout}
-    out = {}
-    for m in wanted:
-        if m == "pwcca":
-            r = ccalens.pwcca(a, b, symmetric=symmetric, compat=compat, epsilon=epsilon, **lay, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance, "weights_from": r.weights_from, "c": len(r.rho)}
-            if symmetric:
-                out[m].update(forward=r.forward, reverse=r.reverse)
-        elif m == "mean_cca":
-            r = ccalens.mean_cca(a, b, compat=compat, epsilon=epsilon, **lay, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance, "c": len(r.rho)}
-        elif m == "svcca":
-            r = ccalens.svcca(a, b, keep=keep, **lay, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance, "x_components": r.x_components, "y_components": r.y_components}
-        elif m == "cca":
-            r = ccalens.cca(a, b, epsilon=epsilon, **lay, **unc)
-            rho = np.asarray(r.rho)
-            out[m] = {
-                "similarity": r.similarity,
-                "distance": r.distance,
-                "rho_first": [float(v) for v in rho[:10]],
-                "x_rank": r.x_rank,
-                "y_rank": r.y_rank,
-                "x_dropped": len(r.x_dropped),
-                "y_dropped": len(r.y_dropped),
-            }
-        elif m in ("cka", "cka_debiased"):
-            r = ccalens.cka(a, b, debiased=m == "cka_debiased", **lay, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance}
-        elif m == "cka_rbf":
-            r = ccalens.cka(x, y, kernel="rbf", layout=layout, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance, "bandwidth": r.bandwidth}
-        elif m == "procrustes":
-            r = ccalens.procrustes(a, b, **lay, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance}
-        else:
-            fn = ccalens.cosine if m == "cosine" else ccalens.euclidean
-            r = fn(x, y, layout=layout, **unc)
-            out[m] = {"similarity": r.similarity, "distance": r.distance}
-        out[m].update(_uncertainty(r))
+    results, skipped = compare_measures(
+        x, y, measure.value, layout=layout, symmetric=symmetric, compat=compat, epsilon=epsilon, keep=keep,
+        permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval)
+    out = {m: {"similarity": r.similarity, "distance": r.distance, **r.details(), **_uncertainty(r)}
+           for m, r in results.items()}
     return out, skipped
 
 

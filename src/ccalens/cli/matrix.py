@@ -34,7 +34,7 @@ def matrix(
     from ..store import ActivationStore
 
     from ..core import registry
-    from ..stats import check_options
+    from ..core.resampling import check_options
 
     # every option is checked before an earlier run's results are touched
     registry.check_measure(measure)

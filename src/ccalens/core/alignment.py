@@ -35,7 +35,9 @@ import numpy as np
 
 from ._backend import is_torch_tensor
 from .measures import _as_matrices, _cross, _factor_pair
-from .registry import from_cross
+from . import registry
+from ._backend import svd
+from .factor import pca_cross
 from .results import MatchedResult, ProcrustesResult
 
 
@@ -77,14 +79,21 @@ def procrustes(
     >>> round(ccalens.procrustes(X, 3 * X @ Q - 2).distance, 10)
     0.0
     """
-    from ..stats import attach, check_options
+    from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
-    value = from_cross("procrustes", fx, fy, _cross(fx, fy, joint))[0]
+    value = _procrustes_from_factors(fx, fy, _cross(fx, fy, joint))[0]
     result = ProcrustesResult(similarity=value, x_rank=fx.rank, y_rank=fy.rank, n_samples=fx.n_samples)
     return attach(result, "procrustes", (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
                   permutations, bootstrap, confidence, seed, factors=(fx, fy), interval=interval)
+
+
+def _procrustes_from_factors(fx, fy, m, **_):
+    nuclear = svd(pca_cross(fx, fy, m), compute_uv=False).sum()
+    v = float(nuclear / np.sqrt(np.sum(fx.pca[1] ** 2) * np.sum(fy.pca[1] ** 2)))
+    v = min(v, 1.0)
+    return v, v, {}
 
 
 def _matched(X, Y, layout: str, measure: str):
@@ -163,9 +172,19 @@ def euclidean(X, Y, *, layout: str = "datapoints_first", permutations: int = 0, 
 
 
 def _matched_measure(measure, X, Y, layout, permutations, bootstrap, confidence, interval, seed):
-    from ..stats import attach, check_options
+    from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
     ax, ay = _matched(X, Y, layout, measure)
     result = MatchedResult(similarity=matched_value(measure, ax, ay), measure=measure, n_samples=int(ax.shape[0]))
     return attach(result, measure, (ax, ay), {}, permutations, bootstrap, confidence, seed, interval=interval)
+
+
+registry.register(registry.MeasureSpec(
+    "procrustes", "Procrustes", "factor", registry.ORTHOGONAL, procrustes, from_factors=_procrustes_from_factors,
+    streamable=True, distance=registry.procrustes_distance))
+registry.register(registry.MeasureSpec(
+    "cosine", "cosine (matched neurons)", "raw", frozenset({"isotropic_scaling"}), cosine, same_width=True))
+registry.register(registry.MeasureSpec(
+    "euclidean", "Euclidean (matched neurons)", "raw", frozenset(), euclidean, same_width=True,
+    distance=registry.negated, identical=0.0, bounded=False))

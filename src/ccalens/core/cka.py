@@ -44,9 +44,10 @@ import numbers
 
 import numpy as np
 
+from . import registry
 from ._backend import is_torch_tensor
+from .factor import pca_cross
 from .measures import _cross, _factor_pair
-from .registry import check_debiased, debiased_terms, from_cross
 from .results import CKAResult
 
 KERNELS = ("linear", "rbf")
@@ -209,7 +210,7 @@ def cka(
         raise TypeError(f"debiased must be True or False; got {debiased!r}.")
     debiased = bool(debiased)
     bandwidth = _check_bandwidth(bandwidth)
-    from ..stats import attach, check_options
+    from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
     measure = "cka_rbf" if kernel == "rbf" else ("cka_debiased" if debiased else "cka")
@@ -230,13 +231,62 @@ def cka(
         check_debiased(fx.n_samples, xx, yy)
         value = float(xy / np.sqrt(xx * yy))
     else:
-        value = from_cross("cka", fx, fy, m)[0]
+        value = _cka_from_factors(fx, fy, m)[0]
         xy = value * fx.gram_frobenius * fy.gram_frobenius
         xx, yy = fx.gram_frobenius**2, fy.gram_frobenius**2
     result = CKAResult(similarity=value, kernel="linear", debiased=debiased, bandwidth=None,
                        hsic_xy=float(xy), hsic_xx=float(xx), hsic_yy=float(yy), n_samples=fx.n_samples)
     return attach(result, measure, (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
                   permutations, bootstrap, confidence, seed, factors=(fx, fy), interval=interval)
+
+
+def hsic_unbiased_linear(xy_sq: float, a: np.ndarray, b: np.ndarray) -> float:
+    r"""Song et al.'s unbiased HSIC for linear kernels of centred data, without n x n kernels.
+
+    With :math:`K = X_c X_c^T` and :math:`a = \mathrm{diag}(K)` (row norms squared),
+    centring gives :math:`K 1 = 0`, so :math:`\tilde K 1 = -a`,
+    :math:`1^T \tilde K 1 = -\sum a` and :math:`\mathrm{tr}(\tilde K \tilde L) =
+    \|X_c^T Y_c\|_F^2 - a \cdot b`. ``xy_sq`` is :math:`\|X_c^T Y_c\|_F^2`.
+    """
+    n = a.size
+    ab = float(a @ b)
+    return (xy_sq - ab + a.sum() * b.sum() / ((n - 1) * (n - 2)) - 2.0 * ab / (n - 2)) / (n * (n - 3))
+
+
+def debiased_terms(fx, fy, m: np.ndarray, y_rows=None):
+    """(HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)) from the factors; ``y_rows`` permutes Y."""
+    if fx.n_samples < 4:
+        check_debiased(fx.n_samples, 1.0, 1.0)
+    a = fx.row_sqnorms
+    b = fy.row_sqnorms if y_rows is None else fy.row_sqnorms[y_rows]
+    xy = float(np.sum(pca_cross(fx, fy, m) ** 2))
+    xx = hsic_unbiased_linear(fx.gram_frobenius**2, a, a)
+    yy = hsic_unbiased_linear(fy.gram_frobenius**2, b, b)
+    return hsic_unbiased_linear(xy, a, b), xx, yy
+
+
+def check_debiased(n: int, xx: float, yy: float) -> None:
+    if n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 datapoints (its estimator divides by n - 3); got {n}.")
+    if xx <= 0 or yy <= 0:
+        side = "X" if xx <= 0 else "Y"
+        raise ValueError(
+            f"debiased CKA is undefined here: the unbiased HSIC of {side} with itself is "
+            f"{min(xx, yy):.3g} <= 0, which happens when datapoints are very few; use more "
+            f"datapoints or the biased estimator (debiased=False)."
+        )
+
+
+def _cka_from_factors(fx, fy, m, **_):
+    v = float(np.sum(pca_cross(fx, fy, m) ** 2) / (fx.gram_frobenius * fy.gram_frobenius))
+    return v, v, {}
+
+
+def _cka_debiased_from_factors(fx, fy, m, *, y_rows=None, **_):
+    xy, xx, yy = debiased_terms(fx, fy, m, y_rows)
+    check_debiased(fx.n_samples, xx, yy)
+    v = float(xy / np.sqrt(xx * yy))
+    return v, v, {}
 
 
 class MinibatchCKA:
@@ -283,8 +333,6 @@ class MinibatchCKA:
         x = x - x.mean(axis=0)  # exact for the unbiased estimator, and fewer cancellations
         y = y - y.mean(axis=0)
         a, b = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
-        from .registry import hsic_unbiased_linear
-
         xy = float(np.sum((x.T @ y) ** 2))
         self.sums += (
             hsic_unbiased_linear(xy, a, b),
@@ -323,3 +371,12 @@ def _host64(arr, name: str) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains non-finite values (NaN or Inf); remove or impute them before comparing.")
     return x
+
+
+registry.register(registry.MeasureSpec(
+    "cka", "linear CKA", "factor", registry.ORTHOGONAL, cka, from_factors=_cka_from_factors, streamable=True))
+registry.register(registry.MeasureSpec(
+    "cka_debiased", "debiased linear CKA", "factor", registry.ORTHOGONAL, cka, fixed={"debiased": True},
+    from_factors=_cka_debiased_from_factors))
+registry.register(registry.MeasureSpec(
+    "cka_rbf", "RBF CKA", "kernel", registry.ORTHOGONAL, cka, fixed={"kernel": "rbf"}))

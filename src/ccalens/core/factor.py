@@ -369,3 +369,10 @@ def _cholesky(matrix: np.ndarray):
     """Lower Cholesky factor L of a well-conditioned SPD matrix, and L^-1."""
     lower = np.linalg.cholesky(matrix)
     return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
+
+
+def pca_cross(fx: Factor, fy: Factor, m: np.ndarray) -> np.ndarray:
+    """A = Sigma_x U_x^T M U_y Sigma_y: X_c^T Y_c in the two sides' principal axes (M = Q_x^T Q_y)."""
+    ux, sx = fx.pca
+    uy, sy = fy.pca
+    return (ux * sx[None, :]).T @ m @ (uy * sy[None, :])

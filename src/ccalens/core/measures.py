@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from . import _validate
+from . import _validate, registry
 from ._backend import is_torch_tensor, svd
 from .factor import Factor, _factorize_matrix, _factorize_pair
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
@@ -624,13 +624,96 @@ def _svd_scores(X, keep: float, layout: str, name: str):
 
 
 def _check_uncertainty(permutations, bootstrap, confidence, interval) -> None:
-    from ..stats import check_options
+    from .resampling import check_options
 
     check_options(permutations, bootstrap, confidence, interval)
 
 
 def _attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors, interval):
-    from ..stats import attach
+    from .resampling import attach
 
     return attach(result, measure, data, opts, permutations, bootstrap, confidence, seed, factors=factors,
                   interval=interval)
+
+
+# ---- kernels on cached factors, and the registrations -------------------------------------
+
+def _pwcca_from_factors(fx, fy, m, *, epsilon=0.0, **_):
+    rho, p, q = _canonical(fx, fy, epsilon, want="both", cross=m)
+    return (float(_projection_weights(fx, p, epsilon, rho) @ rho),
+            float(_projection_weights(fy, q, epsilon, rho) @ rho), {"c": int(rho.size)})
+
+
+def _mean_cca_from_factors(fx, fy, m, *, epsilon=0.0, **_):
+    rho = _canonical(fx, fy, epsilon, want="none", cross=m)[0]
+    v = float(np.mean(rho))
+    return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
+
+
+def _svcca_from_factors(fx, fy, m, *, keep=0.99, **_):
+    ux, kx, _ = _components_for(fx, keep, None, "X")
+    uy, ky, _ = _components_for(fy, keep, None, "Y")
+    rho = np.clip(svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
+    v = float(np.mean(rho))
+    return v, v, {"x_components": kx, "y_components": ky}
+
+
+def _rho_stack(ops, m, compute_uv: bool):
+    from ._backend import batched_svd
+
+    if ops.name == "torch":
+        return ops.torch.linalg.svd(m, full_matrices=False) if compute_uv else ops.torch.linalg.svdvals(m)
+    return batched_svd(m, compute_uv=compute_uv)
+
+
+def _mean_cca_batched(ops, m, proj_a, proj_b):
+    """Mean CCA of a stack of equal-rank pairs: one batched SVD."""
+    rho = np.clip(ops.to_numpy(_rho_stack(ops, m, False)), 0.0, 1.0)
+    r = rho.shape[1]
+    return [(float(v), float(v), {"c": r, "rho_max": float(top)}) for v, top in zip(rho.mean(axis=1), rho[:, 0])]
+
+
+def _pwcca_batched(ops, m, proj_a, proj_b):
+    """PWCCA of a stack of equal-rank pairs, both directions: one batched SVD, then the
+    weights as one batched product per distinct representation (pairs that share one share
+    its projections). Pairs with tied correlations take :func:`projection_weights`'s
+    canonical basis, so the values equal :func:`pwcca`'s."""
+    u, rho, vh = _rho_stack(ops, m, True)
+    rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
+    pairs, r = rho.shape
+    weights = {0: np.empty((pairs, r)), 1: np.empty((pairs, r))}
+    for side, coef, projs in ((0, u, proj_a), (1, vh, proj_b)):
+        groups: dict = {}
+        for k, proj in enumerate(projs):
+            groups.setdefault(id(proj), (proj, []))[1].append(k)
+        for proj, idx in groups.values():
+            if ops.name == "torch":
+                proj = ops.torch.as_tensor(proj, device=m.device, dtype=m.dtype)
+            sel = coef[idx]
+            # u's columns and vh's rows are the canonical coefficients of each side
+            inner = sel.mT @ proj if side == 0 else sel @ proj
+            alpha = ops.to_numpy(inner.abs().sum(-1) if ops.name == "torch" else np.abs(inner).sum(-1))
+            weights[side][idx] = alpha / alpha.sum(axis=1, keepdims=True)
+            tied = [j for j, k in enumerate(idx) if tie_blocks(rho[k])]
+            if tied:  # tied correlations: the core's canonical basis, for those pairs only
+                inner = ops.to_numpy(inner)
+                for j in tied:
+                    weights[side][idx[j]] = projection_weights(rho[idx[j]], inner[j])
+    v_ab = (weights[0] * rho).sum(axis=1)
+    v_ba = (weights[1] * rho).sum(axis=1)
+    return [(float(x), float(y), {"c": r}) for x, y in zip(v_ab, v_ba)]
+
+
+# the weights are sums of |projections| onto X's neurons: an L1 norm, so rotating or mixing
+# X's neurons changes them (transforms of Y alone do not)
+registry.register(registry.MeasureSpec(
+    "pwcca", "PWCCA", "factor", frozenset({"isotropic_scaling", "permutation", "translation"}), pwcca,
+    from_factors=_pwcca_from_factors, batched=_pwcca_batched, directed=True, streamable=True))
+registry.register(registry.MeasureSpec(
+    "svcca", "SVCCA", "factor", registry.ORTHOGONAL, svcca, from_factors=_svcca_from_factors, streamable=True))
+registry.register(registry.MeasureSpec(
+    "mean_cca", "mean CCA", "factor", registry.ALL_LINEAR, mean_cca, from_factors=_mean_cca_from_factors,
+    batched=_mean_cca_batched, streamable=True))
+registry.register(registry.MeasureSpec(
+    "cca", "mean CCA (cca)", "factor", registry.ALL_LINEAR, cca, from_factors=_mean_cca_from_factors,
+    batched=_mean_cca_batched, streamable=True, alias_of="mean_cca"))

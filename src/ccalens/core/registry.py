@@ -1,4 +1,9 @@
-r"""Every measure by name: what it claims, and how it is computed from cached factors.
+r"""Every measure by name: what it is, what it claims, and how each engine computes it.
+
+A measure is registered once, beside its definition, as a :class:`MeasureSpec`; every list
+and dispatcher of ccalens (the resampling, ``pairwise``, ``stream``, the command line's
+choices, ``ccalens sanity``) is derived from :data:`MEASURES`. This module is the bottom
+of the core: it imports nothing else of ccalens.
 
 Most measures are functions of one small matrix once each side is factorised
 (:mod:`ccalens.core.factor`): with :math:`Q_x, Q_y` the orthonormal bases of the centred
@@ -11,57 +16,165 @@ data and :math:`M = Q_x^T Q_y`,
   (:math:`\|A\|_F^2` over the self terms) and the Procrustes similarity
   (:math:`\|A\|_*` over the Frobenius norms) need only :math:`A`.
 
-The pairwise engine and the permutation null both build on this: they form many
-:math:`M` from one large product and call :func:`from_cross` for each.
-
+Such a measure registers ``from_factors``, its kernel on :math:`M`: the pairwise engine
+and the permutation null form many :math:`M` from one large product and call it for each.
 ``"cosine"``, ``"euclidean"`` (raw activations, matched neurons) and ``"cka_rbf"``
-(n x n kernels) are computed from the data instead (:mod:`ccalens.core.alignment`,
-:mod:`ccalens.core.cka`).
+(n x n kernels) are computed from the data instead.
+
+Adding a measure is one function and one registration beside it, plus its tests; the
+engines, the command line and the sanity suite then know it:
+
+>>> import numpy as np
+>>> from ccalens.core import registry
+>>> from ccalens.core.results import MatchedResult
+>>> def mean_abs_corr(X, Y):  # matched neurons: the mean |correlation| of neuron i with neuron i
+...     c = [abs(np.corrcoef(a, b)[0, 1]) for a, b in zip(np.asarray(X).T, np.asarray(Y).T)]
+...     return MatchedResult(similarity=float(np.mean(c)), measure="mean_abs_corr", n_samples=len(X))
+>>> spec = registry.register(registry.MeasureSpec(
+...     "mean_abs_corr", "mean |correlation| (matched neurons)", "raw",
+...     frozenset({"isotropic_scaling", "translation"}), mean_abs_corr, same_width=True))
+>>> x = np.random.default_rng(0).standard_normal((100, 3))
+>>> round(registry.MEASURES["mean_abs_corr"].compute(x, 2 * x + 1).similarity, 12)
+1.0
+>>> registry.unregister("mean_abs_corr")  # leave the registry as it was
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
-import numpy as np
-
-from ._backend import svd
+__all__ = ["MEASURES", "MeasureSpec", "TRANSFORMS", "check_measure", "distance", "from_cross", "names",
+           "negated", "one_minus", "procrustes_distance", "register", "unregister"]
 
 #: transforms of one side's neurons that the invariance checks apply (``ccalens sanity``)
 TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutation", "translation")
 
+#: invariances shared by several measures
+ALL_LINEAR = frozenset(TRANSFORMS)
+ORTHOGONAL = frozenset({"orthogonal", "isotropic_scaling", "permutation", "translation"})
+
+
+def one_minus(similarity):
+    """The paper's distance, 1 - similarity."""
+    return 1.0 - similarity
+
+
+def procrustes_distance(similarity):
+    """The squared Procrustes distance of centred unit-norm data, 2 - 2 * similarity."""
+    return 2.0 - 2.0 * similarity
+
+
+def negated(similarity):
+    """Euclidean's distance: its similarity is the negated RMS distance."""
+    return -similarity
+
 
 @dataclass(frozen=True)
 class MeasureSpec:
-    """What a measure is and what its documentation claims about it."""
+    """One measure: what it is, what it claims, and how it is computed.
+
+    Attributes
+    ----------
+    name, title : str
+    kind : {"factor", "kernel", "raw"}
+        "factor": a function of the two sides' cached factors (``from_factors``);
+        "kernel": of n x n kernels; "raw": of the activations themselves.
+    invariant_to : frozenset
+        The transforms of one side (:data:`TRANSFORMS`) that leave it unchanged.
+    function : callable
+        The public function, ``function(X, Y, **options)`` -> a result with ``.similarity``.
+    fixed : mapping
+        Keyword arguments that make ``function`` this measure (RBF CKA: ``kernel="rbf"``).
+    from_factors : callable or None
+        ``from_factors(fx, fy, m, *, epsilon, keep, y_rows)`` -> (value with fx's weights,
+        value with fy's weights, details), from :math:`M = Q_x^T Q_y`.
+    batched : callable or None
+        ``batched(ops, m, proj_a, proj_b)`` -> one (value with the first side's weights,
+        value with the second's, details) per pair of a stack ``m`` (pairs, r, r) of
+        equal-rank cross matrices; ``proj_a[k]``, ``proj_b[k]`` are the k-th pair's factor
+        projections.
+    directed : bool
+        The value depends on which side is X (PWCCA's weights come from X).
+    same_width : bool
+        Needs the same neurons on both sides (matched neurons).
+    streamable : bool
+        Computable from a streamed summary of the datapoints (:mod:`ccalens.stream`).
+    alias_of : str or None
+        The same quantity as another registered measure (``"cca"`` is mean CCA).
+    distance : callable
+        Its distance from its similarity.
+    identical : float
+        The similarity of a representation with itself.
+    bounded : bool
+        No similarity exceeds ``identical`` = 1, so a chance-adjusted value exists.
+    """
 
     name: str
     title: str
-    kind: str  # "factor" (from M), "kernel" (n x n kernels) or "raw" (matched neurons)
+    kind: str
     invariant_to: frozenset
+    function: Callable = field(default=None, repr=False)
+    fixed: Mapping = field(default_factory=dict)
+    from_factors: Callable | None = field(default=None, repr=False)
+    batched: Callable | None = field(default=None, repr=False)
+    directed: bool = False
     same_width: bool = False
+    streamable: bool = False
+    alias_of: str | None = None
+    distance: Callable = field(default=one_minus, repr=False)
+    identical: float = 1.0
+    bounded: bool = True
+
+    @property
+    def options(self) -> frozenset:
+        """The keyword arguments ``function`` takes."""
+        return frozenset(inspect.signature(self.function).parameters) - {"X", "Y"}
+
+    @property
+    def defaults(self) -> dict:
+        """The default values of ``function``'s keyword arguments."""
+        return {k: p.default for k, p in inspect.signature(self.function).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    def compute(self, X, Y, **options):
+        """``function(X, Y)`` with this measure's fixed arguments and the ``options`` it takes
+        (options that are None, that it does not take, or that ``fixed`` sets are left out)."""
+        accepted = self.options
+        kwargs = {k: v for k, v in options.items() if k in accepted and v is not None and k not in self.fixed}
+        return self.function(X, Y, **self.fixed, **kwargs)
 
 
-_ALL_LINEAR = frozenset(TRANSFORMS)
-_ORTHO = frozenset({"orthogonal", "isotropic_scaling", "permutation", "translation"})
+#: every registered measure by name, in the order registered (pwcca first)
+MEASURES: dict[str, MeasureSpec] = {}
 
-MEASURES: dict[str, MeasureSpec] = {
-    spec.name: spec
-    for spec in (
-        MeasureSpec("cca", "mean CCA (cca)", "factor", _ALL_LINEAR),
-        MeasureSpec("mean_cca", "mean CCA", "factor", _ALL_LINEAR),
-        MeasureSpec("svcca", "SVCCA", "factor", _ORTHO),
-        # the weights are sums of |projections| onto X's neurons: an L1 norm, so rotating
-        # or mixing X's neurons changes them (transforms of Y alone do not)
-        MeasureSpec("pwcca", "PWCCA", "factor", frozenset({"isotropic_scaling", "permutation", "translation"})),
-        MeasureSpec("cka", "linear CKA", "factor", _ORTHO),
-        MeasureSpec("cka_debiased", "debiased linear CKA", "factor", _ORTHO),
-        MeasureSpec("cka_rbf", "RBF CKA", "kernel", _ORTHO),
-        MeasureSpec("procrustes", "Procrustes", "factor", _ORTHO),
-        MeasureSpec("cosine", "cosine (matched neurons)", "raw", frozenset({"isotropic_scaling"}), same_width=True),
-        MeasureSpec("euclidean", "Euclidean (matched neurons)", "raw", frozenset(), same_width=True),
-    )
-}
+
+def register(spec: MeasureSpec) -> MeasureSpec:
+    """Add ``spec`` to :data:`MEASURES` (each name once) and return it."""
+    if spec.name in MEASURES:
+        raise ValueError(f"a measure named {spec.name!r} is registered already.")
+    if spec.kind not in ("factor", "kernel", "raw"):
+        raise ValueError(f"kind must be 'factor', 'kernel' or 'raw'; got {spec.kind!r}.")
+    if not set(spec.invariant_to) <= set(TRANSFORMS):
+        raise ValueError(f"invariant_to names unknown transforms {sorted(set(spec.invariant_to) - set(TRANSFORMS))}; "
+                         f"the transforms are {TRANSFORMS}.")
+    if spec.function is None or (spec.kind == "factor" and spec.from_factors is None):
+        raise ValueError(f"{spec.name!r} needs its function (and, being of kind 'factor', from_factors).")
+    MEASURES[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a measure added by :func:`register` (for examples and tests)."""
+    MEASURES.pop(name, None)
+
+
+def names(*, streamable: bool | None = None, aliases: bool = True, kind: str | None = None) -> tuple[str, ...]:
+    """Registered names in order: all, or only the (non-)streamable ones, without aliases, or of one kind."""
+    return tuple(n for n, s in MEASURES.items()
+                 if (streamable is None or s.streamable == streamable) and (aliases or s.alias_of is None)
+                 and (kind is None or s.kind == kind))
 
 
 def check_measure(measure: str) -> MeasureSpec:
@@ -71,94 +184,19 @@ def check_measure(measure: str) -> MeasureSpec:
 
 
 def distance(measure: str, similarity):
-    """The distance each measure reports, from its similarity: 1 - similarity, except
-    Procrustes (2 - 2 * similarity, the squared Procrustes distance of unit-norm data) and
-    Euclidean (whose similarity is the negated RMS distance)."""
-    if measure == "procrustes":
-        return 2.0 - 2.0 * similarity
-    if measure == "euclidean":
-        return -similarity
-    return 1.0 - similarity
+    """The distance ``measure`` reports for ``similarity``: 1 - similarity, except Procrustes
+    (2 - 2 * similarity, the squared Procrustes distance of unit-norm data) and Euclidean
+    (whose similarity is the negated RMS distance)."""
+    return check_measure(measure).distance(similarity)
 
 
-def _pca_cross(fx, fy, m: np.ndarray) -> np.ndarray:
-    """A = Sigma_x U_x^T M U_y Sigma_y: X_c^T Y_c in the two sides' principal axes."""
-    ux, sx = fx.pca
-    uy, sy = fy.pca
-    return (ux * sx[None, :]).T @ m @ (uy * sy[None, :])
-
-
-def hsic_unbiased_linear(xy_sq: float, a: np.ndarray, b: np.ndarray) -> float:
-    r"""Song et al.'s unbiased HSIC for linear kernels of centred data, without n x n kernels.
-
-    With :math:`K = X_c X_c^T` and :math:`a = \mathrm{diag}(K)` (row norms squared),
-    centring gives :math:`K 1 = 0`, so :math:`\tilde K 1 = -a`,
-    :math:`1^T \tilde K 1 = -\sum a` and :math:`\mathrm{tr}(\tilde K \tilde L) =
-    \|X_c^T Y_c\|_F^2 - a \cdot b`. ``xy_sq`` is :math:`\|X_c^T Y_c\|_F^2`.
-    """
-    n = a.size
-    ab = float(a @ b)
-    return (xy_sq - ab + a.sum() * b.sum() / ((n - 1) * (n - 2)) - 2.0 * ab / (n - 2)) / (n * (n - 3))
-
-
-def debiased_terms(fx, fy, m: np.ndarray, y_rows=None):
-    """(HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)) from the factors; ``y_rows`` permutes Y."""
-    if fx.n_samples < 4:
-        check_debiased(fx.n_samples, 1.0, 1.0)
-    a = fx.row_sqnorms
-    b = fy.row_sqnorms if y_rows is None else fy.row_sqnorms[y_rows]
-    xy = float(np.sum(_pca_cross(fx, fy, m) ** 2))
-    xx = hsic_unbiased_linear(fx.gram_frobenius**2, a, a)
-    yy = hsic_unbiased_linear(fy.gram_frobenius**2, b, b)
-    return hsic_unbiased_linear(xy, a, b), xx, yy
-
-
-def check_debiased(n: int, xx: float, yy: float) -> None:
-    if n < 4:
-        raise ValueError(f"debiased CKA needs at least 4 datapoints (its estimator divides by n - 3); got {n}.")
-    if xx <= 0 or yy <= 0:
-        side = "X" if xx <= 0 else "Y"
-        raise ValueError(
-            f"debiased CKA is undefined here: the unbiased HSIC of {side} with itself is "
-            f"{min(xx, yy):.3g} <= 0, which happens when datapoints are very few; use more "
-            f"datapoints or the biased estimator (debiased=False)."
-        )
-
-
-def from_cross(measure: str, fx, fy, m: np.ndarray, *, epsilon: float = 0.0, keep: float = 0.99,
-               y_rows=None):
+def from_cross(measure: str, fx, fy, m, *, epsilon: float = 0.0, keep: float = 0.99, y_rows=None):
     """(value with fx's weights, value with fy's weights, details) of one pair from M.
 
     ``m`` is :math:`Q_x^T Q_y`; ``y_rows`` is the permutation applied to Y's datapoints
     when m was formed from permuted rows (only the debiased CKA needs to know it).
     """
-    from .measures import _canonical, _components_for, _projection_weights
-
-    if measure == "pwcca":
-        rho, p, q = _canonical(fx, fy, epsilon, want="both", cross=m)
-        return (float(_projection_weights(fx, p, epsilon, rho) @ rho),
-                float(_projection_weights(fy, q, epsilon, rho) @ rho), {"c": int(rho.size)})
-    if measure in ("mean_cca", "cca"):
-        rho = _canonical(fx, fy, epsilon, want="none", cross=m)[0]
-        v = float(np.mean(rho))
-        return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
-    if measure == "svcca":
-        ux, kx, _ = _components_for(fx, keep, None, "X")
-        uy, ky, _ = _components_for(fy, keep, None, "Y")
-        rho = np.clip(svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)
-        v = float(np.mean(rho))
-        return v, v, {"x_components": kx, "y_components": ky}
-    if measure == "cka":
-        v = float(np.sum(_pca_cross(fx, fy, m) ** 2) / (fx.gram_frobenius * fy.gram_frobenius))
-        return v, v, {}
-    if measure == "cka_debiased":
-        xy, xx, yy = debiased_terms(fx, fy, m, y_rows)
-        check_debiased(fx.n_samples, xx, yy)
-        v = float(xy / np.sqrt(xx * yy))
-        return v, v, {}
-    if measure == "procrustes":
-        nuclear = svd(_pca_cross(fx, fy, m), compute_uv=False).sum()
-        v = float(nuclear / np.sqrt(np.sum(fx.pca[1] ** 2) * np.sum(fy.pca[1] ** 2)))
-        v = min(v, 1.0)
-        return v, v, {}
-    raise ValueError(f"{measure!r} is not computed from factors (see MEASURES[{measure!r}].kind).")
+    spec = check_measure(measure)
+    if spec.from_factors is None:
+        raise ValueError(f"{measure!r} is not computed from factors (its kind is {spec.kind!r}).")
+    return spec.from_factors(fx, fy, m, epsilon=epsilon, keep=keep, y_rows=y_rows)

@@ -1,167 +1,405 @@
-r"""Bootstrap intervals from resampled values: percentile, basic, BCa and bias-corrected.
+r"""Uncertainty for every measure: permutation nulls and bootstrap intervals.
 
-This module knows no measure. Given an estimate :math:`\hat\theta`, B bootstrap values
-:math:`\theta^*_b` (the statistic on datapoints drawn with replacement) and, for BCa,
-grouped-jackknife values, it returns the interval that a method names, with the
-bootstrap's bias estimate :math:`\hat b = \overline{\theta^*} - \hat\theta`.
+``permutations=N`` (on every measure, and in :func:`ccalens.pairwise`) recomputes the
+similarity with the datapoints of Y shuffled N times. This is the baseline the reference
+code's tutorials ask for by hand: CCA-type similarities of unrelated data are far above 0
+when datapoints are few relative to neurons (a MANOVA/Wachter law), so a similarity means
+little until it is compared with its null at the same sizes. The result's ``null`` holds
+the null mean and sd, the permutation p-value (Phipson & Smyth 2010: (1 + #{null >=
+observed}) / (1 + N)) and the baseline-corrected similarity.
 
-Why the method matters here. Similarities of the CCA family are biased upward at finite
-sample size, and a resample, which repeats datapoints, has fewer distinct datapoints
-than the sample: its value is biased upward again, by about as much. The percentile
-interval therefore sits above the estimate (an interval of 0.716-0.743 around 0.680 is
-easy to produce at 300 datapoints) and covers the population value rarely. Methods:
+The null reuses the factorisation. Shuffling Y's datapoints permutes the rows of its
+orthonormal basis and changes nothing else that the measures need, so each permutation
+costs one gather and one product :math:`Q_x^T (P Q_y)`; N of them are formed as a few
+large matrix products (``benchmarks/bench_stats.py`` measures the saving against N full
+runs). RBF CKA permutes its cached kernel; the matched-neuron controls recompute (they
+are a single pass over the data).
 
-``"percentile"``
-    :math:`[q_{\alpha/2}, q_{1-\alpha/2}]` of the bootstrap values.
-``"basic"``
-    :math:`[2\hat\theta - q_{1-\alpha/2},\ 2\hat\theta - q_{\alpha/2}]`, the reflected
-    (pivotal) interval; it corrects a bias that the resamples reproduce.
-``"bca"``
-    bias-corrected and accelerated percentile interval (Efron 1987), with the
-    acceleration from a grouped (delete-d) jackknife: the datapoints are split at random
-    into ``min(n, 100)`` groups and the statistic is recomputed without each group. With
-    one group per datapoint this is exactly ``scipy.stats.bootstrap(method="BCa")``.
-``"bias_corrected"``
-    the percentile interval moved by :math:`-2\hat b`: it has the shape of the resampled
-    values and is centred on the bias-corrected estimate :math:`\hat\theta - \hat b`.
-
-``basic`` and ``bias_corrected`` belong to the bias-corrected estimate, not to
-:math:`\hat\theta`: where the bias is large next to the spread they exclude
-:math:`\hat\theta`, and every report of them also reports :math:`\hat b` and
-:math:`\hat\theta - \hat b`.
-
-Measured coverage (``benchmarks/bootstrap_coverage.py``: 200 samples per size from a
-Gaussian population with known canonical correlations, 1,000 resamples each, nominal 95 %;
-the rule that picks the default was committed before the run). At 300 datapoints and 10
-neurons per side (30 per neuron):
-
-============  ==========  =====  =====  ==============
-measure       percentile  basic  BCa    bias_corrected
-============  ==========  =====  =====  ==============
-mean CCA      0.610       0.905  0.840  0.915
-PWCCA         0.475       0.905  0.810  0.900
-linear CKA    0.475       0.950  0.860  0.960
-============  ==========  =====  =====  ==============
-
-so the default is ``"basic"``, by the rule. It only just reaches the issue's target of
-90-99 %: 200 further samples with other seeds (``tests/test_intervals.py``) gave 0.850
-for PWCCA, so its coverage there is about 0.875 +- 0.017, a little short, and no method
-meets the target reliably. With fewer datapoints per neuron the upward bias grows
-faster than the spread: at 20, 15 and 10 per neuron the percentile and BCa intervals
-covered 0-49 % (CCA family) and the basic one 85-93 % for mean CCA and PWCCA (CKA 95-99 %);
-at 600 datapoints and 20 neurons (30 per neuron again) basic covered 0.90-0.96, so the
-ratio, not n, governs. :data:`RELIABLE_DATAPOINTS_PER_NEURON` = 30 is the smallest ratio
-from which the default covered 90-99 % for all three measures; below it, every interval
-carries a note that says so. Across 10-60 datapoints per neuron the basic interval
-covered 85-99 %: read its 95 % as roughly 85-90 % for the CCA family.
+``bootstrap=N`` resamples datapoints with replacement N times and recomputes the measure,
+giving an interval at level ``confidence`` by the method ``interval`` (basic by default;
+percentile, BCa with a grouped jackknife, bias-corrected: :mod:`ccalens.core.intervals`),
+the bootstrap's bias estimate and a standard error. A resample has fewer distinct
+datapoints than the original, so CCA-type similarities of a resample are biased upward;
+the basic and bias-corrected intervals are centred on the bias-corrected value, and
+results report it beside the estimate.
 
 References
 ----------
-.. [1] B. Efron, R. Tibshirani. An Introduction to the Bootstrap. Chapman & Hall, 1993
-   (chapters 13, 14 and 22).
-.. [2] B. Efron. Better bootstrap confidence intervals. JASA 82 (1987).
+.. [1] B. Phipson, G. K. Smyth. Permutation p-values should never be zero. Statistical
+   Applications in Genetics and Molecular Biology 9 (2010).
+.. [2] B. Efron, R. Tibshirani. An Introduction to the Bootstrap. Chapman & Hall, 1993.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
+import numbers
+import warnings
+
 import numpy as np
-from scipy.special import ndtr, ndtri
 
-__all__ = ["DEFAULT_METHOD", "JACKKNIFE_GROUPS", "METHODS", "RELIABLE_DATAPOINTS_PER_NEURON",
-           "bca_acceleration", "bootstrap_bias", "check_method", "few_datapoints_note", "interval_bounds", "jackknife_groups"]
+from . import intervals
+from ._backend import _chunks, blas_parallel_map
+from .intervals import (DEFAULT_METHOD, JACKKNIFE_GROUPS, METHODS, RELIABLE_DATAPOINTS_PER_NEURON,  # noqa: F401
+                        check_method, few_datapoints_note, interval_bounds)
+from .registry import MEASURES, check_measure, from_cross
+from .results import BootstrapResult, NullResult
 
-METHODS = ("percentile", "basic", "bca", "bias_corrected")
+__all__ = ["BootstrapResult", "MAX_DRAWS", "NullResult", "bootstrap_interval", "null_distribution", "progress",
+           "summarise_null"]
 
-#: the method used when none is named (chosen by measured coverage: see the module text)
-DEFAULT_METHOD = "basic"
+#: entries of the stacked permuted bases per product (bounds the memory of the batches)
+_BATCH_ENTRIES = 1 << 24
 
-#: at most this many jackknife groups (one recomputation each) for BCa's acceleration
-JACKKNIFE_GROUPS = 100
+#: the most permutations or resamples one call takes: a permutation p-value's resolution
+#: is 1/(N + 1), and the Monte Carlo error of a 95 % interval's ends is far below the
+#: sampling error long before this
+MAX_DRAWS = 1_000_000
 
-#: from this many datapoints per neuron (datapoints / the larger side's rank) the default
-#: method's 95 % intervals covered 90-99 % in benchmarks/bootstrap_coverage.py; below it,
-#: results carry a note
-RELIABLE_DATAPOINTS_PER_NEURON = 30
-
-
-def few_datapoints_note(n_samples: int | None, neurons: int | None) -> str | None:
-    """A warning for data with fewer datapoints per neuron than intervals were found to cover at."""
-    limit = RELIABLE_DATAPOINTS_PER_NEURON
-    if limit is None or not n_samples or not neurons or n_samples >= limit * neurons:
-        return None
-    return (f"{n_samples / neurons:.3g} datapoints per neuron ({n_samples} datapoints, {neurons} neurons): below "
-            f"{limit:g} per neuron, simulated 95% intervals covered the true value less often than they claim "
-            f"(basic: 85-93% for mean CCA and PWCCA at 10-20 per neuron; percentile and BCa: 0-49%; see "
-            f"ccalens.core.resampling): read the interval as too narrow, or use more datapoints")
+_REPORT: contextvars.ContextVar = contextvars.ContextVar("ccalens_stats_progress", default=None)
 
 
-def check_method(method) -> str:
-    if method not in METHODS:
-        raise ValueError(f"interval method must be one of {METHODS}; got {method!r}.")
-    return method
+@contextlib.contextmanager
+def progress(callback=None):
+    """Report the progress of permutation nulls, bootstraps and jackknives run inside the block.
 
+    ``callback(kind, done, total)`` is called as draws finish (``kind`` is "permutations",
+    "bootstrap" or "jackknife"); without one, a tqdm bar shows each run with its rate and
+    time left.
 
-def bootstrap_bias(estimate: float, values) -> float:
-    r"""The bootstrap's bias estimate :math:`\overline{\theta^*} - \hat\theta`."""
-    return float(np.mean(values) - estimate)
-
-
-def jackknife_groups(n: int, rng, groups: int = JACKKNIFE_GROUPS) -> list[np.ndarray]:
-    """The datapoints 0..n-1 split at random into ``min(n, groups)`` groups of near-equal size.
-
-    With ``groups >= n`` every group is one datapoint, in order (the ordinary jackknife).
+    >>> import numpy as np, ccalens
+    >>> from ccalens.stats import progress
+    >>> x = np.random.default_rng(0).standard_normal((200, 5))
+    >>> seen = []
+    >>> with progress(lambda kind, done, total: seen.append((kind, done, total))):
+    ...     r = ccalens.cka(x, x[:, ::-1], bootstrap=30)
+    >>> seen[-1]
+    ('bootstrap', 30, 30)
     """
-    if n < 2:
-        raise ValueError(f"a jackknife needs at least 2 datapoints; got {n}.")
-    g = min(n, int(groups))
-    if g == n:
-        return [np.array([i]) for i in range(n)]
-    return [np.sort(part) for part in np.array_split(rng.permutation(n), g)]
+    bars = None
+    if callback is None:
+        from tqdm.auto import tqdm
+
+        bars = {}
+
+        def callback(kind, done, total):
+            bar = bars.get(kind)
+            if bar is None or bar.total != total or done < bar.n:
+                if bar is not None:
+                    bar.close()
+                bar = bars[kind] = tqdm(total=total, desc=kind, unit="draw", leave=False)
+            bar.update(done - bar.n)
+    token = _REPORT.set(callback)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+        for bar in (bars or {}).values():
+            bar.close()
 
 
-def bca_acceleration(jackknife_values) -> float:
-    r"""Efron's acceleration :math:`\hat a = \sum d_g^3 / (6 (\sum d_g^2)^{3/2})`,
-    :math:`d_g = \bar\theta_{(\cdot)} - \theta_{(g)}`, from leave-one-group-out values."""
-    jack = np.asarray(jackknife_values, dtype=np.float64)
-    d = jack.mean() - jack
-    den = 6.0 * np.sum(d**2) ** 1.5
-    return float(np.sum(d**3) / den) if den > 0 else 0.0
+def _tick(kind: str, done: int, total: int) -> None:
+    report = _REPORT.get()
+    if report is not None:
+        report(kind, done, total)
 
 
-def interval_bounds(estimate: float, values, confidence: float, method: str, *,
-                    jackknife=None) -> tuple[float, float, str | None]:
-    """``(low, high, note)`` of the ``method`` interval at level ``confidence``.
+def check_options(permutations, bootstrap, confidence, interval=None) -> None:
+    for value, name in ((permutations, "permutations"), (bootstrap, "bootstrap")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0 (0 means none); got {value!r}.")
+        if value > MAX_DRAWS:
+            raise ValueError(f"{name}={value:,} is more than {MAX_DRAWS:,}: each one recomputes the measure, and "
+                             f"{MAX_DRAWS:,} already resolve p-values to 1e-6 and interval ends far below their "
+                             f"sampling error. Ask for fewer (10,000 is plenty for a 95% interval or p >= 0.001).")
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not (0 < confidence < 1):
+        raise ValueError(f"confidence must be a level in (0, 1), such as 0.95; got {confidence!r}.")
+    if interval is not None:
+        intervals.check_method(interval)
 
-    ``note`` is None, or says why the interval is less trustworthy than its level (a BCa
-    interval whose bias correction is degenerate because the estimate lies outside the
-    resampled values).
+
+def _rng(seed):
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, a non-negative int or a numpy Generator; got {seed!r}.") from None
+
+
+def _factor_null(measure, fx, fy, opts, permutations, rng):
+    """Similarities with Y's datapoints shuffled, from the two cached factors."""
+    forward, reverse = factor_null_both(measure, fx, fy, opts, permutations, rng)
+    return 0.5 * (forward + reverse) if opts.get("symmetric") else forward
+
+
+def factor_null_both(measure, fx, fy, opts, permutations, rng):
+    """Both directions' values (fx's weights, fy's weights) with Y's datapoints shuffled."""
+    ops = fx.ops
+    qx, qy = fx.basis(), fy.basis()
+    n, ry = fy.n_samples, fy.rank
+    batch = max(1, min(permutations, _BATCH_ENTRIES // max(1, n * ry)))
+    epsilon, keep = opts.get("epsilon", 0.0), opts.get("keep", 0.99)
+    values = np.empty(permutations)
+    reverse = np.empty(permutations)
+    done = 0
+    while done < permutations:
+        size = min(batch, permutations - done)
+        perms = np.stack([rng.permutation(n) for _ in range(size)])  # (size, n)
+        if ops.name == "torch":
+            index = ops.torch.as_tensor(perms.T.copy(), device=qy.device)
+            stacked = qy[index].reshape(n, size * ry)
+        else:
+            stacked = qy[perms.T].reshape(n, size * ry)  # column block b is P_b Q_y
+        cross = ops.cross(qx, stacked).reshape(fx.rank, size, ry)
+
+        def run(lo_hi, cross=cross, perms=perms, done=done):
+            for b in range(*lo_hi):  # the small SVDs of each permutation, side by side
+                values[done + b], reverse[done + b], _ = from_cross(
+                    measure, fx, fy, np.ascontiguousarray(cross[:, b, :]),
+                    epsilon=epsilon, keep=keep, y_rows=perms[b])
+
+        blas_parallel_map(run, _chunks(size, 8))
+        done += size
+        _tick("permutations", done, permutations)
+    return values, reverse
+
+
+def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
+    """Both directions' values over datapoint resamples, from the factors alone.
+
+    The factor-based measures depend on the data only through their centred, kept
+    neurons, which the factor reproduces as Q_0 @ projections; each resample re-centres
+    and re-factorises those.
     """
-    check_method(method)
-    values = np.asarray(values, dtype=np.float64)
-    alpha = (1.0 - confidence) / 2.0
-    note = None
-    if method == "percentile":
-        low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    elif method == "basic":
-        q_low, q_high = np.quantile(values, [alpha, 1.0 - alpha])
-        low, high = 2.0 * estimate - q_high, 2.0 * estimate - q_low
-    elif method == "bias_corrected":
-        shift = 2.0 * bootstrap_bias(estimate, values)
-        low, high = np.quantile(values, [alpha, 1.0 - alpha]) - shift
+    from ..core.factor import _factorize_matrix
+    from ..core.measures import _cross
+
+    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    n = fx.n_samples
+    forward, reverse = np.empty(resamples), np.empty(resamples)
+    for k in range(resamples):
+        rows = rng.integers(0, n, n)
+        try:
+            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+        except ValueError as err:
+            raise _resample_error(k, resamples, n, err) from None
+        _tick("bootstrap", k + 1, resamples)
+    return forward, reverse
+
+
+def factor_jackknife_both(measure, fx, fy, opts, rng, groups: int = intervals.JACKKNIFE_GROUPS):
+    """Both directions' values without each of ``min(n, groups)`` random groups of
+    datapoints (BCa's acceleration), from the factors alone."""
+    from ..core.factor import _factorize_matrix
+    from ..core.measures import _cross
+
+    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    n = fx.n_samples
+    parts = intervals.jackknife_groups(n, rng, groups)
+    forward, reverse = np.empty(len(parts)), np.empty(len(parts))
+    for k, part in enumerate(parts):
+        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
+        try:
+            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+        except ValueError as err:
+            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
+                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+        _tick("jackknife", k + 1, len(parts))
+    return forward, reverse
+
+
+def interval(values: np.ndarray, confidence: float) -> BootstrapResult:
+    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return BootstrapResult(low=float(low), high=float(high), confidence=float(confidence), sd=sd,
+                           resamples=int(values.size), values=values)
+
+
+def _take_rows(arr, rows):
+    if hasattr(arr, "detach"):
+        import torch
+
+        return arr[torch.as_tensor(rows, device=arr.device)]
+    return np.asarray(arr)[rows]
+
+
+def recompute(measure, x, y, opts):
+    """The measure's similarity on arrays already in (datapoints, neurons) layout, through
+    its registered function (no uncertainty)."""
+    options = {k: v for k, v in opts.items() if k != "layout"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one small-sample warning is enough, from the real run
+        return check_measure(measure).compute(x, y, **options).similarity
+
+
+def null_distribution(measure, data, opts, permutations: int, rng, *, factors=None, kernels=None) -> np.ndarray:
+    """``permutations`` similarities with Y's datapoints shuffled (cheapest route available)."""
+    if factors is not None and MEASURES[measure].kind == "factor" and not opts.get("n_components"):
+        return _factor_null(measure, *factors, opts, permutations, rng)
+    if kernels is not None:
+        n = kernels.k.shape[0]
+
+        def one(_):
+            return kernels.value(rng.permutation(n))[0]
     else:
-        if jackknife is None:
-            raise ValueError("the BCa interval needs jackknife values (leave-one-group-out estimates).")
-        # the share of resampled values below the estimate, ties counted half (as scipy does)
-        share = (np.count_nonzero(values < estimate) + np.count_nonzero(values <= estimate)) / (2.0 * values.size)
-        if share in (0.0, 1.0):
-            note = ("BCa is degenerate: the estimate lies outside every resampled value (a bias larger than the "
-                    "spread), so the interval is the extreme resampled value; use method='basic' or "
-                    "'bias_corrected', or more datapoints")
-            share = min(max(share, 0.5 / values.size), 1.0 - 0.5 / values.size)
-        z0 = ndtri(share)
-        a = bca_acceleration(jackknife)
-        ends = []
-        for z in (ndtri(alpha), ndtri(1.0 - alpha)):
-            ends.append(float(ndtr(z0 + (z0 + z) / (1.0 - a * (z0 + z)))))
-        low, high = np.quantile(values, ends)
-    return float(low), float(high), note
+        x, y = _arrays(data, "the permutation null", opts)
+        n = x.shape[0]
+
+        def one(_):
+            return recompute(measure, x, _take_rows(y, rng.permutation(n)), opts)
+    values = np.empty(permutations)
+    for k in range(permutations):
+        values[k] = one(k)
+        _tick("permutations", k + 1, permutations)
+    return values
+
+
+def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullResult:
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    # ties within rounding count as "at least as large", so identical values give p = 1
+    tol = 1e-12 * max(1.0, abs(observed))
+    exceed = int(np.count_nonzero(values >= observed - tol))
+    p_value = (1 + exceed) / (1 + values.size)
+    adjusted = None
+    if measure != "euclidean" and mean < 1.0:
+        adjusted = float((observed - mean) / (1.0 - mean))
+    if sd > 0:
+        z = float((observed - mean) / sd)
+    else:  # a constant null (or a single permutation): only the side is known
+        z = float(np.sign(observed - mean) * np.inf) if observed != mean else 0.0
+    return NullResult(observed=float(observed), mean=mean, sd=sd, p_value=float(p_value),
+                      corrected=float(observed - mean), adjusted=adjusted, z=z,
+                      permutations=int(values.size), values=values)
+
+
+def bootstrap_values(measure, data, opts, resamples: int, rng) -> np.ndarray:
+    """The similarity on ``resamples`` draws of the datapoints with replacement."""
+    x, y = _arrays(data, "the bootstrap", opts)
+    n = x.shape[0]
+    values = np.empty(resamples)
+    for k in range(resamples):
+        rows = rng.integers(0, n, n)
+        try:
+            values[k] = recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
+        except ValueError as err:
+            raise _resample_error(k, resamples, n, err) from None
+        _tick("bootstrap", k + 1, resamples)
+    return values
+
+
+def jackknife_values(measure, data, opts, rng, groups: int = intervals.JACKKNIFE_GROUPS) -> np.ndarray:
+    """The similarity without each of ``min(n, groups)`` random groups of datapoints (for BCa)."""
+    x, y = _arrays(data, "the jackknife", opts)
+    n = x.shape[0]
+    out = []
+    parts = intervals.jackknife_groups(n, rng, groups)
+    for part in parts:
+        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
+        try:
+            out.append(recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts))
+        except ValueError as err:
+            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
+                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+        _tick("jackknife", len(out), len(parts))
+    return np.asarray(out)
+
+
+def _factor_route(measure, factors, opts) -> bool:
+    """Whether resamples can be drawn from the cached factors (the factor measures, except
+    SVCCA with a fixed number of components, which their kernel does not take)."""
+    return (factors is not None and MEASURES[measure].from_factors is not None and not opts.get("n_components")
+            and not opts.get("compat"))
+
+
+def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, rng, *, estimate: float,
+                       method: str = intervals.DEFAULT_METHOD, neurons: int | None = None,
+                       factors=None) -> BootstrapResult:
+    """The ``method`` interval of the similarity over datapoint resamples (with replacement).
+
+    With ``factors`` (and a factor measure) the resamples are drawn from the factors, as
+    :func:`ccalens.pairwise` does; otherwise the measure is recomputed on resampled rows of
+    ``data``. Both draw the same rows from ``rng``.
+    """
+    if _factor_route(measure, factors, opts):
+        fold = (lambda f, r: 0.5 * (f + r)) if opts.get("symmetric") else (lambda f, r: f)
+        values = fold(*factor_bootstrap_both(measure, *factors, opts, resamples, rng))
+        jack = fold(*factor_jackknife_both(measure, *factors, opts, rng)) if method == "bca" else None
+        n = factors[0].n_samples
+    else:
+        values = bootstrap_values(measure, data, opts, resamples, rng)
+        jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
+        n = _arrays(data, "the bootstrap", opts)[0].shape[0]
+    return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons)
+
+
+def summarise_bootstrap(estimate: float, values, confidence: float, method: str = intervals.DEFAULT_METHOD, *,
+                        jackknife=None, n_samples: int | None = None, neurons: int | None = None) -> BootstrapResult:
+    """A :class:`BootstrapResult` from resampled values (and, for BCa, jackknife values)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high, note = intervals.interval_bounds(estimate, values, confidence, method, jackknife=jackknife)
+    regime = intervals.few_datapoints_note(n_samples, neurons)
+    note = "; ".join(t for t in (note, regime) if t) or None
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return BootstrapResult(low=low, high=high, confidence=float(confidence), sd=sd, resamples=int(values.size),
+                           values=values, method=method, estimate=float(estimate),
+                           bias=intervals.bootstrap_bias(estimate, values), note=note,
+                           jackknife=None if jackknife is None else np.asarray(jackknife, dtype=np.float64))
+
+
+def _resample_error(k: int, resamples: int, n: int, err: Exception) -> ValueError:
+    """A bootstrap resample the measure cannot use: say so, rather than blame the data."""
+    return ValueError(
+        f"bootstrap resample {k + 1} of {resamples} (the {n} datapoints drawn with replacement) "
+        f"cannot be measured: {err} The data themselves can be; with so few datapoints, "
+        f"resamples repeat many of them. Use more datapoints, or leave out bootstrap=.")
+
+
+def _arrays(data, what: str, opts: dict):
+    from ..core.factor import Factor
+    from ..core import _validate
+
+    x, y = data
+    if isinstance(x, Factor) or isinstance(y, Factor):
+        raise TypeError(
+            f"{what} needs the activations, and a Factor keeps only what the measures need; "
+            f"pass the arrays themselves (the factorisation is reused internally)."
+        )
+    layout = opts.get("layout") or "datapoints_first"
+    return _validate.as_matrix(x, "X", layout), _validate.as_matrix(y, "Y", layout)
+
+
+def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap: int, confidence: float,
+           seed, *, factors=None, kernels=None, interval: str | None = None):
+    """The result with ``null`` and ``bootstrap`` filled in when they were asked for."""
+    if not permutations and not bootstrap:
+        return result
+    rng = _rng(seed)
+    changes = {}
+    if permutations:
+        values = null_distribution(measure, data, opts, permutations, rng, factors=factors, kernels=kernels)
+        changes["null"] = summarise_null(measure, result.similarity, values)
+    if bootstrap:
+        changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng,
+                                                  estimate=result.similarity,
+                                                  method=interval or intervals.DEFAULT_METHOD,
+                                                  neurons=_neurons(result, data, opts, factors), factors=factors)
+    return dataclasses.replace(result, **changes)
+
+
+def _neurons(result, data, opts, factors=None) -> int:
+    """The larger side's neurons that the measure used (its rank where it is known)."""
+    ranks = [getattr(result, f"{side}_rank", None) for side in "xy"]
+    if all(r is not None for r in ranks):
+        return int(max(ranks))
+    if factors is not None:
+        return int(max(f.rank for f in factors))
+    x, y = _arrays(data, "the bootstrap", opts)
+    return int(max(x.shape[1], y.shape[1]))

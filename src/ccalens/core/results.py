@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import registry
+
 Array = Any  # numpy.ndarray, or torch.Tensor when the inputs were tensors
 
 
@@ -104,7 +106,7 @@ class BootstrapResult:
     def interval(self, method: str) -> tuple[float, float]:
         """``(low, high)`` of another method, from the same resamples (BCa needs the
         jackknife values, kept only when the result was computed with ``interval="bca"``)."""
-        from .resampling import interval_bounds
+        from .intervals import interval_bounds
 
         low, high, _ = interval_bounds(self.estimate, self.values, self.confidence, method,
                                        jackknife=self.jackknife)
@@ -135,7 +137,11 @@ class _Similarity:
     @property
     def distance(self) -> float:
         """The paper's d = 1 - similarity."""
-        return 1.0 - self.similarity
+        return registry.one_minus(self.similarity)
+
+    def details(self) -> dict:
+        """The result's small facts beside its similarity (ranks, components, weights' side)."""
+        return {}
 
     def __float__(self) -> float:
         return float(self.similarity)
@@ -194,6 +200,10 @@ class CCAResult(_Similarity):
     x_variates: Array | None = None
     y_variates: Array | None = None
 
+    def details(self) -> dict:
+        return {"rho_first": [float(v) for v in _host(self.rho)[:10]], "x_rank": self.x_rank, "y_rank": self.y_rank,
+                "x_dropped": len(self.x_dropped), "y_dropped": len(self.y_dropped)}
+
     def _summary(self) -> str:
         return (
             f"{super()._summary()}, c={len(self.rho)}, x_rank={self.x_rank}, "
@@ -215,6 +225,9 @@ class MeanCCAResult(_Similarity):
     n_samples: int = 0
     epsilon: float = 0.0
     compat: str | None = None
+
+    def details(self) -> dict:
+        return {"c": len(self.rho)}
 
     def _summary(self) -> str:
         extra = f", compat={self.compat!r}" if self.compat else ""
@@ -240,6 +253,9 @@ class SVCCAResult(_Similarity):
     x_variance_kept: float = 0.0
     y_variance_kept: float = 0.0
     n_samples: int = 0
+
+    def details(self) -> dict:
+        return {"x_components": self.x_components, "y_components": self.y_components}
 
     def _summary(self) -> str:
         return (
@@ -288,6 +304,12 @@ class PWCCAResult(_Similarity):
     epsilon: float = 0.0
     compat: str | None = None
 
+    def details(self) -> dict:
+        out = {"weights_from": self.weights_from, "c": len(self.rho)}
+        if self.reverse is not None:
+            out.update(forward=self.forward, reverse=self.reverse)
+        return out
+
     def _summary(self) -> str:
         extra = f", reverse={self.reverse:.6f}" if self.reverse is not None else ""
         extra += f", compat={self.compat!r}" if self.compat else ""
@@ -318,6 +340,9 @@ class CKAResult(_Similarity):
     hsic_yy: float = 0.0
     n_samples: int = 0
 
+    def details(self) -> dict:
+        return {"bandwidth": self.bandwidth} if self.kernel == "rbf" else {}
+
     def _summary(self) -> str:
         kind = ("debiased " if self.debiased else "") + self.kernel
         return f"{super()._summary()}, kernel={kind!r}, n_samples={self.n_samples}"
@@ -335,7 +360,7 @@ class ProcrustesResult(_Similarity):
 
     @property
     def distance(self) -> float:
-        return 2.0 - 2.0 * self.similarity
+        return registry.procrustes_distance(self.similarity)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -349,7 +374,15 @@ class MatchedResult(_Similarity):
 
     @property
     def distance(self) -> float:
-        return -self.similarity if self.measure == "euclidean" else 1.0 - self.similarity
+        spec = registry.MEASURES.get(self.measure)
+        return (spec.distance if spec is not None else registry.one_minus)(self.similarity)
 
     def _summary(self) -> str:
         return f"{super()._summary()}, measure={self.measure!r}"
+
+
+def _host(array):
+    """A result's array on the host, as numpy (torch results keep tensors)."""
+    if hasattr(array, "detach"):
+        return array.detach().cpu().numpy()
+    return array

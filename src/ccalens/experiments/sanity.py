@@ -52,7 +52,7 @@ import numpy as np
 from ..core import registry
 
 #: the measures the suite tests ("cca" is mean_cca under another name)
-MEASURES = ("pwcca", "svcca", "mean_cca", "cka", "cka_debiased", "cka_rbf", "procrustes", "cosine", "euclidean")
+MEASURES = registry.names(aliases=False)  # "cca" is mean CCA again
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def sensitivity(network: dict, labels: np.ndarray, measures=MEASURES, probe_frac
     over every layer and number of deleted principal components."""
     from scipy.stats import spearmanr
 
-    from ..stats import _recompute
+    from ..core.resampling import recompute
 
     n = len(labels)
     order = np.random.default_rng(seed).permutation(n)
@@ -241,7 +241,7 @@ def sensitivity(network: dict, labels: np.ndarray, measures=MEASURES, probe_frac
             xk = _deleted(x, k, vt, mean)
             point = {"layer": layer, "deleted": k, "probe_drop": base - _probe_accuracy(xk, labels, train, test)}
             for measure in measures:
-                value = _recompute(measure, x, xk, {})
+                value = recompute(measure, x, xk, {})
                 point[measure] = float(registry.distance(measure, value))
             points.append(point)
             if progress:
@@ -281,7 +281,7 @@ def _transform(kind: str, z: np.ndarray, rng) -> np.ndarray:
 def invariances(x: np.ndarray, y: np.ndarray, measures=MEASURES, seed: int = 0) -> dict:
     """For each measure and transform: the largest change in value when the transform is
     applied to either side, whether that counts as invariant, and whether the docs agree."""
-    from ..stats import _recompute
+    from ..core.resampling import recompute
 
     rng = np.random.default_rng(seed)
     out = {}
@@ -294,11 +294,11 @@ def invariances(x: np.ndarray, y: np.ndarray, measures=MEASURES, seed: int = 0) 
         if y_m is None:
             out[measure] = {}
             continue
-        base = _recompute(measure, x, y_m, {})
+        base = recompute(measure, x, y_m, {})
         row = {}
         for kind in registry.TRANSFORMS:
-            change = max(abs(_recompute(measure, _transform(kind, x, rng), y_m, {}) - base),
-                         abs(_recompute(measure, x, _transform(kind, y_m, rng), {}) - base))
+            change = max(abs(recompute(measure, _transform(kind, x, rng), y_m, {}) - base),
+                         abs(recompute(measure, x, _transform(kind, y_m, rng), {}) - base))
             invariant = change <= 1e-8 * max(1.0, abs(base))
             row[kind] = {"change": float(change), "invariant": bool(invariant),
                          "documented": kind in spec.invariant_to,

@@ -28,13 +28,10 @@ import numpy as np
 
 from ..core import _validate
 from ..core import registry
-from ..core._backend import batched_svd
 from ..core.factor import Factor, _factorize_matrix
-from ..core.measures import projection_weights, tie_blocks
 
 __all__ = ["PairwiseResult", "pairwise"]
 
-MEASURES = tuple(registry.MEASURES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,7 +192,7 @@ class _Uncertainty:
 
     def add(self, info: dict, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
         """Summaries of both directions' null and bootstrap values into ``info``."""
-        from ..stats import summarise_bootstrap, summarise_null
+        from ..core.resampling import summarise_bootstrap, summarise_null
 
         if self.symmetric:  # the folded value's null and interval: both directions averaged per draw
             forward = reverse = {kind: 0.5 * (forward[kind] + reverse[kind]) for kind in forward}
@@ -211,7 +208,7 @@ class _Uncertainty:
                 info.update({f"ci_low{key}": ci.low, f"ci_high{key}": ci.high, f"ci_bias{key}": ci.bias})
 
     def factor_pair(self, info, a, b, fa, fb, measure, epsilon, keep, v_ab, v_ba) -> None:
-        from ..stats import factor_bootstrap_both, factor_jackknife_both, factor_null_both
+        from ..core.resampling import factor_bootstrap_both, factor_jackknife_both, factor_null_both
 
         rng = np.random.default_rng(self.seeds.get((a, b), 0))
         opts = {"epsilon": epsilon, "keep": keep}
@@ -299,7 +296,7 @@ def pairwise(
     spec = registry.check_measure(measure)
     if not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
-    if symmetric and measure != "pwcca":
+    if symmetric and not spec.directed:
         raise ValueError("symmetric=True folds PWCCA's directed matrix; the other measures are symmetric already.")
     epsilon = _validate.check_epsilon(epsilon)
     rtol = _validate.check_rtol(rtol)
@@ -308,7 +305,7 @@ def pairwise(
     if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1):
         raise ValueError(f"block must be None (bases of about 1 GB per block) or a positive int; got {block!r}.")
     from ..core.cka import _check_bandwidth
-    from ..stats import check_options
+    from ..core.resampling import check_options
 
     bandwidth = _check_bandwidth(bandwidth)
     check_options(permutations, bootstrap, confidence, interval)
@@ -365,7 +362,7 @@ def pairwise(
             f"width; got shapes {shapes}. Use a measure that allows different widths (cca, pwcca, "
             f"cka, procrustes)."
         )
-    if measure == "cka_rbf":
+    if spec.kind == "kernel":
         from ..core.cka import MAX_KERNEL_BYTES
 
         if 8 * n_samples * n_samples * len(shapes) > 4 * MAX_KERNEL_BYTES:
@@ -396,7 +393,7 @@ def pairwise(
                 wanted.append(key)
 
     options = {"measure": measure, "epsilon": epsilon, "keep": keep, "rtol": rtol}
-    if measure == "cka_rbf":
+    if spec.kind == "kernel":
         options["bandwidth"] = bandwidth
     if permutations or bootstrap:
         options.update(permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=int(seed),
@@ -430,7 +427,7 @@ def pairwise(
     for i, r in enumerate(row_labels):
         for j, c in enumerate(col_labels):
             if r == c:
-                value, info = (0.0 if measure == "euclidean" else 1.0), {"c": ranks.get(r)}
+                value, info = registry.MEASURES[measure].identical, {"c": ranks.get(r)}
             else:
                 a, b = order(r, c)
                 v_ab, v_ba, info = done[(a, b)]
@@ -479,9 +476,10 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
     """
     from ..core.alignment import matched_value
     from ..core.cka import KernelPair, _centre_kernel, _rbf_kernel, hsic_biased
-    from ..stats import bootstrap_values, jackknife_values, null_distribution
+    from ..core.resampling import bootstrap_values, jackknife_values, null_distribution
 
     kernels = {} if kernels is None else kernels
+    spec = registry.MEASURES[measure]
 
     def kernel(name):
         if name not in kernels:
@@ -491,7 +489,7 @@ def _direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "_Unc
 
     out = []
     for a, b in pairs:
-        pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if measure == "cka_rbf" else None
+        pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if spec.kind == "kernel" else None
         try:
             value = pair.value()[0] if pair else matched_value(measure, arrays[a], arrays[b])
         except ValueError as err:  # name the representations behind "X" and "Y"
@@ -556,8 +554,9 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
         else:  # b in group_a, a in group_b
             located.append((a, b, index_a[b], index_b[a], True))
     ranks = {factors[x].rank for x in factors}
-    if measure in ("pwcca", "mean_cca", "cca") and not epsilon and len(ranks) == 1:
-        out = _batched_values(ops, gram, located, factors, measure, ranks.pop())
+    batched = registry.MEASURES[measure].batched
+    if batched is not None and not epsilon and len(ranks) == 1:
+        out = _batched_values(ops, gram, located, factors, batched, ranks.pop())
     else:
         gram = ops.to_numpy(gram)
         out = []
@@ -574,14 +573,13 @@ def _block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pair
         yield a, b, v_ab, v_ba, info
 
 
-def _batched_values(ops, gram, located, factors, measure, r):
+def _batched_values(ops, gram, located, factors, batched, r):
     """All pairs of a block at once, where every representation has rank r.
 
-    The (r x r) cross blocks are gathered into one (pairs, r, r) array and decomposed by
-    one batched SVD, on the GPU when the data are CUDA tensors; PWCCA's weights are then
-    one batched product per representation.
+    The (r x r) cross blocks are gathered into one (pairs, r, r) array, which the measure's
+    batched kernel decomposes at once (one batched SVD, on the GPU when the data are CUDA
+    tensors; see ``MeasureSpec.batched``).
     """
-    xp = ops.torch if ops.name == "torch" else np
     rows, cols = gram.shape[0] // r, gram.shape[1] // r
     blocks = gram.reshape(rows, r, cols, r)
     blocks = blocks.permute(0, 2, 1, 3) if ops.name == "torch" else blocks.transpose(0, 2, 1, 3)
@@ -592,35 +590,9 @@ def _batched_values(ops, gram, located, factors, measure, r):
     if flip.any():
         index = ops.torch.as_tensor(np.flatnonzero(flip), device=m.device) if ops.name == "torch" else np.flatnonzero(flip)
         m[index] = m[index].mT
-    if measure != "pwcca":
-        rho = batched_svd(m, compute_uv=False) if ops.name == "numpy" else xp.linalg.svdvals(m)
-        rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
-        means = rho.mean(axis=1)
-        return [(a, b, float(v), float(v), {"c": r, "rho_max": float(top)})
-                for (a, b, *_), v, top in zip(located, means, rho[:, 0])]
-    u, rho, vh = batched_svd(m) if ops.name == "numpy" else xp.linalg.svd(m, full_matrices=False)
-    rho = np.clip(ops.to_numpy(rho), 0.0, 1.0)
-    weights_a = np.empty((len(located), r))
-    weights_b = np.empty((len(located), r))
-    for side, coef, dest in ((0, u, weights_a), (1, vh, weights_b)):
-        names = [loc[side] for loc in located]
-        for name in dict.fromkeys(names):
-            idx = [k for k, x in enumerate(names) if x == name]
-            proj = factors[name].projections  # (r, neurons)
-            proj = ops.torch.as_tensor(proj, device=m.device, dtype=m.dtype) if ops.name == "torch" else proj
-            sel = coef[idx]
-            # u's columns and vh's rows are the canonical coefficients of each side
-            inner = sel.mT @ proj if side == 0 else sel @ proj
-            alpha = ops.to_numpy(inner.abs().sum(-1) if ops.name == "torch" else np.abs(inner).sum(-1))
-            dest[idx] = alpha / alpha.sum(axis=1, keepdims=True)  # one batched reduction for every pair
-            tied = [k for k, i in enumerate(idx) if tie_blocks(rho[i])]
-            if tied:  # tied correlations: the core's canonical basis, for those pairs only
-                inner = ops.to_numpy(inner)
-                for k in tied:
-                    dest[idx[k]] = projection_weights(rho[idx[k]], inner[k])
-    v_ab = (weights_a * rho).sum(axis=1)
-    v_ba = (weights_b * rho).sum(axis=1)
-    return [(a, b, float(x), float(y), {"c": r}) for (a, b, *_), x, y in zip(located, v_ab, v_ba)]
+    values = batched(ops, m, [factors[loc[0]].projections for loc in located],
+                     [factors[loc[1]].projections for loc in located])
+    return [(a, b, *v) for (a, b, *_), v in zip(located, values)]
 
 
 def _record(results, store, done, bar) -> int:
