@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import ccalens
-from ccalens.pairwise import pairwise
+from ccalens.engine import pairwise
 
 
 def family(rng, k, n, width):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from ccalens import stream  # noqa: E402
 from ccalens.cli import app  # noqa: E402
-from ccalens.pairwise import pairwise  # noqa: E402
+from ccalens.engine import pairwise  # noqa: E402
 from ccalens.store import ActivationStore, StoreError, load_array  # noqa: E402
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ccalens
-from ccalens.pairwise import pairwise
+from ccalens.engine import pairwise
 
 
 def family(seed, k=5, n=1500, width=12):
@@ -107,7 +107,7 @@ import sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 import numpy as np
 from test_pairwise import family
-from ccalens.pairwise import pairwise
+from ccalens.engine import pairwise
 res = pairwise(family(5, k=80, n=1200, width=30), results={results!r}, block=5)
 if {save!r}:
     np.save({save!r}, res.similarity)
@@ -215,7 +215,7 @@ def test_gpu_check_script_dry_run_on_the_cpu():
 
 def test_describing_a_store_array_reads_no_data(tmp_path, monkeypatch):
     pytest.importorskip("zarr")
-    from ccalens.pairwise import _describe
+    from ccalens.engine.sources import describe as _describe
     from ccalens.store import ActivationStore
 
     x = family(8, k=1, n=500, width=6)[0]
@@ -346,9 +346,10 @@ def test_a_pair_stored_as_null_is_computed_again(tmp_path):
 
 
 def test_pairs_with_uncertainty_are_committed_one_by_one(tmp_path, monkeypatch):
-    engine = sys.modules["ccalens.pairwise"]  # the module (ccalens.pairwise is the function)
+    from ccalens.engine.uncertainty import Uncertainty
+
     reps = family(25, k=4, n=300, width=8)  # one block of 6 pairs
-    real, calls = engine._Uncertainty.factor_pair, []
+    real, calls = Uncertainty.factor_pair, []
 
     def dies_at_the_fourth(self, *args, **kwargs):
         calls.append(1)
@@ -356,13 +357,13 @@ def test_pairs_with_uncertainty_are_committed_one_by_one(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the run is killed while the fourth pair's null runs
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine._Uncertainty, "factor_pair", dies_at_the_fourth)
+    monkeypatch.setattr(Uncertainty, "factor_pair", dies_at_the_fourth)
     db = tmp_path / "r.sqlite"
     with pytest.raises(KeyboardInterrupt):
         pairwise(reps, "pwcca", results=db, permutations=5)
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM pair_values").fetchone()[0] == 3
-    monkeypatch.setattr(engine._Uncertainty, "factor_pair", real)
+    monkeypatch.setattr(Uncertainty, "factor_pair", real)
     resumed = pairwise(reps, "pwcca", results=db, permutations=5)
     assert (resumed.computed, resumed.reused) == (3, 3)
     fresh = pairwise(reps, "pwcca", permutations=5)

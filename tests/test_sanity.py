@@ -1,9 +1,11 @@
 """``ccalens sanity`` end to end at tiny size, and its tests on inputs with known answers."""
 
 import numpy as np
-import pandas as pd
 import pytest
-from typer.testing import CliRunner
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("typer")
+from typer.testing import CliRunner  # noqa: E402
 
 from ccalens.cli import app
 from ccalens.core import registry

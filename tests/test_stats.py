@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 import ccalens
-from ccalens.pairwise import pairwise
+from ccalens.engine import pairwise
 from ccalens.stats import null_distribution
 
 FUNCS = {

@@ -14,7 +14,7 @@ import pytest
 import ccalens
 from ccalens import stream
 from ccalens.core.measures import projection_weights, tie_blocks
-from ccalens.pairwise import pairwise
+from ccalens.engine import pairwise
 
 
 def _cases():

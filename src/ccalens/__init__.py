@@ -32,9 +32,9 @@ from .core import (
     svcca,
 )
 
-from .pairwise import PairwiseResult, pairwise  # noqa: E402  (binds ccalens.pairwise to the function)
+from .engine import PairwiseResult, pairwise  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 __all__ = [
     "BootstrapResult",

@@ -1,4 +1,5 @@
-"""Figures for pairwise results (matplotlib, imported only when a figure is drawn)."""
+"""Figures: the one module that loads matplotlib (:func:`pyplot`, imported only when a figure
+is drawn, with the file-writing Agg backend), and the figures of pairwise results."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import registry
 
-def _pyplot():
+
+def pyplot():
+    """matplotlib.pyplot with the Agg backend, or a clear error naming the extra to install."""
     try:
         import matplotlib
 
@@ -48,9 +52,9 @@ def clustering(result, n_clusters: int | None = None, method: str = "average"):
 
 
 def heatmap(result, path: Path, order=None, title: str | None = None) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     # Euclidean has no similarity scale: show its distance (0 = identical) instead
-    as_distance = result.measure == "euclidean"
+    as_distance = not registry.MEASURES[result.measure].bounded  # Euclidean: a distance, not a similarity
     sim = result.distance if as_distance else result.similarity
     rows, cols = list(result.rows), list(result.columns)
     if order is not None:
@@ -66,7 +70,8 @@ def heatmap(result, path: Path, order=None, title: str | None = None) -> None:
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xlabel("column representation")
-    ax.set_ylabel("row representation (PWCCA weights)" if result.measure == "pwcca" else "row representation")
+    spec = registry.MEASURES[result.measure]
+    ax.set_ylabel(f"row representation ({spec.title} weights)" if spec.directed else "row representation")
     fig.colorbar(im, ax=ax, label=f"{result.measure} {'distance' if as_distance else 'similarity'}")
     ax.set_title(title or f"{result.measure} similarity", fontsize=10)
     fig.tight_layout()
@@ -77,7 +82,7 @@ def heatmap(result, path: Path, order=None, title: str | None = None) -> None:
 def dendrogram(result, link, labels, path: Path) -> None:
     from scipy.cluster import hierarchy
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.3 * len(result.rows) + 2), 4), dpi=110)
     names = [f"{name} [{c}]" for name, c in zip(result.rows, labels)]
     hierarchy.dendrogram(link, labels=names, ax=ax, leaf_rotation=90, leaf_font_size=7)

@@ -35,7 +35,7 @@ from typing import Iterable
 import numpy as np
 import scipy.linalg
 
-from .core import _validate, registry
+from .core import validate, registry
 
 __all__ = ["MEASURES", "compare", "compress", "pairwise"]
 
@@ -61,58 +61,21 @@ _IDLE = {"confidence", "interval", "seed", "bandwidth", "layout"}
 
 def _open(source):
     """An object with .shape and row slicing, or an iterator of chunks."""
-    if isinstance(source, (str, Path)):
-        from .store import ActivationStore, StoreError, _pick, _split_spec
+    from .store import Source, StoreError, VerifiedRows
 
-        if str(source).endswith(".npy") and Path(source).is_file():
-            arr = np.load(source, mmap_mode="r")  # read chunk by chunk, not all at once
-            if arr.ndim != 2:
-                raise ValueError(f"{source}: sources must be 2-D (datapoints, neurons); got shape {arr.shape}.")
-            return arr
-        path, key = _split_spec(source)
-        store = ActivationStore(path, mode="r")
-        key = _pick(store.arrays(), key, path)
-        arr = store._array(key)
-        if not arr.attrs.get("complete", False):
-            raise StoreError(f"array {key!r} in {path} is incomplete (its writer was interrupted).")
-        return _VerifiedArray(arr, store, key)
+    if isinstance(source, (str, Path)):
+        return Source(source).rows()
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
         if len(source.shape) != 2:
             raise ValueError(f"sources must be 2-D (datapoints, neurons); got shape {tuple(source.shape)}.")
         if type(source).__module__.startswith("zarr") and "content_sha256" in getattr(source, "attrs", {}):
-            from .store import StoreError
-
             if not source.attrs.get("complete", False):
                 raise StoreError(f"Zarr array {source.path!r} is incomplete (its writer was interrupted).")
-            return _VerifiedArray(source, None, source.path)
+            return VerifiedRows(source, f"array {source.path!r}")
         return source
     if isinstance(source, Iterable):
         return iter(source)
     raise TypeError(f"a source must be a Zarr array, a store path, an array or an iterable of chunks; got {type(source).__name__}.")
-
-
-class _VerifiedArray:
-    """A store array read in row slices; its content is checked once every row has passed."""
-
-    def __init__(self, arr, store, key):
-        self.arr, self.store, self.key, self.shape = arr, store, key, arr.shape
-
-    def __getitem__(self, index):
-        from .store import damaged
-
-        try:
-            return self.arr[index]
-        except Exception as err:  # a chunk that no longer decompresses
-            raise damaged(self.label, f"a chunk cannot be decoded ({type(err).__name__}: {err})") from None
-
-    @property
-    def label(self) -> str:
-        return f"array {self.key!r}" + (f" in {self.store.path}" if self.store is not None else "")
-
-    def verify_stream(self, digest, dtype, rows, width) -> None:
-        from .store import check_digest
-
-        check_digest(self.label, digest, dtype, rows, width, self.arr.attrs)
 
 
 def _chunks(sources, chunk_rows: int):
@@ -303,7 +266,7 @@ def _rtol(options: dict, n: int, widths) -> float | None:
 
 def _quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", _validate.SmallSampleWarning)
+        warnings.simplefilter("ignore", validate.SmallSampleWarning)
         return fn(*args, **kwargs)
 
 
@@ -321,7 +284,7 @@ def compare(x, y, measure: str = "pwcca", *, chunk_rows: int = 32768, progress: 
     spec = registry.MEASURES[measure]
     result = _quiet(spec.function, zx, zy, **spec.fixed, **options)
     rx, ry = getattr(result, "x_rank", summary.varying[0]), getattr(result, "y_rank", summary.varying[1])
-    _validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
+    validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
     return _with_n(result, n)
 
 
@@ -343,8 +306,8 @@ def pairwise(sources, measure: str = "pwcca", *, others=None, names=None, other_
     in :func:`ccalens.pairwise`; permutations and bootstraps need the datapoints and are
     refused.
     """
-    from .pairwise import _labels
-    from .pairwise import pairwise as in_memory
+    from .engine import labels as _labels
+    from .engine import pairwise as in_memory
 
     _check_measure(measure)
     engine = {k: options.pop(k) for k in ("results", "block", "scheduler") if k in options}
@@ -368,7 +331,7 @@ def pairwise(sources, measure: str = "pwcca", *, others=None, names=None, other_
     result = _quiet(
         in_memory, dict(zip(row_labels, zs[:k])), measure,
         others=dict(zip(col_labels, zs[k:])) if others is not None else None,
-        rtol=rtol, _prints=prints, **engine, **opts)
+        rtol=rtol, fingerprints=prints, **engine, **opts)
     for row in result.table:
         row["n"] = n
     return result

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.measures import DEFAULT_KEEP
 from . import _common
 
 
@@ -65,7 +66,7 @@ def compare(
     symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
     compat: Annotated[Optional[str], typer.Option("--compat", help="'svcca' reproduces google/svcca's numbers (pwcca, mean).")] = None,
     epsilon: Annotated[float, typer.Option("--epsilon", help="Ridge (google/svcca's epsilon with --compat svcca).")] = 0.0,
-    keep: Annotated[float, typer.Option("--keep", help="SVCCA: share of variance kept on each side.")] = 0.99,
+    keep: Annotated[float, typer.Option("--keep", help="SVCCA: share of variance kept on each side.")] = DEFAULT_KEEP,
     permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null: its mean and sd, a p-value and the baseline-corrected similarity.")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the datapoints for a confidence interval.")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,

@@ -64,8 +64,9 @@ def matrix(
                 if not overwrite:
                     raise ValueError(f"{out} already holds the results of an earlier run ({db.name}); pass --resume to "
                                      f"keep them and compute only the missing pairs, or --overwrite to start afresh.")
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{db}{suffix}").unlink(missing_ok=True)
+                from ..engine.database import remove
+
+                remove(db)
             _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence,
                  seed, block, interval)
     except LockedError:
@@ -76,7 +77,7 @@ def matrix(
 def _run(store, entries, measure, out, db, symmetric, clusters, scheduler, permutations, bootstrap, confidence, seed,
          block, interval=None) -> None:
     from .. import plot
-    from ..pairwise import pairwise
+    from ..engine import pairwise
 
     reps = {e["name"]: f"{store}:{e['name']}" for e in entries}
     result = pairwise(reps, measure, symmetric=symmetric, results=db, progress=True, scheduler=scheduler,

@@ -9,9 +9,8 @@ import typer
 
 from . import _common
 
+#: the figures (the experiments' table; repeated here so that --help needs no torch)
 FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "seq")
-CNN_FIGURES = ("fig1", "fig3", "fig4", "fig5")
-RNN_FIGURES = ("fig1", "fig6", "seq")  # fig1 has CNN panels (runs/fig1) and RNN panels (runs/fig1-rnn)
 
 
 @_common.friendly
@@ -35,83 +34,13 @@ def reproduce(
 ) -> None:
     """Rerun the paper's findings. Each writes runs/<figure>/ (figure, numbers, claims.json);
     finished steps are skipped, so a killed run continues where it stopped."""
-    wanted = list(FIGURES) if "all" in figures else list(dict.fromkeys(figures))
-    unknown = [f for f in wanted if f not in FIGURES]
-    if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}; available: {', '.join(FIGURES)} or all.")
     _common.check_positive("--seeds", seeds)
     _common.check_positive("--n", n)
     _common.check_out_dir(out)
-    from ..experiments import cnn, lstm
-    from ..experiments.report import write_index
+    from ..experiments.reproduce import reproduce as run
 
-    from ..experiments.pipeline import Pipeline
-
-    cnn_scale = cnn.get_scale(scale, device=device)  # validates --scale before any work
-    rnn_scale = lstm.get_rnn_scale(scale, device=device)
-    contexts: dict = {}
-    pipe = Pipeline(out, log=typer.echo)  # one lock for every figure's steps
     command = " ".join(["ccalens reproduce", *figures, "--scale", scale, "--out", str(out)]
                        + (["--data-dir", str(data_dir)] if data_dir else [])
                        + (["--device", device] if device else []))
-
-    def context(kind: str):
-        if kind not in contexts:
-            if kind == "cnn":
-                from ..experiments.common import Context
-
-                contexts[kind] = Context(cnn_scale, out, data_dir=None if data_dir is None else str(data_dir),
-                                         progress=progress, log=typer.echo, pipe=pipe, command=command)
-                typer.echo(f"scale {cnn_scale.name} (CNN): {cnn_scale.description}")
-            else:
-                from ..experiments.rnn import RNNContext
-
-                contexts[kind] = RNNContext(rnn_scale, out, progress=progress, log=typer.echo, pipe=pipe,
-                                            command=command)
-                typer.echo(f"scale {rnn_scale.name} (RNN): {rnn_scale.description}")
-        return contexts[kind]
-
-    def report(fig: str, result: dict) -> None:
-        for c in result["claims"]:
-            scope = f" [{c['scope']}]" if c.get("scope") else ""
-            typer.echo(f"  {fig} {c['id']}{scope}: {c['status']}  ({c['rule']['decision']})")
-        typer.echo(f"  wrote {', '.join(str(p) for p in result['paths'].values())}")
-
-    if networks_only:
-        for fig in wanted:
-            if fig in CNN_FIGURES:
-                __import__(f"ccalens.experiments.{fig}", fromlist=["train"]).train(context("cnn"))
-            if fig in RNN_FIGURES:
-                from ..experiments import rnn
-
-                rnn.train(context("rnn"))
-        typer.echo(f"trained the networks of {', '.join(wanted)}; rerun without --networks-only for the analyses")
-        return
-    for fig in wanted:
-        if fig == "fig2":
-            from ..experiments import fig2
-
-            fig2.main(["--out", str(out / "fig2"), "--seeds", str(seeds)] + (["--n", str(n)] if n else []))
-            continue
-        if fig in CNN_FIGURES:
-            module = __import__(f"ccalens.experiments.{fig}", fromlist=["run"])
-            report(fig, module.run(context("cnn")))
-        if fig == "fig1":
-            from ..experiments import rnn
-
-            report("fig1-rnn", rnn.run_fig1(context("rnn")))
-        elif fig == "fig6":
-            from ..experiments import rnn
-
-            report(fig, rnn.run(context("rnn")))
-        elif fig == "seq":
-            from ..experiments import seq
-
-            report(fig, seq.run(context("rnn")))
-    index = write_index(out)
-    typer.echo(f"wrote {index}")
-    if collect is not None:
-        from ..experiments.report import collect as collect_outputs
-
-        copied = collect_outputs(out, collect)
-        typer.echo(f"copied {len(copied)} files to {collect}")
+    run(figures, scale=scale, out=out, data_dir=data_dir, device=device, progress=progress, seeds=seeds, n=n,
+        collect=collect, networks_only=networks_only, command=command, log=typer.echo)

@@ -1,6 +1,6 @@
 """The math core: pure array code, numpy (and torch only when given tensors)."""
 
-from ._validate import SmallSampleWarning
+from .validate import SmallSampleWarning
 from .factor import Factor, factorize
 from .measures import cca, mean_cca, pwcca, svcca
 from .cka import MinibatchCKA, cka

@@ -57,7 +57,11 @@ KERNELS = ("linear", "rbf")
 MAX_KERNEL_BYTES = 4 * 2**30
 
 
-def _check_bandwidth(bandwidth) -> float:
+#: RBF CKA's default sigma, as a fraction of the median distance between datapoints
+DEFAULT_BANDWIDTH = 0.8
+
+
+def check_bandwidth(bandwidth) -> float:
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not (0 < float(bandwidth) < np.inf):
         raise ValueError(
             f"bandwidth must be a positive number: the RBF width as a fraction of the median "
@@ -66,7 +70,7 @@ def _check_bandwidth(bandwidth) -> float:
     return float(bandwidth)
 
 
-def _rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
+def rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
     """The RBF kernel matrix of one representation (numpy float64, n x n)."""
     n = arr.shape[0]
     if 8 * n * n > MAX_KERNEL_BYTES:
@@ -99,7 +103,7 @@ def _rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
     return squareform(np.exp(-off / (2.0 * sigma * sigma)), checks=False) + np.eye(n)
 
 
-def _centre_kernel(k: np.ndarray) -> np.ndarray:
+def centre_kernel(k: np.ndarray) -> np.ndarray:
     row = k.mean(axis=0)
     return k - row[None, :] - row[:, None] + row.mean()
 
@@ -127,13 +131,13 @@ class KernelPair:
         self.debiased = debiased
         if debiased:
             check_debiased(x.shape[0], 1.0, 1.0)  # n >= 4 before the estimator divides by n - 3
-        self.k = _rbf_kernel(x, bandwidth, "X")
-        self.l = _rbf_kernel(y, bandwidth, "Y")
+        self.k = rbf_kernel(x, bandwidth, "X")
+        self.l = rbf_kernel(y, bandwidth, "Y")
         if debiased:
             self.xx, self.yy = hsic_unbiased(self.k, self.k), hsic_unbiased(self.l, self.l)
             check_debiased(self.k.shape[0], self.xx, self.yy)
         else:
-            self.k, self.l = _centre_kernel(self.k), _centre_kernel(self.l)
+            self.k, self.l = centre_kernel(self.k), centre_kernel(self.l)
             self.xx, self.yy = hsic_biased(self.k, self.k), hsic_biased(self.l, self.l)
 
     @classmethod
@@ -157,7 +161,7 @@ def cka(
     *,
     kernel: str = "linear",
     debiased: bool = False,
-    bandwidth: float = 0.8,
+    bandwidth: float = DEFAULT_BANDWIDTH,
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
@@ -209,7 +213,7 @@ def cka(
     if not isinstance(debiased, (bool, np.bool_)):
         raise TypeError(f"debiased must be True or False; got {debiased!r}.")
     debiased = bool(debiased)
-    bandwidth = _check_bandwidth(bandwidth)
+    bandwidth = check_bandwidth(bandwidth)
     from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate
+from . import validate
 from ._backend import is_torch_tensor, svd
 from .results import MeanCCAResult, PWCCAResult
 
@@ -58,17 +58,17 @@ def _as_numpy_pair(X, Y, layout):
                 f"compat='svcca' recomputes everything from the raw activations; pass {name} "
                 f"as an array, not a Factor."
             )
-    ax = _validate.as_matrix(X, "X", layout)
-    ay = _validate.as_matrix(Y, "Y", layout)
-    _validate.check_same_datapoints(ax.shape, ay.shape)
+    ax = validate.as_matrix(X, "X", layout)
+    ay = validate.as_matrix(Y, "Y", layout)
+    validate.check_same_datapoints(ax.shape, ay.shape)
     torch_in = is_torch_tensor(ax) or is_torch_tensor(ay)
     ax = ax.detach().cpu().numpy() if is_torch_tensor(ax) else ax
     ay = ay.detach().cpu().numpy() if is_torch_tensor(ay) else ay
     ax = np.asarray(ax, dtype=np.float64)
     ay = np.asarray(ay, dtype=np.float64)
-    ops = _validate.make_ops(ax, None)
-    _validate.check_finite(ops, ax, "X")
-    _validate.check_finite(ops, ay, "Y")
+    ops = validate.make_ops(ax, None)
+    validate.check_finite(ops, ax, "X")
+    validate.check_finite(ops, ay, "Y")
     return ax, ay, torch_in
 
 

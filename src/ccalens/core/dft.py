@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_torch_tensor, svd
-from ._validate import check_rtol
+from .validate import check_rtol
 from .factor import GRAM_MAX_ROUNDING
 
 

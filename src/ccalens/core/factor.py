@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from . import _validate
+from . import validate
 from ._backend import svd
 
 #: The one-pass Gram route is taken when eps * kappa^2 <= GRAM_MAX_ROUNDING, with kappa the
@@ -198,10 +198,10 @@ def factorize(
     -------
     Factor
     """
-    arr = _validate.as_matrix(X, name, layout)
-    ops = _validate.make_ops(arr, dtype)
-    rtol = _validate.check_rtol(rtol)
-    return _factorize_matrix(arr, ops, rtol, name)
+    arr = validate.as_matrix(X, name, layout)
+    ops = validate.make_ops(arr, dtype)
+    rtol = validate.check_rtol(rtol)
+    return factorize_matrix(arr, ops, rtol, name)
 
 
 def _mean(arr, ops, name):
@@ -209,7 +209,7 @@ def _mean(arr, ops, name):
     mean = ops.column_mean(arr)
     mean_np = ops.to_numpy(mean)
     if not np.all(np.isfinite(mean_np)):
-        _validate.check_finite(ops, arr, name)  # raises, naming the first bad entry
+        validate.check_finite(ops, arr, name)  # raises, naming the first bad entry
         raise ValueError(
             f"{name} has values too large to sum in {ops.dtype} (the column means overflow); "
             f"rescale it, for example divide by its largest absolute value."
@@ -244,7 +244,7 @@ def _safe_gram(xc, ops):
     return ops.gram(xc), units
 
 
-def _factorize_matrix(arr, ops, rtol, name) -> Factor:
+def factorize_matrix(arr, ops, rtol, name) -> Factor:
     mean, mean_np = _mean(arr, ops, name)
     xc = ops.centred(arr, mean)
     gram, units = _safe_gram(xc, ops)

@@ -31,12 +31,15 @@ import numbers
 
 import numpy as np
 
-from . import _validate, registry
+from . import validate, registry
 from ._backend import is_torch_tensor, svd
-from .factor import Factor, _factorize_matrix, _factorize_pair
+from .factor import Factor, factorize_matrix, _factorize_pair
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
 
 COMPAT_MODES = (None, "svcca")
+
+#: SVCCA's default share of variance kept on each side (the paper's 99%)
+DEFAULT_KEEP = 0.99
 
 
 # --------------------------------------------------------------------------- pairing
@@ -44,23 +47,23 @@ COMPAT_MODES = (None, "svcca")
 
 def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
     """Factorise both sides (or reuse given Factors) with one backend and checks."""
-    _validate.check_layout(layout)
-    rtol = _validate.check_rtol(rtol)
+    validate.check_layout(layout)
+    rtol = validate.check_rtol(rtol)
     fx = X if isinstance(X, Factor) else None
     fy = Y if isinstance(Y, Factor) else None
-    ax = None if fx else _validate.as_matrix(X, "X", layout)
-    ay = None if fy else _validate.as_matrix(Y, "Y", layout)
+    ax = None if fx else validate.as_matrix(X, "X", layout)
+    ay = None if fy else validate.as_matrix(Y, "Y", layout)
     x_shape = (fx.n_samples, fx.n_neurons) if fx else tuple(ax.shape)
     y_shape = (fy.n_samples, fy.n_neurons) if fy else tuple(ay.shape)
-    _validate.check_same_datapoints(x_shape, y_shape)
+    validate.check_same_datapoints(x_shape, y_shape)
 
     if fx is None and fy is None:
-        _validate.check_same_backend(ax, ay)
+        validate.check_same_backend(ax, ay)
         if is_torch_tensor(ay) and not is_torch_tensor(ax):
             ax = _as_tensor_like(ax, ay)
         elif is_torch_tensor(ax) and not is_torch_tensor(ay):
             ay = _as_tensor_like(ay, ax)
-        ops = _validate.make_ops(ax, dtype)
+        ops = validate.make_ops(ax, dtype)
     else:
         ops = (fx or fy).ops
         if fx is not None and fy is not None and fx.ops.name != fy.ops.name:
@@ -83,11 +86,11 @@ def _factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
     if fx is None and fy is None:
         fx, fy, joint = _factorize_pair(ax, ay, ops, rtol)
     if fx is None:
-        fx = _factorize_matrix(ax, ops, rtol, "X")
+        fx = factorize_matrix(ax, ops, rtol, "X")
     if fy is None:
-        fy = _factorize_matrix(ay, ops, rtol, "Y")
+        fy = factorize_matrix(ay, ops, rtol, "Y")
     if warn:
-        _validate.warn_small_sample(
+        validate.warn_small_sample(
             fx.n_samples, fx.kept.size, fy.kept.size, fx.rank, fy.rank, stacklevel=stacklevel
         )
     return fx, fy, joint
@@ -101,9 +104,9 @@ def _as_matrices(X, Y, layout, *, allow_factor: bool, measure: str):
                 f"{measure} works on the activations themselves, not on a Factor; pass {name} "
                 f"as an array or tensor."
             )
-    ax, ay = _validate.as_matrix(X, "X", layout), _validate.as_matrix(Y, "Y", layout)
-    _validate.check_same_datapoints(tuple(ax.shape), tuple(ay.shape))
-    _validate.check_same_backend(ax, ay)
+    ax, ay = validate.as_matrix(X, "X", layout), validate.as_matrix(Y, "Y", layout)
+    validate.check_same_datapoints(tuple(ax.shape), tuple(ay.shape))
+    validate.check_same_backend(ax, ay)
     if is_torch_tensor(ay) and not is_torch_tensor(ax):
         ax = _as_tensor_like(ax, ay)
     elif is_torch_tensor(ax) and not is_torch_tensor(ay):
@@ -234,7 +237,7 @@ def cca(
     >>> np.round(ccalens.cca(X, Y).rho, 10)
     array([1., 1., 1., 1.])
     """
-    epsilon = _validate.check_epsilon(epsilon)
+    epsilon = validate.check_epsilon(epsilon)
     _check_uncertainty(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
     rho, ax, ay = _canonical(fx, fy, epsilon, joint)
@@ -325,7 +328,7 @@ def mean_cca(
     >>> round(float(rho[0]), 6), bool(rho[1] < 0.1)
     (1.0, True)
     """
-    epsilon = _validate.check_epsilon(epsilon)
+    epsilon = validate.check_epsilon(epsilon)
     _check_compat(compat)
     _check_uncertainty(permutations, bootstrap, confidence, interval)
     opts = dict(epsilon=epsilon, layout=layout, dtype=dtype, rtol=rtol, compat=compat)
@@ -385,7 +388,7 @@ def _check_components(n_components):
 def svcca(
     X,
     Y,
-    keep: float = 0.99,
+    keep: float = DEFAULT_KEEP,
     *,
     n_components=None,
     layout: str = "datapoints_first",
@@ -420,7 +423,7 @@ def svcca(
         ``similarity`` is the mean of the canonical correlations between the kept
         subspaces; the paper's :math:`d_{SVCCA}` is its ``distance``.
     """
-    _validate.check_keep(keep)
+    validate.check_keep(keep)
     kx_req, ky_req = _check_components(n_components)
     _check_uncertainty(permutations, bootstrap, confidence, interval)
     fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol)
@@ -553,13 +556,13 @@ def pwcca(
     >>> r.similarity > ccalens.mean_cca(X, Y).similarity
     True
     """
-    epsilon = _validate.check_epsilon(epsilon)
+    epsilon = validate.check_epsilon(epsilon)
     _check_compat(compat)
     if not isinstance(symmetric, bool):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
     _check_uncertainty(permutations, bootstrap, confidence, interval)
     if keep is not None:
-        _validate.check_keep(keep)
+        validate.check_keep(keep)
         if compat is not None:
             raise ValueError("keep= (SVD thresholding) is not part of google/svcca's compute_pwcca; "
                              "use keep with compat=None.")
@@ -610,9 +613,9 @@ def _svd_scores(X, keep: float, layout: str, name: str):
     """PCA scores of X's centred data on the fewest leading directions holding ``keep`` of its variance."""
     if isinstance(X, Factor):
         raise TypeError(f"keep= needs {name} as an array, not a Factor: the scores need the datapoints.")
-    mat = _validate.as_matrix(X, name, layout)
+    mat = validate.as_matrix(X, name, layout)
     arr = np.asarray(mat.cpu().double().numpy() if is_torch_tensor(mat) else mat, dtype=np.float64)
-    _validate.check_finite(_validate.make_ops(arr, np.float64), arr, name)
+    validate.check_finite(validate.make_ops(arr, np.float64), arr, name)
     centred = arr - arr.mean(axis=0)
     u, sigma, _ = svd(centred, full_matrices=False)
     var = sigma * sigma
@@ -650,7 +653,8 @@ def _mean_cca_from_factors(fx, fy, m, *, epsilon=0.0, **_):
     return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
 
 
-def _svcca_from_factors(fx, fy, m, *, keep=0.99, **_):
+def _svcca_from_factors(fx, fy, m, *, keep=None, **_):
+    keep = DEFAULT_KEEP if keep is None else keep
     ux, kx, _ = _components_for(fx, keep, None, "X")
     uy, ky, _ = _components_for(fy, keep, None, "Y")
     rho = np.clip(svd(ux.T @ m @ uy, compute_uv=False)[: min(kx, ky)], 0.0, 1.0)

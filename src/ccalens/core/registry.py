@@ -190,11 +190,12 @@ def distance(measure: str, similarity):
     return check_measure(measure).distance(similarity)
 
 
-def from_cross(measure: str, fx, fy, m, *, epsilon: float = 0.0, keep: float = 0.99, y_rows=None):
+def from_cross(measure: str, fx, fy, m, *, epsilon: float = 0.0, keep: float | None = None, y_rows=None):
     """(value with fx's weights, value with fy's weights, details) of one pair from M.
 
     ``m`` is :math:`Q_x^T Q_y`; ``y_rows`` is the permutation applied to Y's datapoints
-    when m was formed from permuted rows (only the debiased CKA needs to know it).
+    when m was formed from permuted rows (only the debiased CKA needs to know it);
+    ``keep`` None is SVCCA's default.
     """
     spec = check_measure(measure)
     if spec.from_factors is None:

@@ -139,7 +139,7 @@ def factor_null_both(measure, fx, fy, opts, permutations, rng):
     qx, qy = fx.basis(), fy.basis()
     n, ry = fy.n_samples, fy.rank
     batch = max(1, min(permutations, _BATCH_ENTRIES // max(1, n * ry)))
-    epsilon, keep = opts.get("epsilon", 0.0), opts.get("keep", 0.99)
+    epsilon, keep = opts.get("epsilon", 0.0), opts.get("keep")
     values = np.empty(permutations)
     reverse = np.empty(permutations)
     done = 0
@@ -172,7 +172,7 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
     neurons, which the factor reproduces as Q_0 @ projections; each resample re-centres
     and re-factorises those.
     """
-    from ..core.factor import _factorize_matrix
+    from ..core.factor import factorize_matrix
     from ..core.measures import _cross
 
     data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
@@ -181,10 +181,10 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
     for k in range(resamples):
         rows = rng.integers(0, n, n)
         try:
-            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+            fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
                       for d, f, name in zip(data, (fx, fy), ("X", "Y")))
             forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
-                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"))
         except ValueError as err:
             raise _resample_error(k, resamples, n, err) from None
         _tick("bootstrap", k + 1, resamples)
@@ -194,7 +194,7 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
 def factor_jackknife_both(measure, fx, fy, opts, rng, groups: int = intervals.JACKKNIFE_GROUPS):
     """Both directions' values without each of ``min(n, groups)`` random groups of
     datapoints (BCa's acceleration), from the factors alone."""
-    from ..core.factor import _factorize_matrix
+    from ..core.factor import factorize_matrix
     from ..core.measures import _cross
 
     data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
@@ -204,10 +204,10 @@ def factor_jackknife_both(measure, fx, fy, opts, rng, groups: int = intervals.JA
     for k, part in enumerate(parts):
         rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
         try:
-            fa, fb = (_factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+            fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
                       for d, f, name in zip(data, (fx, fy), ("X", "Y")))
             forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
-                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep", 0.99))
+                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"))
         except ValueError as err:
             raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
                              f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
@@ -364,7 +364,7 @@ def _resample_error(k: int, resamples: int, n: int, err: Exception) -> ValueErro
 
 def _arrays(data, what: str, opts: dict):
     from ..core.factor import Factor
-    from ..core import _validate
+    from ..core import validate
 
     x, y = data
     if isinstance(x, Factor) or isinstance(y, Factor):
@@ -373,7 +373,7 @@ def _arrays(data, what: str, opts: dict):
             f"pass the arrays themselves (the factorisation is reused internally)."
         )
     layout = opts.get("layout") or "datapoints_first"
-    return _validate.as_matrix(x, "X", layout), _validate.as_matrix(y, "Y", layout)
+    return validate.as_matrix(x, "X", layout), validate.as_matrix(y, "Y", layout)
 
 
 def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap: int, confidence: float,

@@ -167,12 +167,9 @@ def mean_sd(values) -> tuple[float, float]:
 
 
 def pyplot():
-    import matplotlib
+    from ..plot import pyplot as load
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return load()
 
 
 NAIVE = ("cosine", "euclidean")
@@ -208,7 +205,7 @@ def pair_rows(ctx: Context, figure: str, reps: dict[str, dict[str, object]], lay
     ``runs/<figure>/pairs.sqlite`` keep every finished pair; PWCCA is symmetrised (the
     mean of its two directions).
     """
-    from ..pairwise import pairwise
+    from ..engine import pairwise
     from ..store import load_array
 
     names = list(reps)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-import ccalens
+from ..core import factorize, mean_cca, pwcca, svcca
 
 LAYERS = ("conv1", "conv2", "conv3", "fc1", "logits")
 MEASURES = ("pwcca", "svcca", "mean_cca")
@@ -120,14 +120,14 @@ def run(cfg: DemoConfig = DemoConfig(), log=print, progress: bool = False) -> di
     for comparison, plist in pairs.items():
         for a, b in plist:
             for layer in LAYERS:
-                fa, fb = ccalens.factorize(acts[a][layer]), ccalens.factorize(acts[b][layer])
-                pw = ccalens.pwcca(acts[a][layer], acts[b][layer], symmetric=True, permutations=cfg.permutations,
+                fa, fb = factorize(acts[a][layer]), factorize(acts[b][layer])
+                pw = pwcca(acts[a][layer], acts[b][layer], symmetric=True, permutations=cfg.permutations,
                                    bootstrap=cfg.bootstrap, seed=len(rows))
                 row = {
                     "comparison": comparison, "a": f"{a[0]}{a[1]}", "b": f"{b[0]}{b[1]}", "layer": layer,
                     "pwcca": pw.distance,
-                    "svcca": ccalens.svcca(fa, fb).distance,
-                    "mean_cca": ccalens.mean_cca(fa, fb).distance,
+                    "svcca": svcca(fa, fb).distance,
+                    "mean_cca": mean_cca(fa, fb).distance,
                 }
                 if pw.null is not None:  # distances: the null's, and how far below it the pair is
                     row.update(pwcca_null=1.0 - pw.null.mean, pwcca_null_sd=pw.null.sd, pwcca_p=pw.null.p_value,
@@ -175,11 +175,9 @@ def write(result: dict, out: Path) -> dict[str, Path]:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from ..plot import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), dpi=110, sharey=True)
     colours = {"true-true": "tab:blue", "random-random": "tab:red", "true-random": "tab:purple", "untrained": "0.5"}
     xs = np.arange(len(LAYERS))

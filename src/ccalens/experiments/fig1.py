@@ -49,10 +49,10 @@ def choose_T(layers: dict[str, dict[int, np.ndarray]], T_max: int, min_T: int = 
 
     Returns (T, {layer: mean rho at that T}); T_max when no T qualifies (the premise then fails).
     """
-    import ccalens
+    from ..core import mean_cca
 
     def moved(T):
-        return {name: ccalens.mean_cca(L[T // 2], L[T]).similarity for name, L in layers.items()}
+        return {name: mean_cca(L[T // 2], L[T]).similarity for name, L in layers.items()}
 
     for T in range(T_max, min_T - 1, -1):
         rho = moved(T)
@@ -112,21 +112,21 @@ def signal_noise(L: dict, T, t_early, t_half, *, control_draws: int = CONTROL_DR
     sim: {"S"|"B"|"R": {t: mean CCA similarity with L[t]} for t > t_early}, k). R (the random
     control) is left out when ``control_draws`` is 0, rho_vs_final without ``against_final``.
     """
-    import ccalens
+    from ..core import cca, mean_cca
 
     checkpoints = sorted(L)
-    rho_vs_final = {e: np.asarray(ccalens.cca(L[e], L[T]).rho) for e in checkpoints} if against_final else {}
-    split = ccalens.cca(L[t_early], L[t_half], variates=True)
+    rho_vs_final = {e: np.asarray(cca(L[e], L[T]).rho) for e in checkpoints} if against_final else {}
+    split = cca(L[t_early], L[t_half], variates=True)
     variates = np.asarray(split.y_variates)
     c = variates.shape[1]
     k = max(1, c // 4)
     parts = {"S": variates[:, :k], "B": variates[:, c - k:]}
     later = [e for e in checkpoints if e > t_early]
-    sim = {name: {e: ccalens.mean_cca(part, L[e]).similarity for e in later} for name, part in parts.items()}
+    sim = {name: {e: mean_cca(part, L[e]).similarity for e in later} for name, part in parts.items()}
     if control_draws:
         rng = np.random.default_rng(seed)
         rotations = [np.linalg.qr(rng.standard_normal((c, k)))[0] for _ in range(control_draws)]
-        sim["R"] = {e: float(np.mean([ccalens.mean_cca(variates @ q, L[e]).similarity for q in rotations]))
+        sim["R"] = {e: float(np.mean([mean_cca(variates @ q, L[e]).similarity for q in rotations]))
                     for e in later}
     return rho_vs_final, sim, k
 
@@ -147,7 +147,7 @@ def summarise_sets(sim: dict, t_half: int) -> dict:
 def analyse_layer(L: dict, T: int, t0: int, t_early: int, t_half: int, *, performance: dict,
                   groups: np.ndarray | None = None, draws: int = DRAWS, unit: str = "datapoints") -> dict:
     """Everything the fig1 claims read for one layer, with bootstrap intervals over rows (or row ``groups``)."""
-    import ccalens
+    from ..core import cca
 
     rho_vs_final, sim, k = signal_noise(L, T, t_early, t_half)
     values = {"T": T, "t0": t0, "t_early": t_early, "t_half": t_half, "k": k,
@@ -156,7 +156,7 @@ def analyse_layer(L: dict, T: int, t0: int, t_early: int, t_half: int, *, perfor
     n = len(L[T])
 
     def fraction(idx):
-        return float(np.mean(np.asarray(ccalens.cca(L[t0][idx], L[T][idx]).rho) < 0.9))
+        return float(np.mean(np.asarray(cca(L[t0][idx], L[T][idx]).rho) < 0.9))
 
     def gap(idx):
         _, s, _ = signal_noise({e: L[e][idx] for e in L if e >= t_early}, T, t_early, t_half, control_draws=0,

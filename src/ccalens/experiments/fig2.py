@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-import ccalens
+from ..version import __version__
+from ..core import factorize, mean_cca, pwcca, svcca
 
 MEASURES = ("mean_cca", "svcca", "pwcca")
 
@@ -110,8 +111,8 @@ def run(cfg: Fig2Config = Fig2Config(), progress=None) -> Fig2Result:
         rng = np.random.default_rng(seed)
         for d in cfg.noise_dims:
             x, y = synthetic_pair(rng, cfg, d)
-            fx, fy = ccalens.factorize(x), ccalens.factorize(y)
-            sv = ccalens.svcca(fx, fy, keep=cfg.svcca_keep)
+            fx, fy = factorize(x), factorize(y)
+            sv = svcca(fx, fy, keep=cfg.svcca_keep)
             result.rows.append(
                 {
                     "seed": seed,
@@ -119,10 +120,10 @@ def run(cfg: Fig2Config = Fig2Config(), progress=None) -> Fig2Result:
                     "noise_dims": d,
                     "ratio": cfg.signal_dims / d,
                     "neurons": cfg.signal_dims + d,
-                    "mean_cca": ccalens.mean_cca(fx, fy).similarity,
+                    "mean_cca": mean_cca(fx, fy).similarity,
                     "svcca": sv.similarity,
                     "svcca_components": sv.x_components,
-                    "pwcca": ccalens.pwcca(fx, fy).similarity,
+                    "pwcca": pwcca(fx, fy).similarity,
                 }
             )
             done += 1
@@ -143,7 +144,7 @@ def regime_sweep(cfg: Fig2Config) -> list[dict]:
             start = None
             for d in cfg.noise_dims:
                 x, y = synthetic_pair(rng, cfg, d, noise_scale=scale)
-                pw = ccalens.pwcca(x, y).similarity
+                pw = pwcca(x, y).similarity
                 start = pw if start is None else start
                 rows.append({"noise_scale": scale, "seed": seed, "noise_dims": d,
                              "noise_mass": d * scale / cfg.signal_dims, "pwcca": pw, "drop_from_start": start - pw})
@@ -230,7 +231,7 @@ def write_outputs(result: Fig2Result, out: Path) -> dict[str, Path]:
         "pwcca_robust_up_to_noise_mass": regime_boundary(result.regime),
         "seconds": round(result.seconds, 3),
         "machine": f"{platform.machine()} {platform.system()}, Python {platform.python_version()}, numpy {np.__version__}",
-        "ccalens": ccalens.__version__,
+        "ccalens": __version__,
         "claims": result.claims,
     }
     paths["claims"].write_text(json.dumps(meta, indent=2))
@@ -239,15 +240,9 @@ def write_outputs(result: Fig2Result, out: Path) -> dict[str, Path]:
 
 
 def plot(result: Fig2Result, path: Path) -> None:
-    try:
-        import matplotlib
+    from ..plot import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the Figure 2 plot needs matplotlib: pip install 'ccalens[plot]'"
-        ) from err
+    plt = pyplot()
     summ = result.summary()
     styles = {
         "mean_cca": ("unweighted mean CCA", "tab:blue", "o"),
@@ -313,6 +308,24 @@ def format_report(result: Fig2Result) -> str:
     return "\n".join(lines)
 
 
+def reproduce(out, *, seeds: int = 5, n: int | None = None, noise_scale: float = Fig2Config.noise_scale,
+              log=print) -> dict:
+    """Run Figure 2 and write its figure, numbers and claims to ``out``; returns the paths."""
+    cfg = Fig2Config(n_samples=n, seeds=tuple(range(seeds)), noise_scale=noise_scale)
+
+    def progress(done, total):
+        if done == total or done % max(1, total // 10) == 0:
+            log(f"  pairs compared: {done}/{total}")
+
+    log(f"Figure 2: {len(cfg.seeds)} seeds x {len(cfg.noise_dims)} signal:noise ratios")
+    result = run(cfg, progress=progress)
+    log("")
+    paths = write_outputs(result, Path(out))
+    log(format_report(result))
+    log(f"\nwrote {paths['png']}, {paths['csv']}, {paths['claims']} in {result.seconds:.1f} s")
+    return paths
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Reproduce the paper's Figure 2 on synthetic layers.")
     parser.add_argument("--out", default="runs/fig2", help="output folder (default runs/fig2)")
@@ -321,18 +334,8 @@ def main(argv=None) -> int:
                         "widest layer)")
     parser.add_argument("--noise-scale", type=float, default=Fig2Config.noise_scale)
     args = parser.parse_args(argv)
-    cfg = Fig2Config(n_samples=args.n, seeds=tuple(range(args.seeds)), noise_scale=args.noise_scale)
-
-    def progress(done, total):
-        if done == total or done % max(1, total // 10) == 0:
-            print(f"  pairs compared: {done}/{total}", flush=True)
-
-    print(f"Figure 2: {len(cfg.seeds)} seeds x {len(cfg.noise_dims)} signal:noise ratios")
-    result = run(cfg, progress=progress)
-    print()
-    paths = write_outputs(result, Path(args.out))
-    print(format_report(result))
-    print(f"\nwrote {paths['png']}, {paths['csv']}, {paths['claims']} in {result.seconds:.1f} s")
+    reproduce(args.out, seeds=args.seeds, n=args.n, noise_scale=args.noise_scale,
+              log=lambda text: print(text, flush=True))
     return 0
 
 

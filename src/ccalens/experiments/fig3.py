@@ -68,7 +68,7 @@ def with_softmax(reps: dict[str, object]) -> dict[str, object]:
 
 def thresholded_rows(reps: dict[str, dict[str, object]], layers, tag: dict) -> list[dict]:
     """Symmetrised PWCCA distance after SVD thresholding (``keep=KEEP``) for every pair."""
-    import ccalens
+    from ..core import pwcca
     from ..store import load_array
 
     names = list(reps)
@@ -78,7 +78,7 @@ def thresholded_rows(reps: dict[str, dict[str, object]], layers, tag: dict) -> l
                   for n in names}
         for i in range(len(names)):
             for j in range(i + 1, len(names)):
-                d = ccalens.pwcca(arrays[names[i]], arrays[names[j]], keep=KEEP, symmetric=True).distance
+                d = pwcca(arrays[names[i]], arrays[names[j]], keep=KEEP, symmetric=True).distance
                 rows.append({**tag, "layer": layer, "measure": THRESHOLDED, "a": names[i], "b": names[j],
                              "distance": float(d)})
     return rows

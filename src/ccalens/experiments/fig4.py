@@ -61,19 +61,19 @@ def subset_size(widths) -> int:
 
 def subset_distance(a: np.ndarray, b: np.ndarray, size: int, seeds) -> float:
     """Symmetrised PWCCA distance averaged over random unit subsets of both sides (one per seed)."""
-    import ccalens
+    from ..core import pwcca
 
     values = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         ia = np.sort(rng.choice(a.shape[1], size, replace=False))
         ib = np.sort(rng.choice(b.shape[1], size, replace=False))
-        values.append(ccalens.pwcca(a[:, ia], b[:, ib], symmetric=True).distance)
+        values.append(pwcca(a[:, ia], b[:, ib], symmetric=True).distance)
     return float(np.mean(values))
 
 
 def run(ctx: Context) -> dict:
-    import ccalens
+    from ..core import svcca
     from ..store import load_array
 
     s = ctx.scale
@@ -100,7 +100,7 @@ def run(ctx: Context) -> dict:
                                                                                      (pair_seed + 1) * SUBSETS))})
                     group_rows.append({"width": width, "state": state, "layer": LAYER, "measure": f"svcca_k{k_fixed}",
                                        "a": names[i], "b": names[j],
-                                       "distance": ccalens.svcca(a, b, n_components=k_fixed).distance})
+                                       "distance": svcca(a, b, n_components=k_fixed).distance})
             for row in group_rows:
                 row["mean_test_accuracy"] = float(np.mean([records[row["a"]]["test_accuracy"],
                                                            records[row["b"]]["test_accuracy"]]))

@@ -143,10 +143,10 @@ def structure(dist: np.ndarray, lr_groups, k: int, seed: int = 0) -> dict:
 def run(ctx: Context) -> dict:
     import torch
 
-    import ccalens
+    from ..core import factorize, svcca
     from sklearn.metrics import adjusted_rand_score
 
-    from ..pairwise import pairwise
+    from ..engine import pairwise
     from ..store import load_array
 
     s = ctx.scale
@@ -166,13 +166,13 @@ def run(ctx: Context) -> dict:
     clusters = cluster_labels(dist, k, "complete")
     arrays = {name: np.asarray(load_array(reps[name]), dtype=np.float64) for name in names}
     others = {"cka": pairwise(reps, "cka", results=results, progress=ctx.progress).distance}
-    factors = {name: ccalens.factorize(arrays[name]) for name in names}
-    svcca = np.zeros((len(names), len(names)))
+    factors = {name: factorize(arrays[name]) for name in names}
+    fixed_k = np.zeros((len(names), len(names)))
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             kk = min(SVCCA_K, factors[names[i]].rank, factors[names[j]].rank)
-            svcca[i, j] = svcca[j, i] = ccalens.svcca(factors[names[i]], factors[names[j]], n_components=kk).distance
-    others[f"svcca_k{SVCCA_K}"] = svcca
+            fixed_k[i, j] = fixed_k[j, i] = svcca(factors[names[i]], factors[names[j]], n_components=kk).distance
+    others[f"svcca_k{SVCCA_K}"] = fixed_k
     untrained = pairwise({name: ctx.activations(FIGURE, spec, epoch=0, layers=(LAYER,))[LAYER]
                           for name, spec in specs.items()}, "pwcca", symmetric=True, results=results,
                          progress=ctx.progress)

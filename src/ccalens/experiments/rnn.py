@@ -186,13 +186,13 @@ def crossing(fractions: np.ndarray, progress: np.ndarray, level: float = 0.9) ->
 def similarity_to_final(L: dict[int, np.ndarray], final: int, rows: np.ndarray | None = None) -> dict[str, list[float]]:
     """Each measure between the layer at every checkpoint and at ``final`` (in checkpoint order),
     on the datapoints ``rows`` (all by default)."""
-    import ccalens
+    from ..core import pwcca
 
     out = {m: [] for m in MEASURES}
     b = L[final] if rows is None else L[final][rows]
     for step in sorted(L):
         a = L[step] if rows is None else L[step][rows]
-        r = ccalens.pwcca(a, b, symmetric=True)
+        r = pwcca(a, b, symmetric=True)
         out["pwcca_from_t"].append(r.forward)
         out["pwcca_from_final"].append(r.reverse)
         out["pwcca"].append(r.similarity)

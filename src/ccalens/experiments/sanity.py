@@ -169,7 +169,7 @@ def store_networks(store: str, labels: str | None):
 
 def _similarity_matrix(measure: str, a: dict, b: dict) -> np.ndarray:
     """Layers of network a (rows) against layers of b (columns); NaN where not comparable."""
-    from ..pairwise import pairwise
+    from ..engine import pairwise
 
     spec = registry.MEASURES[measure]
     rows, cols = list(a), list(b)

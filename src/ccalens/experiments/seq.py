@@ -44,7 +44,7 @@ def cosine_matrix(raw: list[np.ndarray], rows=None, centred: bool = False) -> np
 
 def pwcca_matrix(raw: list[np.ndarray], rows=None, others=None) -> np.ndarray:
     """Symmetrised PWCCA similarity between timesteps (against ``others`` when given: K x K, not symmetric)."""
-    from ..pairwise import pairwise
+    from ..engine import pairwise
 
     reps = {f"t{t}": (a if rows is None else a[rows]) for t, a in enumerate(raw)}
     if others is None:

@@ -1,0 +1,15 @@
+"""Many representations at once: ``pairwise`` factorises each representation once, batches
+the cross products, and keeps every finished pair.
+
+Modules, one concern each: :mod:`~ccalens.engine.api` (the call and its result),
+:mod:`~ccalens.engine.sources` (labels, reading and fingerprints),
+:mod:`~ccalens.engine.blocks` (blocks of pairs from one product, batched kernels),
+:mod:`~ccalens.engine.uncertainty` (per-pair nulls and intervals),
+:mod:`~ccalens.engine.database` (the SQLite results) and
+:mod:`~ccalens.engine.distributed` (Dask).
+"""
+
+from .api import PairwiseResult, pairwise
+from .sources import labels
+
+__all__ = ["PairwiseResult", "labels", "pairwise"]
