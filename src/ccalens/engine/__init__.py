@@ -5,11 +5,13 @@ Modules, one concern each: :mod:`~ccalens.engine.api` (the call and its result),
 :mod:`~ccalens.engine.sources` (labels, reading and fingerprints),
 :mod:`~ccalens.engine.blocks` (blocks of pairs from one product, batched kernels),
 :mod:`~ccalens.engine.uncertainty` (per-pair nulls and intervals),
-:mod:`~ccalens.engine.database` (the SQLite results) and
-:mod:`~ccalens.engine.distributed` (Dask).
+:mod:`~ccalens.engine.database` (the SQLite results),
+:mod:`~ccalens.engine.distributed` (Dask) and :mod:`~ccalens.engine.folder` (a results
+folder of every pair of a store: ``ccalens matrix``).
 """
 
 from .api import PairwiseResult, pairwise
+from .folder import matrix_folder
 from .sources import labels
 
-__all__ = ["PairwiseResult", "labels", "pairwise"]
+__all__ = ["PairwiseResult", "labels", "matrix_folder", "pairwise"]
