@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench sanity results clean
+CORE_VENV := .venv-core
+.PHONY: install demo test test-core bench sanity results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ccalens demo --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) test-core
 	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
+
+# the suite with the core dependencies only (numpy, scipy, threadpoolctl): everything that
+# needs an extra must skip with its reason, nothing may fail to collect
+test-core:
+	$(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet -c constraints.txt -e . pytest pytest-timeout
+	PYTHONFAULTHANDLER=1 $(CORE_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 results: $(STAMP)  # every figure at --scale small (hours on 2 CPU cores; resumable)
 	$(VENV)/bin/ccalens reproduce all --scale small --out runs --collect results/small
@@ -30,4 +38,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(CORE_VENV) runs .pytest_cache

@@ -123,6 +123,7 @@ def _blocks(groups=(5, 5, 5, 5), within=0.1, between=0.5, apart=None, noise=0.01
 
 
 def test_fig5_statistics_on_block_and_random_matrices():
+    pytest.importorskip("sklearn")
     from ccalens.experiments import fig5
 
     dist, labels = _blocks()
@@ -142,6 +143,7 @@ def test_fig5_statistics_on_block_and_random_matrices():
 
 
 def test_fig5_ablation_clusters_recover_separated_groups():
+    pytest.importorskip("sklearn")
     from ccalens.experiments import fig5
 
     rng = np.random.default_rng(0)

@@ -55,6 +55,7 @@ def test_claims_follow_their_stated_rules():
 
 
 def test_command_line_writes_figure_numbers_and_claims(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     out = tmp_path / "fig2"
     assert fig2.main(["--out", str(out), "--seeds", "1", "--n", "2000"]) == 0
     printed = capsys.readouterr().out

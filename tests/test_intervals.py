@@ -123,6 +123,7 @@ def test_bca_through_the_measures_uses_the_grouped_jackknife():
 
 
 def test_pairwise_intervals_have_the_method_and_the_bias(tmp_path):
+    pytest.importorskip("pandas")
     x, y = _biased_pair(n=150, seed=7)
     z = y + 0.5 * np.random.default_rng(8).standard_normal(y.shape)
     db = tmp_path / "run.sqlite"
@@ -157,6 +158,7 @@ def test_progress_reports_every_draw_kind():
 
 
 def test_the_compare_command_prints_what_the_interval_belongs_to(tmp_path):
+    pytest.importorskip("typer")
     from typer.testing import CliRunner
 
     from ccalens.cli import app
@@ -225,6 +227,7 @@ def test_default_intervals_cover_the_population_value_at_30_datapoints_per_neuro
 
 
 def test_few_datapoints_per_neuron_are_said_in_the_result_and_the_output(tmp_path):
+    pytest.importorskip("typer")
     (x, y), truth = _population_sample(300, 20, 0)  # 15 datapoints per neuron
     b = ccalens.mean_cca(x, y, bootstrap=50, seed=0).bootstrap
     assert b.note is not None and "15 datapoints per neuron" in b.note and "below 30" in b.note

@@ -123,6 +123,7 @@ def test_torch_null_matches_numpy():
 
 
 def test_pairwise_nulls_and_intervals_survive_resume(tmp_path):
+    pytest.importorskip("pandas")
     reps = {f"r{i}": pair(10 + i, n=120)[1] for i in range(4)}
     db = tmp_path / "pairs.sqlite"
     first = pairwise(reps, "pwcca", permutations=20, bootstrap=10, results=db)
@@ -151,6 +152,7 @@ def test_pairwise_nulls_and_intervals_survive_resume(tmp_path):
 
 
 def test_pairwise_symmetric_pwcca_null_is_the_null_of_the_folded_value():
+    pytest.importorskip("pandas")
     reps = {f"r{i}": pair(30 + i, n=120)[1] for i in range(3)}
     folded = pairwise(reps, "pwcca", symmetric=True, permutations=15, bootstrap=6, seed=2).to_pandas()
     directed = pairwise(reps, "pwcca", permutations=15, bootstrap=6, seed=2).to_pandas()
@@ -170,6 +172,7 @@ def test_pairwise_symmetric_pwcca_null_is_the_null_of_the_folded_value():
 
 @pytest.mark.parametrize("measure", ["cka_rbf", "cosine", "euclidean", "cka", "procrustes", "cka_debiased"])
 def test_pairwise_new_measures_equal_the_single_pair_functions(measure):
+    pytest.importorskip("pandas")
     reps = [pair(20 + i, n=100)[1] for i in range(3)]
     res = pairwise(reps, measure, permutations=4, seed=1)
     for i in range(3):
