@@ -219,7 +219,8 @@ def test_compare_every_measure_with_null_and_interval(pair):
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     out = payload["measures"]
-    assert set(out) == {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes"}
+    assert set(out) == {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "cka_rbf_kornblith",
+                        "procrustes"}
     # x and y differ in width: the matched-neuron controls are skipped, and the output says why
     assert set(payload["skipped"]) == {"cosine", "euclidean"} and "different widths" in payload["skipped"]["cosine"]
     lib = ccalens.cka(x, y, permutations=19, bootstrap=20, seed=3)

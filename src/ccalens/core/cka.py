@@ -23,8 +23,11 @@ datapoints are few relative to neurons; the debiased value is not (it can be neg
 
 RBF CKA uses :math:`K_{ij} = \exp(-\|x_i - x_j\|^2 / (2\sigma^2))` with
 :math:`\sigma` = ``bandwidth`` times the median distance between distinct datapoints [1]_
-(Kornblith et al.'s code takes the median of squared distances over the whole matrix,
-zeros included, which gives a slightly smaller sigma). The kernels are built from
+(``bandwidth_rule="median_distance"``, the default). Kornblith et al.'s released code
+sets :math:`\sigma^2` = ``bandwidth``:math:`^2` times the median squared distance over the
+whole n x n matrix, its n zeros on the diagonal included, which gives a slightly smaller
+sigma: ``bandwidth_rule="kornblith"`` (the measure ``"cka_rbf_kornblith"``) follows it and
+reproduces their demo value 0.65483 (threshold 0.5) where the default rule gives 0.65401. The kernels are built from
 pairwise differences (not from Gram matrices, which cancel for close datapoints) in
 float64 on the CPU; torch tensors are copied to the host for them.
 
@@ -60,6 +63,17 @@ MAX_KERNEL_BYTES = 4 * 2**30
 #: RBF CKA's default sigma, as a fraction of the median distance between datapoints
 DEFAULT_BANDWIDTH = 0.8
 
+#: how the RBF width follows from ``bandwidth`` (see the module text)
+BANDWIDTH_RULES = ("median_distance", "kornblith")
+
+
+def check_bandwidth_rule(rule) -> str:
+    if rule not in BANDWIDTH_RULES:
+        raise ValueError(f"bandwidth_rule must be one of {BANDWIDTH_RULES}: 'median_distance' (sigma = bandwidth x "
+                         f"the median distance between distinct datapoints) or 'kornblith' (sigma^2 = bandwidth^2 x "
+                         f"the median squared distance, diagonal included, as Kornblith et al.'s code); got {rule!r}.")
+    return rule
+
 
 def check_bandwidth(bandwidth) -> float:
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not (0 < float(bandwidth) < np.inf):
@@ -70,8 +84,9 @@ def check_bandwidth(bandwidth) -> float:
     return float(bandwidth)
 
 
-def rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
-    """The RBF kernel matrix of one representation (numpy float64, n x n)."""
+def rbf_kernel(arr, bandwidth: float, name: str, rule: str = "median_distance") -> np.ndarray:
+    """The RBF kernel matrix of one representation (numpy float64, n x n); ``rule`` says how
+    sigma follows from ``bandwidth`` (:data:`BANDWIDTH_RULES`)."""
     n = arr.shape[0]
     if 8 * n * n > MAX_KERNEL_BYTES:
         raise ValueError(
@@ -93,14 +108,17 @@ def rbf_kernel(arr, bandwidth: float, name: str) -> np.ndarray:
 
     # differences, not |x|^2 + |y|^2 - 2 x.y, which cancels for close datapoints
     off = pdist(x - x.mean(axis=0), "sqeuclidean")
-    median = float(np.median(np.sqrt(off)))
-    if median == 0.0:
+    if rule == "kornblith":  # the median over all n^2 squared distances: each pair twice, and n zeros
+        median_sq = float(np.median(np.concatenate([off, off, np.zeros(n)])))
+    else:
+        median_sq = float(np.median(np.sqrt(off))) ** 2
+    if median_sq == 0.0:
         raise ValueError(
             f"{name}: the median distance between datapoints is 0 (most datapoints have identical "
             f"activations), so an RBF bandwidth relative to it is undefined; use linear CKA."
         )
-    sigma = bandwidth * median
-    return squareform(np.exp(-off / (2.0 * sigma * sigma)), checks=False) + np.eye(n)
+    sigma_sq = bandwidth * bandwidth * median_sq
+    return squareform(np.exp(-off / (2.0 * sigma_sq)), checks=False) + np.eye(n)
 
 
 def centre_kernel(k: np.ndarray) -> np.ndarray:
@@ -127,12 +145,12 @@ def hsic_unbiased(k: np.ndarray, l: np.ndarray) -> float:
 class KernelPair:
     """The RBF kernels of two representations, kept for permutations and bootstraps."""
 
-    def __init__(self, x, y, bandwidth: float, debiased: bool):
+    def __init__(self, x, y, bandwidth: float, debiased: bool, rule: str = "median_distance"):
         self.debiased = debiased
         if debiased:
             check_debiased(x.shape[0], 1.0, 1.0)  # n >= 4 before the estimator divides by n - 3
-        self.k = rbf_kernel(x, bandwidth, "X")
-        self.l = rbf_kernel(y, bandwidth, "Y")
+        self.k = rbf_kernel(x, bandwidth, "X", rule)
+        self.l = rbf_kernel(y, bandwidth, "Y", rule)
         if debiased:
             self.xx, self.yy = hsic_unbiased(self.k, self.k), hsic_unbiased(self.l, self.l)
             check_debiased(self.k.shape[0], self.xx, self.yy)
@@ -162,6 +180,7 @@ def cka(
     kernel: str = "linear",
     debiased: bool = False,
     bandwidth: float = DEFAULT_BANDWIDTH,
+    bandwidth_rule: str = "median_distance",
     layout: str = "datapoints_first",
     dtype=None,
     rtol: float | None = None,
@@ -187,6 +206,10 @@ def cka(
         upward bias at few datapoints. Needs at least 4 datapoints.
     bandwidth : float, default 0.8
         RBF only: sigma as a fraction of the median distance between datapoints.
+    bandwidth_rule : {"median_distance", "kornblith"}
+        RBF only: how sigma follows from ``bandwidth`` ("kornblith": sigma^2 = bandwidth^2 x
+        the median squared distance, diagonal included, as Kornblith et al.'s code, whose
+        ``threshold`` is ``bandwidth``).
     layout, dtype, rtol
         As in :func:`ccalens.cca`.
     permutations, bootstrap, confidence, interval, seed
@@ -217,12 +240,16 @@ def cka(
     from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
-    measure = "cka_rbf" if kernel == "rbf" else ("cka_debiased" if debiased else "cka")
+    bandwidth_rule = check_bandwidth_rule(bandwidth_rule)
+    if kernel == "rbf":
+        measure = "cka_rbf_kornblith" if bandwidth_rule == "kornblith" else "cka_rbf"
+    else:
+        measure = "cka_debiased" if debiased else "cka"
     if kernel == "rbf":
         from .measures import _as_matrices
 
         ax, ay = _as_matrices(X, Y, layout, allow_factor=False, measure="RBF CKA")
-        pair = KernelPair(ax, ay, bandwidth, debiased)
+        pair = KernelPair(ax, ay, bandwidth, debiased, bandwidth_rule)
         value, xy = pair.value()
         result = CKAResult(similarity=value, kernel="rbf", debiased=debiased, bandwidth=bandwidth,
                            hsic_xy=xy, hsic_xx=pair.xx, hsic_yy=pair.yy, n_samples=int(ax.shape[0]))
@@ -384,3 +411,6 @@ registry.register(registry.MeasureSpec(
     from_factors=_cka_debiased_from_factors))
 registry.register(registry.MeasureSpec(
     "cka_rbf", "RBF CKA", "kernel", registry.ORTHOGONAL, cka, fixed={"kernel": "rbf"}))
+registry.register(registry.MeasureSpec(
+    "cka_rbf_kornblith", "RBF CKA (Kornblith et al.'s bandwidth rule)", "kernel", registry.ORTHOGONAL, cka,
+    fixed={"kernel": "rbf", "bandwidth_rule": "kornblith"}))

@@ -36,7 +36,8 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
 
     def kernel(name):
         if name not in kernels:
-            k = centre_kernel(rbf_kernel(arrays[name], params["bandwidth"], name))
+            rule = spec.fixed.get("bandwidth_rule", "median_distance")
+            k = centre_kernel(rbf_kernel(arrays[name], params["bandwidth"], name, rule))
             kernels[name] = (k, hsic_biased(k, k))
         return kernels[name]
 
