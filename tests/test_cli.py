@@ -220,7 +220,7 @@ def test_compare_every_measure_with_null_and_interval(pair):
     payload = json.loads(res.stdout)
     out = payload["measures"]
     assert set(out) == {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "cka_rbf_kornblith",
-                        "procrustes"}
+                        "procrustes", "rsa", "rsa_euclidean"}
     # x and y differ in width: the matched-neuron controls are skipped, and the output says why
     assert set(payload["skipped"]) == {"cosine", "euclidean"} and "different widths" in payload["skipped"]["cosine"]
     lib = ccalens.cka(x, y, permutations=19, bootstrap=20, seed=3)
@@ -265,7 +265,7 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
     off = table[table.row != table.column]
     assert (off.distance > 0).all() and (off.similarity == -off.distance).all()
     assert off[["p_value", "ci_low", "ci_high"]].notna().all().all()
-    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "rsa", "--out", str(out)])
+    res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "kendall", "--out", str(out)])
     assert res.exit_code == 1 and "measure must be one of" in res.stderr
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--out", str(out), "--permutations", "19",
                               "--overwrite"])

@@ -142,7 +142,7 @@ if {save!r}:
 def test_errors():
     reps = family(6, k=3)
     with pytest.raises(ValueError, match="measure must be one of"):
-        pairwise(reps, "rsa")
+        pairwise(reps, "kendall")
     with pytest.raises(ValueError, match="symmetric=True folds PWCCA"):
         pairwise(reps, "svcca", symmetric=True)
     with pytest.raises(ValueError, match="reps is empty"):

@@ -1,7 +1,7 @@
 """ccalens: how similar are the representations of neural networks?
 
 CCA, SVCCA and projection-weighted CCA (Morcos, Raghu & Bengio 2018), exact and fast;
-CKA, Procrustes and the paper's matched-neuron controls through the same API; permutation
+CKA, RSA, Procrustes and the paper's matched-neuron controls through the same API; permutation
 nulls and bootstrap intervals for every measure.
 Arrays are (datapoints, neurons) everywhere. Importing ccalens never imports torch.
 """
@@ -19,6 +19,8 @@ from .core import (
     DFTCCAResult,
     euclidean,
     procrustes,
+    rsa,
+    RSAResult,
     CCAResult,
     Factor,
     MeanCCAResult,
@@ -49,6 +51,8 @@ __all__ = [
     "DFTCCAResult",
     "euclidean",
     "procrustes",
+    "rsa",
+    "RSAResult",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

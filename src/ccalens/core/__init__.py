@@ -6,6 +6,7 @@ from .measures import cca, mean_cca, pwcca, svcca
 from .cka import MinibatchCKA, cka
 from .alignment import cosine, euclidean, procrustes
 from .dft import DFTCCAResult, dft_cca
+from .rsa import rsa
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -15,6 +16,7 @@ from .results import (
     NullResult,
     ProcrustesResult,
     PWCCAResult,
+    RSAResult,
     SVCCAResult,
 )
 
@@ -31,6 +33,8 @@ __all__ = [
     "DFTCCAResult",
     "euclidean",
     "procrustes",
+    "rsa",
+    "RSAResult",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

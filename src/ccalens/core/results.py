@@ -381,6 +381,22 @@ class MatchedResult(_Similarity):
         return f"{super()._summary()}, measure={self.measure!r}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class RSAResult(_Similarity):
+    """Representational similarity analysis: ``similarity`` is the correlation (``compare``)
+    of the two representations' RDMs (``rdm``), over their upper triangles."""
+
+    rdm: str = "correlation"
+    compare: str = "spearman"
+    n_samples: int = 0
+
+    def details(self) -> dict:
+        return {"rdm": self.rdm, "compare": self.compare}
+
+    def _summary(self) -> str:
+        return f"{super()._summary()}, rdm={self.rdm!r}, compare={self.compare!r}, n_samples={self.n_samples}"
+
+
 def _host(array):
     """A result's array on the host, as numpy (torch results keep tensors)."""
     if hasattr(array, "detach"):

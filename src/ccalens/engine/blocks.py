@@ -28,7 +28,6 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
     ``kernels`` caches each representation's centred RBF kernel across calls, so K
     representations cost K kernels, not one per pair.
     """
-    from ..core.alignment import matched_value
     from ..core.resampling import bootstrap_values, jackknife_values, null_distribution
 
     kernels = {} if kernels is None else kernels
@@ -45,7 +44,8 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
     for a, b in pairs:
         pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if spec.kind == "kernel" else None
         try:
-            value = pair.value()[0] if pair else matched_value(measure, arrays[a], arrays[b])
+            # the measures of the activations (matched neurons, RSA): through their registered function
+            value = pair.value()[0] if pair else spec.compute(arrays[a], arrays[b]).similarity
         except ValueError as err:  # name the representations behind "X" and "Y"
             raise ValueError(f"{a} (X) against {b} (Y): {err}") from None
         info: dict = {}

@@ -273,8 +273,8 @@ def _transform(kind: str, z: np.ndarray, rng) -> np.ndarray:
         return z @ (rng.standard_normal((width, width)) + 0.5 * np.eye(width))
     if kind == "permutation":
         return z[:, rng.permutation(width)]
-    if kind == "translation":
-        return z + 5.0
+    if kind == "translation":  # a different shift per neuron (a common one would leave correlation RDMs alone)
+        return z + 5.0 + rng.standard_normal(width)
     raise ValueError(kind)
 
 
