@@ -7,6 +7,7 @@ from .cka import MinibatchCKA, cka
 from .alignment import cosine, euclidean, procrustes
 from .dft import DFTCCAResult, dft_cca
 from .rsa import rsa
+from .predictivity import predictivity
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -16,6 +17,7 @@ from .results import (
     NullResult,
     ProcrustesResult,
     PWCCAResult,
+    PredictivityResult,
     RSAResult,
     SVCCAResult,
 )
@@ -35,6 +37,8 @@ __all__ = [
     "procrustes",
     "rsa",
     "RSAResult",
+    "predictivity",
+    "PredictivityResult",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

@@ -105,8 +105,9 @@ class MeasureSpec:
         The same quantity as another registered measure (``"cca"`` is mean CCA).
     distance : callable
         Its distance from its similarity.
-    identical : float
-        The similarity of a representation with itself.
+    identical : float or None
+        The similarity of a representation with itself; None where it must be computed
+        (a ridge regression of X on X, held out, is not perfect).
     bounded : bool
         No similarity exceeds ``identical`` = 1, so a chance-adjusted value exists.
     """
@@ -124,7 +125,7 @@ class MeasureSpec:
     streamable: bool = False
     alias_of: str | None = None
     distance: Callable = field(default=one_minus, repr=False)
-    identical: float = 1.0
+    identical: float | None = 1.0
     bounded: bool = True
 
     @property

@@ -397,6 +397,22 @@ class RSAResult(_Similarity):
         return f"{super()._summary()}, rdm={self.rdm!r}, compare={self.compare!r}, n_samples={self.n_samples}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class PredictivityResult(_Similarity):
+    """Linear predictivity: ``similarity`` is the held-out R^2 of a ridge regression of Y on X
+    (pooled over Y's neurons), at the penalty ``alpha`` chosen from ``alphas``."""
+
+    alpha: float = 0.0
+    alphas: Any = None
+    n_samples: int = 0
+
+    def details(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def _summary(self) -> str:
+        return f"{super()._summary()}, alpha={self.alpha:.4g}, n_samples={self.n_samples}"
+
+
 def _host(array):
     """A result's array on the host, as numpy (torch results keep tensors)."""
     if hasattr(array, "detach"):

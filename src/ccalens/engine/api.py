@@ -228,9 +228,10 @@ def pairwise(
     # unordered pairs to compute, each once (both PWCCA directions come from one SVD)
     wanted: list[tuple[str, str]] = []
     seen = set()
+    computes_self = spec.identical is None  # e.g. predictivity: a representation does not predict itself perfectly
     for r in row_labels:
         for c in col_labels:
-            if r == c:
+            if r == c and not computes_self:
                 continue
             key = order(r, c)
             if key not in seen:
@@ -273,8 +274,8 @@ def pairwise(
     table = []
     for i, r in enumerate(row_labels):
         for j, c in enumerate(col_labels):
-            if r == c:
-                value, info = registry.MEASURES[measure].identical, {"c": ranks.get(r)}
+            if r == c and not computes_self:
+                value, info = spec.identical, {"c": ranks.get(r)}
             else:
                 a, b = order(r, c)
                 v_ab, v_ba, info = done[(a, b)]

@@ -23,7 +23,8 @@ def pair_values(fx: Factor, fy: Factor, m: np.ndarray, measure: str, epsilon: fl
 
 
 def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncertainty", kernels=None):
-    """Pairs of the measures computed from the activations (matched neurons, RBF CKA).
+    """Pairs of the measures computed from the activations (matched neurons, RBF CKA, RSA,
+    predictivity); both directions of a directed one.
 
     ``kernels`` caches each representation's centred RBF kernel across calls, so K
     representations cost K kernels, not one per pair.
@@ -40,27 +41,36 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
             kernels[name] = (k, hsic_biased(k, k))
         return kernels[name]
 
+    def uncertainty(x, y, pair, rng):
+        data, opts = (arrays[x], arrays[y]), {"bandwidth": params["bandwidth"]}
+        vals = {}
+        if extra.permutations:
+            vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
+        if extra.bootstrap:
+            vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng)
+            if extra.method == "bca":
+                vals["jack"] = jackknife_values(measure, data, opts, rng)
+        return vals
+
+    def value_of(x, y, pair):
+        try:
+            # the measures of the activations (matched neurons, RSA, predictivity): their registered function
+            return float(pair.value()[0] if pair else spec.compute(arrays[x], arrays[y]).similarity)
+        except ValueError as err:  # name the representations behind "X" and "Y"
+            raise ValueError(f"{x} (X) against {y} (Y): {err}") from None
+
     out = []
     for a, b in pairs:
         pair = KernelPair.from_centred(*kernel(a), *kernel(b)) if spec.kind == "kernel" else None
-        try:
-            # the measures of the activations (matched neurons, RSA): through their registered function
-            value = pair.value()[0] if pair else spec.compute(arrays[a], arrays[b]).similarity
-        except ValueError as err:  # name the representations behind "X" and "Y"
-            raise ValueError(f"{a} (X) against {b} (Y): {err}") from None
+        v_ab = value_of(a, b, pair)
+        directed = spec.directed and a != b
+        v_ba = value_of(b, a, None) if directed else v_ab
         info: dict = {}
         if extra:
-            rng = np.random.default_rng(extra.seeds.get((a, b), 0))
-            data, opts = (arrays[a], arrays[b]), {"bandwidth": params["bandwidth"]}
-            vals = {}
-            if extra.permutations:
-                vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
-            if extra.bootstrap:
-                vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng)
-                if extra.method == "bca":
-                    vals["jack"] = jackknife_values(measure, data, opts, rng)
-            extra.add(info, vals, vals, measure, float(value), float(value))
-        out.append((a, b, float(value), float(value), info))
+            forward = uncertainty(a, b, pair, np.random.default_rng(extra.seeds.get((a, b), 0)))
+            reverse = uncertainty(b, a, None, np.random.default_rng(extra.seeds.get((a, b), 0))) if directed else forward
+            extra.add(info, forward, reverse, measure, v_ab, v_ba)
+        out.append((a, b, v_ab, v_ba, info))
     return out
 
 
@@ -78,7 +88,8 @@ def block_jobs(todo, blocks):
     pending = {frozenset(pair): pair for pair in todo}  # each pair in its computing orientation
     for gi, group_a in enumerate(blocks):
         for group_b in blocks[gi:]:
-            keys = {frozenset((a, b)) for a in group_a for b in group_b if a != b} & pending.keys()
+            # (a, a) is pending only for measures whose self-similarity is computed (spec.identical None)
+            keys = {frozenset((a, b)) for a in group_a for b in group_b} & pending.keys()
             pairs = sorted(pending.pop(key) for key in keys)
             if pairs:
                 yield group_a, group_b, pairs
