@@ -8,6 +8,7 @@ from .alignment import cosine, euclidean, procrustes
 from .dft import DFTCCAResult, dft_cca
 from .rsa import rsa
 from .predictivity import predictivity
+from .neighbours import cknna, mutual_knn
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -16,6 +17,7 @@ from .results import (
     MeanCCAResult,
     NullResult,
     ProcrustesResult,
+    NeighbourResult,
     PWCCAResult,
     PredictivityResult,
     RSAResult,
@@ -39,6 +41,9 @@ __all__ = [
     "RSAResult",
     "predictivity",
     "PredictivityResult",
+    "mutual_knn",
+    "cknna",
+    "NeighbourResult",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

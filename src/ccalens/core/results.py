@@ -413,6 +413,23 @@ class PredictivityResult(_Similarity):
         return f"{super()._summary()}, alpha={self.alpha:.4g}, n_samples={self.n_samples}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class NeighbourResult(_Similarity):
+    """Nearest-neighbour alignment (mutual k-NN or CKNNA) with ``k`` neighbours; ``ties``
+    counts datapoints whose k-th and (k+1)-th neighbours were equally similar (broken by
+    index, deterministically)."""
+
+    k: int = 0
+    ties: int = 0
+    n_samples: int = 0
+
+    def details(self) -> dict:
+        return {"k": self.k, "ties": self.ties}
+
+    def _summary(self) -> str:
+        return f"{super()._summary()}, k={self.k}, ties={self.ties}, n_samples={self.n_samples}"
+
+
 def _host(array):
     """A result's array on the host, as numpy (torch results keep tensors)."""
     if hasattr(array, "detach"):

@@ -104,7 +104,7 @@ def ranks(d: np.ndarray) -> np.ndarray:
     of the largest are therefore ranked as ties, so the value does not depend on rounding."""
     order = np.argsort(d, kind="stable")
     v = d[order]
-    tol = TIE_RTOL * max(1.0, float(np.abs(v).max()) if v.size else 1.0)
+    tol = TIE_RTOL * (float(np.abs(v).max()) if v.size else 0.0)  # relative: scaling an RDM keeps its ties
     starts = np.r_[True, np.diff(v) > tol]
     snapped = np.empty_like(d)
     snapped[order] = v[np.maximum.accumulate(np.where(starts, np.arange(v.size), 0))]
