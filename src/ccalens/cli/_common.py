@@ -109,3 +109,10 @@ def draw_progress():
     stack.enter_context(bar)
     stack.enter_context(progress(report))
     return stack
+
+
+def measure_help(all_: bool = False) -> str:
+    """The --measure help: every registered measure's name (and "all" where it applies)."""
+    from ..core.registry import names
+
+    return "Which measure: " + ", ".join(names()) + (", or all." if all_ else ".")

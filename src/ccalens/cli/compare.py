@@ -60,7 +60,7 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
 def compare(
     a: Annotated[str, typer.Argument(help="Array A: a .npy/.npz/.safetensors/.pt/.h5 file or STORE.zarr, with :KEY when it holds several.")],
     b: Annotated[str, typer.Argument(help="Array B, the same way.")],
-    measure: Annotated[Measure, typer.Option("--measure", "-m", help="Which measure.")] = Measure.pwcca,
+    measure: Annotated[Measure, typer.Option("--measure", "-m", metavar="NAME", help=_common.measure_help(all_=True))] = Measure.pwcca,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     neurons_first: Annotated[bool, typer.Option("--neurons-first", help="The arrays are (neurons, datapoints), as in google/svcca.")] = False,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
@@ -70,7 +70,7 @@ def compare(
     permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null: its mean and sd, a p-value and the baseline-corrected similarity.")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the datapoints for a confidence interval.")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
-    interval: Annotated[Optional[Interval], typer.Option("--interval", help="Bootstrap interval method (default: the one measured to cover best, see ccalens.core.resampling).")] = None,
+    interval: Annotated[Optional[Interval], typer.Option("--interval", help="Bootstrap interval method (default: the one measured to cover best, see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
 ) -> None:
     """How similar are two representations? Prints similarity and distance per measure,

@@ -13,7 +13,7 @@ from . import _common
 @_common.friendly
 def matrix(
     store: Annotated[str, typer.Argument(help="A STORE.zarr directory of activation arrays.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="pwcca, svcca, mean_cca, cca, cka, cka_debiased, cka_rbf, procrustes, cosine or euclidean.")] = "pwcca",
+    measure: Annotated[str, typer.Option("--measure", "-m", metavar="NAME", help=_common.measure_help())] = "pwcca",
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
     resume: Annotated[bool, typer.Option("--resume", help="Keep the pairs finished by an earlier (possibly killed) run.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an earlier run's results in --out and start afresh.")] = False,
@@ -24,7 +24,7 @@ def matrix(
     permutations: Annotated[int, typer.Option("--permutations", help="Per pair: shuffled-datapoints null (null_mean, null_sd, p_value, corrected columns).")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high, and the bias ci_bias).")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
-    interval: Annotated[Optional[str], typer.Option("--interval", help="Bootstrap interval method: percentile, basic, bca or bias_corrected (default: the one measured to cover best, see ccalens.core.resampling).")] = None,
+    interval: Annotated[Optional[str], typer.Option("--interval", help="Bootstrap interval method: percentile, basic, bca or bias_corrected (default: the one measured to cover best, see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
     block: Annotated[Optional[int], typer.Option("--block", help="Arrays per block of the batched product "
                                                  "(default: about 1 GB of bases); smaller blocks checkpoint more often.")] = None,
