@@ -6,74 +6,9 @@ nulls and bootstrap intervals for every measure.
 Arrays are (datapoints, neurons) everywhere. Importing ccalens never imports torch.
 """
 
-from .core import (
-    BootstrapResult,
-    CKAResult,
-    MatchedResult,
-    MinibatchCKA,
-    NullResult,
-    ProcrustesResult,
-    cka,
-    cosine,
-    dft_cca,
-    DFTCCAResult,
-    euclidean,
-    procrustes,
-    rsa,
-    RSAResult,
-    predictivity,
-    PredictivityResult,
-    mutual_knn,
-    cknna,
-    NeighbourResult,
-    CCAResult,
-    Factor,
-    MeanCCAResult,
-    PWCCAResult,
-    SmallSampleWarning,
-    SVCCAResult,
-    cca,
-    factorize,
-    mean_cca,
-    pwcca,
-    svcca,
-)
-
+from . import core
+from .core import *  # noqa: F401,F403  (every name of core.__all__: the measures, their results, factorize)
 from .engine import PairwiseResult, pairwise  # noqa: E402
-
 from .version import __version__  # noqa: E402,F401
 
-__all__ = [
-    "BootstrapResult",
-    "CKAResult",
-    "MatchedResult",
-    "MinibatchCKA",
-    "NullResult",
-    "ProcrustesResult",
-    "cka",
-    "cosine",
-    "dft_cca",
-    "DFTCCAResult",
-    "euclidean",
-    "procrustes",
-    "rsa",
-    "RSAResult",
-    "predictivity",
-    "PredictivityResult",
-    "mutual_knn",
-    "cknna",
-    "NeighbourResult",
-    "CCAResult",
-    "Factor",
-    "MeanCCAResult",
-    "PairwiseResult",
-    "PWCCAResult",
-    "SVCCAResult",
-    "SmallSampleWarning",
-    "cca",
-    "factorize",
-    "mean_cca",
-    "pairwise",
-    "pwcca",
-    "svcca",
-]
+__all__ = [*core.__all__, "PairwiseResult", "pairwise"]

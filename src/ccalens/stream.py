@@ -281,8 +281,7 @@ def compare(x, y, measure: str = "pwcca", *, chunk_rows: int = 32768, progress: 
     summary = _compress([x, y], chunk_rows, progress)
     (zx, zy), n = summary.matrices, summary.n
     options["rtol"] = _rtol(options, n, (zx.shape[1], zy.shape[1]))
-    spec = registry.MEASURES[measure]
-    result = _quiet(spec.function, zx, zy, **spec.fixed, **options)
+    result = _quiet(registry.MEASURES[measure].compute, zx, zy, **options)
     rx, ry = getattr(result, "x_rank", summary.varying[0]), getattr(result, "y_rank", summary.varying[1])
     validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
     return _with_n(result, n)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.intervals import reports_correction
 from ..core.measures import DEFAULT_KEEP
 from . import _common
 
@@ -130,7 +131,7 @@ def compare(
             cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
         if bootstrap:
             ci = f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
-            if r["ci_method"] in ("basic", "bias_corrected") or not r["ci_contains_estimate"]:
+            if reports_correction(r["ci_method"], r["ci_contains_estimate"]):
                 # the interval belongs to the bias-corrected value: print it beside
                 ci += f" around {r['ci_corrected']:.4f} (bias {r['ci_bias']:+.4f})"
             cells.append(ci)

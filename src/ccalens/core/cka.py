@@ -84,17 +84,22 @@ def check_bandwidth(bandwidth) -> float:
     return float(bandwidth)
 
 
+def check_square_memory(n: int, what: str, unit: str, alternative: str = "") -> None:
+    """Refuse, with advice, an n x n float64 matrix above :data:`MAX_KERNEL_BYTES` (the measures
+    that hold one per representation: RBF CKA, RSA, nearest neighbours)."""
+    if 8 * n * n > MAX_KERNEL_BYTES:
+        raise ValueError(
+            f"{what}: {n:,} datapoints make {8 * n * n / 2**30:.1f} GiB per {unit} (the limit is "
+            f"{MAX_KERNEL_BYTES / 2**30:.0f} GiB). Compare a random subset of at most "
+            f"{int(np.sqrt(MAX_KERNEL_BYTES / 8)):,} datapoints{alternative}."
+        )
+
+
 def rbf_kernel(arr, bandwidth: float, name: str, rule: str = "median_distance") -> np.ndarray:
     """The RBF kernel matrix of one representation (numpy float64, n x n); ``rule`` says how
     sigma follows from ``bandwidth`` (:data:`BANDWIDTH_RULES`)."""
     n = arr.shape[0]
-    if 8 * n * n > MAX_KERNEL_BYTES:
-        raise ValueError(
-            f"RBF CKA needs n x n kernels: {n:,} datapoints make {8 * n * n / 2**30:.1f} GiB per "
-            f"kernel (the limit is {MAX_KERNEL_BYTES / 2**30:.0f} GiB). Compare a random subset of "
-            f"at most {int(np.sqrt(MAX_KERNEL_BYTES / 8)):,} datapoints, or use linear CKA, which "
-            f"needs no kernel matrix."
-        )
+    check_square_memory(n, "RBF CKA needs n x n kernels", "kernel", ", or use linear CKA, which needs no kernel matrix")
     x = arr.detach().cpu().numpy() if is_torch_tensor(arr) else np.asarray(arr)
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):

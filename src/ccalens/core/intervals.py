@@ -68,7 +68,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 __all__ = ["DEFAULT_METHOD", "JACKKNIFE_GROUPS", "METHODS", "RELIABLE_DATAPOINTS_PER_NEURON",
-           "bca_acceleration", "bootstrap_bias", "check_method", "few_datapoints_note", "interval_bounds", "jackknife_groups"]
+           "CENTRED_ON_CORRECTED", "bca_acceleration", "bootstrap_bias", "check_method", "few_datapoints_note", "interval_bounds", "jackknife_groups", "reports_correction"]
 
 METHODS = ("percentile", "basic", "bca", "bias_corrected")
 
@@ -93,6 +93,16 @@ def few_datapoints_note(n_samples: int | None, neurons: int | None) -> str | Non
             f"{limit:g} per neuron, simulated 95% intervals covered the true value less often than they claim "
             f"(basic: 85-93% for mean CCA and PWCCA at 10-20 per neuron; percentile and BCa: 0-49%; see "
             f"ccalens.core.intervals): read the interval as too narrow, or use more datapoints")
+
+
+#: the methods whose intervals are centred on the bias-corrected value, not on the estimate
+CENTRED_ON_CORRECTED = ("basic", "bias_corrected")
+
+
+def reports_correction(method: str, contains_estimate: bool) -> bool:
+    """Whether a report of this interval must show the bias-corrected value beside it: the
+    interval is centred on that value, or it does not contain the estimate."""
+    return method in CENTRED_ON_CORRECTED or not contains_estimate
 
 
 def check_method(method) -> str:

@@ -38,8 +38,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .cka import MAX_KERNEL_BYTES
+from .cka import check_square_memory
 from .results import NeighbourResult
+from .validate import host_matrix
 
 __all__ = ["DEFAULT_K", "cknna", "mutual_knn", "neighbours"]
 
@@ -51,16 +52,8 @@ TIE_RTOL = 1e-12
 
 
 def _unit_rows(arr, name: str, layout: str) -> np.ndarray:
-    from .validate import as_matrix, check_finite, make_ops
-
-    x = as_matrix(arr, name, layout)
-    check_finite(make_ops(x, None), x, name)
-    x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
-    n = x.shape[0]
-    if 8 * n * n > MAX_KERNEL_BYTES:
-        raise ValueError(f"nearest neighbours need the n x n similarities: {n:,} datapoints make "
-                         f"{8 * n * n / 2**30:.1f} GiB (the limit is {MAX_KERNEL_BYTES / 2**30:.0f} GiB). Compare a random "
-                         f"subset of at most {int(np.sqrt(MAX_KERNEL_BYTES / 8)):,} datapoints.")
+    x = host_matrix(arr, name, layout)
+    check_square_memory(x.shape[0], "nearest neighbours need the n x n similarities", "matrix")
     norms = np.linalg.norm(x, axis=1)
     zero = np.flatnonzero(norms == 0)
     if zero.size:

@@ -32,20 +32,12 @@ import numpy as np
 
 from . import registry
 from .results import PredictivityResult
+from .validate import host_matrix
 
 __all__ = ["RELATIVE_ALPHAS", "predictivity"]
 
 #: the default penalties, as multiples of X's mean squared singular value
 RELATIVE_ALPHAS = np.logspace(-4, 4, 17)
-
-
-def _host(arr, name: str, layout: str) -> np.ndarray:
-    from .validate import as_matrix, check_finite, make_ops
-
-    x = as_matrix(arr, name, layout)
-    check_finite(make_ops(x, None), x, name)
-    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    return np.asarray(x, dtype=np.float64)
 
 
 def _check_alphas(alphas) -> np.ndarray | None:
@@ -120,7 +112,7 @@ def predictivity(
 
     check_options(permutations, bootstrap, confidence, interval)
     given = _check_alphas(alphas)
-    x, y = _host(X, "X", layout), _host(Y, "Y", layout)
+    x, y = host_matrix(X, "X", layout), host_matrix(Y, "Y", layout)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"X and Y must have the same number of datapoints: X is {x.shape} and Y is {y.shape} as "
                          f"(datapoints, neurons).")

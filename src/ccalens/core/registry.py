@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Mapping
 
 __all__ = ["MEASURES", "MeasureSpec", "TRANSFORMS", "check_measure", "distance", "from_cross", "names",
@@ -128,12 +129,12 @@ class MeasureSpec:
     identical: float | None = 1.0
     bounded: bool = True
 
-    @property
+    @cached_property  # read on every recompute of a resample: the signature is inspected once
     def options(self) -> frozenset:
         """The keyword arguments ``function`` takes."""
         return frozenset(inspect.signature(self.function).parameters) - {"X", "Y"}
 
-    @property
+    @cached_property
     def defaults(self) -> dict:
         """The default values of ``function``'s keyword arguments."""
         return {k: p.default for k, p in inspect.signature(self.function).parameters.items()

@@ -165,6 +165,24 @@ def factor_null_both(measure, fx, fy, opts, permutations, rng):
     return values, reverse
 
 
+def _factor_data(fx, fy):
+    """Each side's centred, kept neurons as its factor reproduces them (Q_0 @ projections)."""
+    return [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+
+
+def _factor_values_on_rows(measure, data, fx, fy, opts, rows):
+    """Both directions' values on the datapoints ``rows`` of the factors' data (re-centred
+    and re-factorised)."""
+    from ..core.factor import factorize_matrix
+    from ..core.measures import _cross
+
+    fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
+              for d, f, name in zip(data, (fx, fy), ("X", "Y")))
+    forward, reverse, _ = from_cross(measure, fa, fb, _cross(fa, fb), epsilon=opts.get("epsilon", 0.0),
+                                     keep=opts.get("keep"))
+    return forward, reverse
+
+
 def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
     """Both directions' values over datapoint resamples, from the factors alone.
 
@@ -172,19 +190,13 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
     neurons, which the factor reproduces as Q_0 @ projections; each resample re-centres
     and re-factorises those.
     """
-    from ..core.factor import factorize_matrix
-    from ..core.measures import _cross
-
-    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    data = _factor_data(fx, fy)
     n = fx.n_samples
     forward, reverse = np.empty(resamples), np.empty(resamples)
     for k in range(resamples):
         rows = rng.integers(0, n, n)
         try:
-            fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
-                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
-            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
-                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"))
+            forward[k], reverse[k] = _factor_values_on_rows(measure, data, fx, fy, opts, rows)
         except ValueError as err:
             raise _resample_error(k, resamples, n, err) from None
         _tick("bootstrap", k + 1, resamples)
@@ -194,32 +206,27 @@ def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
 def factor_jackknife_both(measure, fx, fy, opts, rng, groups: int = intervals.JACKKNIFE_GROUPS):
     """Both directions' values without each of ``min(n, groups)`` random groups of
     datapoints (BCa's acceleration), from the factors alone."""
-    from ..core.factor import factorize_matrix
-    from ..core.measures import _cross
-
-    data = [f.ops.matmul_small(f.basis(), f.projections) for f in (fx, fy)]
+    data = _factor_data(fx, fy)
     n = fx.n_samples
     parts = intervals.jackknife_groups(n, rng, groups)
     forward, reverse = np.empty(len(parts)), np.empty(len(parts))
     for k, part in enumerate(parts):
-        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
         try:
-            fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
-                      for d, f, name in zip(data, (fx, fy), ("X", "Y")))
-            forward[k], reverse[k], _ = from_cross(measure, fa, fb, _cross(fa, fb),
-                                                   epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"))
+            forward[k], reverse[k] = _factor_values_on_rows(measure, data, fx, fy, opts, _without(n, part))
         except ValueError as err:
-            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
-                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+            raise _jackknife_error(part, n, err) from None
         _tick("jackknife", k + 1, len(parts))
     return forward, reverse
 
 
-def interval(values: np.ndarray, confidence: float) -> BootstrapResult:
-    low, high = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
-    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
-    return BootstrapResult(low=float(low), high=float(high), confidence=float(confidence), sd=sd,
-                           resamples=int(values.size), values=values)
+def _without(n: int, part: np.ndarray) -> np.ndarray:
+    """The datapoints 0..n-1 other than ``part`` (a jackknife's kept rows)."""
+    return np.setdiff1d(np.arange(n), part, assume_unique=True)
+
+
+def _jackknife_error(part, n: int, err: Exception) -> ValueError:
+    return ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
+                      f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.")
 
 
 def _take_rows(arr, rows):
@@ -302,12 +309,11 @@ def jackknife_values(measure, data, opts, rng, groups: int = intervals.JACKKNIFE
     out = []
     parts = intervals.jackknife_groups(n, rng, groups)
     for part in parts:
-        rows = np.setdiff1d(np.arange(n), part, assume_unique=True)
+        rows = _without(n, part)
         try:
             out.append(recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts))
         except ValueError as err:
-            raise ValueError(f"the jackknife of the BCa interval (leaving out {part.size} of {n} datapoints) "
-                             f"cannot measure the rest: {err} Use interval='basic' or 'percentile'.") from None
+            raise _jackknife_error(part, n, err) from None
         _tick("jackknife", len(out), len(parts))
     return np.asarray(out)
 

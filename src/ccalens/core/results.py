@@ -103,6 +103,14 @@ class BootstrapResult:
     def contains_estimate(self) -> bool:
         return bool(self.low <= self.estimate <= self.high)
 
+    @property
+    def reports_correction(self) -> bool:
+        """Whether the interval is reported with the bias-corrected value beside it (it is
+        centred on that value, or it excludes the estimate)."""
+        from .intervals import reports_correction
+
+        return reports_correction(self.method, self.contains_estimate)
+
     def interval(self, method: str) -> tuple[float, float]:
         """``(low, high)`` of another method, from the same resamples (BCa needs the
         jackknife values, kept only when the result was computed with ``interval="bca"``)."""
@@ -116,7 +124,7 @@ class BootstrapResult:
         """One line: the interval, and the bias-corrected estimate where the interval is
         centred on it or excludes the estimate."""
         text = f"{100 * self.confidence:g}% {self.method} CI [{self.low:.4f}, {self.high:.4f}]"
-        if self.method in ("basic", "bias_corrected") or not self.contains_estimate:
+        if self.reports_correction:
             text += f" around the bias-corrected {self.corrected:.4f} (bootstrap bias {self.bias:+.4f})"
         return text
 
@@ -156,7 +164,7 @@ class _Similarity:
         if self.bootstrap is not None:
             b = self.bootstrap
             extra += f", ci{100 * b.confidence:g}=[{b.low:.6f}, {b.high:.6f}] ({b.method}"
-            if b.method in ("basic", "bias_corrected") or not b.contains_estimate:
+            if b.reports_correction:
                 extra += f", bias-corrected {b.corrected:.6f}"
             extra += ")"
         return f"{type(self).__name__}({self._summary()}{extra})"

@@ -38,8 +38,9 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import rankdata
 
 from . import registry
-from .cka import MAX_KERNEL_BYTES
+from .cka import check_square_memory
 from .results import RSAResult
+from .validate import host_matrix
 
 __all__ = ["COMPARISONS", "RDM_METHODS", "dissimilarities", "rsa"]
 
@@ -48,20 +49,9 @@ COMPARISONS = ("spearman", "pearson")
 
 
 def _host(arr, name: str, layout: str) -> np.ndarray:
-    from .validate import as_matrix
-
-    x = as_matrix(arr, name, layout)
-    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    x = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{name} contains {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s) (NaN or Inf); "
-                         f"the first is at datapoint {bad[0]}, neuron {bad[1]}. Remove or impute them before comparing.")
+    x = host_matrix(arr, name, layout)
     n = x.shape[0]
-    if 8 * n * n > MAX_KERNEL_BYTES:
-        raise ValueError(f"RSA needs n x n dissimilarity matrices: {n:,} datapoints make {8 * n * n / 2**30:.1f} GiB "
-                         f"each (the limit is {MAX_KERNEL_BYTES / 2**30:.0f} GiB). Compare a random subset of at most "
-                         f"{int(np.sqrt(MAX_KERNEL_BYTES / 8)):,} datapoints.")
+    check_square_memory(n, "RSA needs n x n dissimilarity matrices", "matrix")
     if n < 3:
         raise ValueError(f"RSA correlates the {n * (n - 1) // 2} dissimilarities of {n} datapoints; it needs at least "
                          f"3 datapoints.")

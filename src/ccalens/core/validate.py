@@ -203,3 +203,12 @@ def warn_small_sample(
         SmallSampleWarning,
         stacklevel=stacklevel,
     )
+
+
+def host_matrix(obj, name: str, layout: str = "datapoints_first") -> np.ndarray:
+    """``obj`` as a checked (datapoints, neurons) float64 numpy array on the host, for the
+    measures computed from the activations on the CPU (RSA, predictivity, neighbours)."""
+    x = as_matrix(obj, name, layout)
+    check_finite(make_ops(x, None), x, name)
+    x = x.detach().cpu().numpy() if is_torch_tensor(x) else np.asarray(x)
+    return np.asarray(x, dtype=np.float64)

@@ -182,8 +182,10 @@ def pairwise(
     direct = spec.kind != "factor"
     if scheduler is None:  # factorise (or, for the direct measures, load) here, once each
         for label, value in sources.items():
-            if isinstance(value, (str, Path)) and not Source(value).is_store:
-                value = Source(value).read()  # read a file once, for both uses below
+            if isinstance(value, (str, Path)):  # parsed and opened once, for both uses below
+                value = Source(value)
+                if not value.is_store:
+                    value = value.read()  # a file: read once
             factors[label] = load(value, label) if direct else factor_of(value, label, rtol)
             if results is not None or permutations or bootstrap:  # keys and seeds need them
                 prints[label] = describe(value, label)[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core import registry
-from ..core.intervals import DEFAULT_METHOD, few_datapoints_note
+from ..core.intervals import DEFAULT_METHOD, few_datapoints_note, reports_correction
 from ..core.resampling import check_options
 from ..locks import LockedError, exclusive
 from ..store import ActivationStore
@@ -104,7 +104,7 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
             line = (f"bootstrap ({bootstrap} resamples per pair, {method} intervals): mean {100 * confidence:g}% "
                     f"interval width {(off['ci_high'] - off['ci_low']).mean():.4f}; mean bootstrap bias "
                     f"{off['ci_bias'].mean():+.4f} (columns ci_low, ci_high, ci_bias)")
-            if method in ("basic", "bias_corrected") or outside:
+            if reports_correction(method, contains_estimate=not outside):
                 line += (f"; {outside} of {len(off)} intervals exclude their similarity: they belong to the "
                          f"bias-corrected value, similarity - ci_bias")
             log(line)

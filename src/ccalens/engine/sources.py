@@ -38,12 +38,14 @@ def _array_of(rep, label: str):
             f"itself and fingerprints the data for resuming)."
         )
     if isinstance(rep, (str, Path)):
-        rep = Source(rep).read()
+        rep = Source(rep)
+    if isinstance(rep, Source):
+        rep = rep.read()
     return validate.as_matrix(rep, label)
 
 
 def factor_of(rep, label: str, rtol) -> Factor:
-    """The factor of one representation (an array, a tensor or a store path)."""
+    """The factor of one representation (an array, a tensor, a store path or its Source)."""
     arr = _array_of(rep, label)
     return factorize_matrix(arr, validate.make_ops(arr, None), rtol, label)
 
@@ -60,9 +62,10 @@ def host_array(value):
 
 
 def describe(value, label: str):
-    """(shape, fingerprint, backend) of a representation, without reading a store array's data."""
-    if isinstance(value, (str, Path)):
-        source = Source(value)
+    """(shape, fingerprint, backend) of a representation (an array, a tensor, a store path or
+    its :class:`~ccalens.store.Source`), without reading a store array's data."""
+    if isinstance(value, (str, Path, Source)):
+        source = value if isinstance(value, Source) else Source(value)
         if source.is_store:
             return source.shape, source.fingerprint, "numpy"
         value = source.read()

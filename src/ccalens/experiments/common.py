@@ -166,12 +166,6 @@ def mean_sd(values) -> tuple[float, float]:
     return (float(arr.mean()), float(arr.std())) if arr.size else (float("nan"), float("nan"))
 
 
-def pyplot():
-    from ..plot import pyplot as load
-
-    return load()
-
-
 NAIVE = ("cosine", "euclidean")
 
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from . import claims as claim_records
 from . import cnn
-from .common import Context, pyplot, write_outputs
+from .common import Context, write_outputs
+from ..plot import pyplot
 
 FIGURE = "fig1"
 LAYERS = ("conv3", "fc1")

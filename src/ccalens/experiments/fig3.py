@@ -25,7 +25,8 @@ import numpy as np
 from . import cnn
 from . import claims as claim_records
 from .claims import PairTable
-from .common import Context, mean_sd, pair_rows, pyplot, write_outputs
+from .common import Context, mean_sd, pair_rows, write_outputs
+from ..plot import pyplot
 
 FIGURE = "fig3"
 MEASURES = ("pwcca", "mean_cca", "svcca", "cosine", "euclidean")

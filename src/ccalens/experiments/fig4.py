@@ -25,7 +25,8 @@ import numpy as np
 from . import claims as claim_records
 from . import cnn
 from .claims import PairTable
-from .common import Context, mean_sd, pair_rows, pyplot, write_outputs
+from .common import Context, mean_sd, pair_rows, write_outputs
+from ..plot import pyplot
 
 FIGURE = "fig4"
 LAYER = "conv3"  # the final conv layer

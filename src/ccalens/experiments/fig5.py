@@ -32,7 +32,8 @@ import numpy as np
 from . import claims as claim_records
 from . import cnn
 from .claims import PairTable
-from .common import Context, pyplot, write_outputs
+from .common import Context, write_outputs
+from ..plot import pyplot
 
 FIGURE = "fig5"
 LAYER = "fc1"

@@ -47,7 +47,8 @@ import numpy as np
 from . import claims as claim_records
 from . import lstm
 from .cnn import _device
-from .common import naive_distance, pyplot, write_outputs
+from .common import naive_distance, write_outputs
+from ..plot import pyplot
 from .pipeline import Pipeline
 
 FIGURE = "fig6"

@@ -387,7 +387,7 @@ def write(result: dict, out: Path) -> dict[str, Path]:
 
 
 def plot(result: dict, path: Path) -> None:
-    from .common import pyplot
+    from ..plot import pyplot
 
     plt = pyplot()
     table = result["table"]

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import claims as claim_records
-from .common import naive_distance, pyplot, write_outputs
+from .common import naive_distance, write_outputs
+from ..plot import pyplot
 from .rnn import RNNContext
 
 FIGURE = "seq"

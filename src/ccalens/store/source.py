@@ -83,9 +83,11 @@ class Source:
         if self.is_store:
             self.check_complete()
             return self.store.read(self.key)
-        if "_data" not in self.__dict__:
-            self.__dict__["_data"] = read_file_array(self.path, self.key)
-        return self.__dict__["_data"]
+        return self._file_data
+
+    @cached_property
+    def _file_data(self) -> np.ndarray:
+        return read_file_array(self.path, self.key)  # a file is read once, however often it is asked for
 
     def rows(self):
         """An object with ``.shape`` and row slicing that reads only what is sliced: a
