@@ -87,10 +87,44 @@ def test_pair_table_never_pairs_a_network_with_its_own_copy():
     assert table.mean(["a", "a", "b"]) == pytest.approx(1.0)  # (a, a) is not a pair; (a, b) twice
     assert np.isnan(table.mean(["a", "a"]))
     assert table.mean(["a"], ["b", "c"]) == pytest.approx(1.5)
-    interval = claims.percentile_interval([np.nan] * 5 + [1.0] * 3, 1.0, unit="x")
+    interval = claims.bootstrap_interval([np.nan] * 5 + [1.0] * 3, 1.0, unit="x")
     assert interval["low"] is None and "fewer than 10" in interval["reason"]
-    interval = claims.percentile_interval(np.linspace(2, 3, 101), 1.0, unit="x")
+    interval = claims.bootstrap_interval(np.linspace(2, 3, 101), 1.0, unit="x")
+    assert interval["method"] == "percentile bootstrap"
     assert not interval["contains_estimate"] and interval["bias"] == pytest.approx(1.5)
+    assert interval["corrected"] == pytest.approx(-0.5)
+
+
+def test_datapoint_bootstraps_give_basic_intervals_that_undo_the_resampling_bias():
+    """A statistic that every resample raises by 0.1 (as repeated rows raise CCA values):
+    the percentile interval misses the estimate, the basic interval (the claims' method for
+    datapoint and probe-window bootstraps) is centred on estimate - bias and covers it."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 400)
+    draws = 0.5 + 0.1 + noise
+    pct = claims.bootstrap_interval(draws, 0.5, unit="datapoints", method="percentile")
+    basic = claims.bootstrap_interval(draws, 0.5, unit="datapoints", method=claims.DATAPOINT_METHOD)
+    assert not pct["contains_estimate"] and pct["low"] > 0.55
+    assert basic["method"] == "basic bootstrap" and basic["high"] < 0.45
+    assert basic["corrected"] == pytest.approx(0.5 - basic["bias"])
+    assert basic["low"] < basic["corrected"] < basic["high"]
+    # row_bootstrap, the datapoint bootstrap of fig1, uses it
+    r = claims.row_bootstrap(200, lambda idx: float(np.unique(idx).size / 200), draws=50)
+    assert r["method"] == "basic bootstrap" and r["bias"] < -0.3 and r["low"] > 1.0  # 1 + |bias| - spread
+    with pytest.raises(ValueError, match="interval method must be one of"):
+        claims.bootstrap_interval(draws, 0.5, unit="x", method="student")
+
+
+def test_fig3_separation_is_undefined_when_a_group_holds_one_pair():
+    from ccalens.experiments.fig3 import separation
+
+    table = PairTable({("a", "b"): 0.3, ("a", "c"): 0.31, ("b", "c"): 0.29, ("d", "e"): 0.6, ("d", "f"): 0.62,
+                       ("e", "f"): 0.58, **{(p, q): 0.5 for p in "abc" for q in "def"}})
+    assert separation(table, ["a", "b", "c"], ["d", "e", "f"]) == pytest.approx(
+        0.3 / (np.std([0.3, 0.31, 0.29]) + np.std([0.6, 0.62, 0.58])))
+    # one distinct pair, repeated: its spread is rounding error, so the ratio is undefined (not 1e13)
+    assert np.isnan(separation(table, ["a", "a", "b"], ["d", "e", "f"]))
+    assert np.isnan(separation(table, ["a", "b", "c"], ["d", "d", "d"]))
 
 
 def test_permutation_p_values_are_uniform_on_null_distances():
@@ -207,7 +241,7 @@ def test_fig3_rules_on_constructed_distances():
 def test_fig3_claims_come_with_network_bootstrap_intervals():
     rows = []
     rng = np.random.default_rng(0)
-    names = [f"true{i}" for i in range(3)] + [f"random{i}" for i in range(3)]
+    names = [f"true{i}" for i in range(5)] + [f"random{i}" for i in range(5)]
     for data, measures in (("train", fig3.MEASURES + (fig3.THRESHOLDED,)), ("test", ("pwcca", "mean_cca"))):
         for m in measures:
             for layer in fig3.LAYERS:
@@ -215,7 +249,7 @@ def test_fig3_claims_come_with_network_bootstrap_intervals():
                     for j in range(i + 1, len(names)):
                         rows.append({"data": data, "measure": m, "layer": layer, "a": names[i], "b": names[j],
                                      "distance": float(rng.random()), "comparison": "x"})
-    out = fig3.evaluate_claims(rows, {"true": names[:3], "random": names[3:]}, 1.0, draws=50)
+    out = fig3.evaluate_claims(rows, {"true": names[:5], "random": names[5:]}, 1.0, draws=50)
     assert len(out) == 11 and {c["scope"] for c in out} == {"PWCCA", "PWCCA after SVD thresholding (99% of the variance)"}
     for c in out:
         assert set(c) == KEYS and c["interval"]["unit"] == "networks within their groups"

@@ -132,14 +132,22 @@ def _jsonable(summary: dict) -> list[dict]:
 
 
 def separation(table: PairTable, T, R) -> float:
-    """(rr - tt) / (sd_rr + sd_tt) over the pairs within each group; NaN when there is no spread."""
+    """(rr - tt) / (sd_rr + sd_tt) over the pairs within each group.
+
+    NaN (an undefined resample, counted as such by the bootstrap) unless each group holds
+    at least two distinct pairs of networks: a resample whose group holds one network pair,
+    repeated, has a spread of rounding error, and dividing by it gave draws of 1e13.
+    """
     def within(names):
-        return [table.d[(names[i], names[j])] for i in range(len(names)) for j in range(i + 1, len(names))
-                if names[i] != names[j]]
+        return [((names[i], names[j]) if names[i] < names[j] else (names[j], names[i]), table.d[(names[i], names[j])])
+                for i in range(len(names)) for j in range(i + 1, len(names)) if names[i] != names[j]]
 
     tt, rr = within(T), within(R)
-    spread = float(np.std(tt) + np.std(rr)) if tt and rr else 0.0
-    return float(np.mean(rr) - np.mean(tt)) / spread if spread > 0 else float("nan")  # undefined without spread
+    if len({pair for pair, _ in tt}) < 2 or len({pair for pair, _ in rr}) < 2:
+        return float("nan")
+    tt, rr = [v for _, v in tt], [v for _, v in rr]
+    spread = float(np.std(tt) + np.std(rr))
+    return float(np.mean(rr) - np.mean(tt)) / spread if spread > 0 else float("nan")
 
 
 def claim_values(tables: dict, G: dict, measure: str, min_train_accuracy: float) -> dict:

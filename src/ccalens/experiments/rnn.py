@@ -289,7 +289,7 @@ def decide_fig6(stats: dict, draws: dict, plateau: dict) -> list[dict]:
         values = {"t90": st["t90"], "crossing": st["crossing"], "ordering_score": st["ordering_score"],
                   "t90_nondecreasing": bool(np.all(np.isfinite(t90s)) and np.all(np.diff(t90s) >= 0)),
                   "pwcca_at_init": st["at_init"], "plateau_reached": bool(plateau[name])}
-        interval = claim_records.percentile_interval([d["ordering_score"] for d in draws[name]["pwcca"]],
+        interval = claim_records.bootstrap_interval([d["ordering_score"] for d in draws[name]["pwcca"]],
                                                      st["ordering_score"], unit="probe windows")
         claims.append(claim_records.decide("fig6.bottom_up", values, interval=interval, scope=name))
     models = list(stats)
@@ -309,10 +309,10 @@ def decide_fig6(stats: dict, draws: dict, plateau: dict) -> list[dict]:
     diff = [standardised("pwcca", b) - standardised("mean_cca", b) for b in range(nb)]
     margin = [standardised("pwcca", b) - max(standardised("cosine", b), standardised("euclidean", b))
               for b in range(nb)]
-    claims.append(claim_records.decide("fig6.pwcca_clearer_than_mean", values, interval=claim_records.percentile_interval(
+    claims.append(claim_records.decide("fig6.pwcca_clearer_than_mean", values, interval=claim_records.bootstrap_interval(
         diff, values["clarity_pwcca_minus_mean_cca"], unit="probe windows (gaps standardised by their bootstrap sd)")))
     claims.append(claim_records.decide("fig6.cca_clearer_than_cosine_euclid", values,
-                                       interval=claim_records.percentile_interval(
+                                       interval=claim_records.bootstrap_interval(
                                            margin, values["clarity_margin"],
                                            unit="probe windows (gaps standardised by their bootstrap sd)")))
     return claims

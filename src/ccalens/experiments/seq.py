@@ -130,7 +130,8 @@ def run(ctx: RNNContext) -> dict:
             v = values_for(matrices(resampled), null_matrices(resampled, draws=1, seed=10_000 + k))
             for key in draws:
                 draws[key].append(v[key])
-        intervals = {key: claim_records.percentile_interval(d, values[key], unit="probe windows")
+        intervals = {key: claim_records.bootstrap_interval(d, values[key], unit="probe windows",
+                                                          method=claim_records.DATAPOINT_METHOD)
                      for key, d in draws.items()}
         mats[layer] = {**m, **{f"{k}_corrected": corrected(m[k], nulls[k]) for k in MEASURES}}
         for i in range(s.seq_length):
