@@ -96,3 +96,31 @@ def svcca_reference_neurons_first(acts1, acts2, epsilon=0.0):
     weights = np.sum(np.abs(np.dot(p.T, acts.T)), axis=1)
     weights = weights / np.sum(weights)
     return float(np.mean(s)), float(np.sum(weights * s)), weights
+
+
+def shape_cases() -> dict:
+    """Awkward input pairs for the shape metric, the same for the netrep reference script
+    (tests/data/make_netrep_reference.py) and the tests: name -> (X, Y)."""
+    rng = np.random.default_rng(2021)
+    cases = {}
+    x = rng.standard_normal((60, 5))
+    cases["equal_widths"] = (x, x @ rng.standard_normal((5, 5)) + 0.5 * rng.standard_normal((60, 5)))
+    x = rng.standard_normal((80, 3))
+    cases["unequal_widths"] = (x, np.hstack([x, x[:, :2] ** 2]) @ rng.standard_normal((5, 7))
+                               + 0.3 * rng.standard_normal((80, 7)))
+    x = np.maximum(rng.standard_normal((70, 6)), 0.0)
+    x[:, [1, 4]] = 0.0  # dead ReLU units: exact zero columns, a rank of 4
+    cases["dead_units"] = (x, np.maximum(x @ rng.standard_normal((6, 6)) + rng.standard_normal((70, 6)), 0.0))
+    x = rng.standard_normal((90, 4))
+    cases["large_offsets"] = (x + 1e4, x @ rng.standard_normal((4, 4)) + 0.4 * rng.standard_normal((90, 4)) - 5e3)
+    x = rng.standard_normal((8, 5))
+    cases["few_datapoints"] = (x, x @ rng.standard_normal((5, 6)) + 0.5 * rng.standard_normal((8, 6)))
+    x = rng.standard_normal((100, 4))
+    x = np.hstack([x, x[:, :1]])  # a repeated neuron: rank 4 of 5
+    cases["repeated_neuron"] = (x, x[:, :4] @ rng.standard_normal((4, 5)) + 0.5 * rng.standard_normal((100, 5)))
+    x = rng.standard_normal((100, 4))
+    cases["scales"] = (1e3 * x, 1e-2 * (x @ rng.standard_normal((4, 4)) + 0.5 * rng.standard_normal((100, 4))))
+    return cases
+
+
+SHAPE_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -74,8 +74,15 @@ def test_stream_errors(tmp_path):
         stream.compare(bad, y, chunk_rows=100)
     with pytest.raises(ValueError, match="not available when streaming"):
         stream.compare(x, y, compat="svcca")
-    with pytest.raises(ValueError, match="measure must be one of .* when streaming"):
+    with pytest.raises(ValueError, match=r"'cka_debiased' \(debiased linear CKA\) cannot stream: it needs each "
+                                         r"datapoint's own values.*random subset.*The measures that stream are pwcca"):
         stream.compare(x, y, "cka_debiased")
+    for measure, why in (("cka_rbf", "n x n kernels between datapoints"), ("rsa", "the activations themselves"),
+                         ("predictivity", "regressions"), ("mutual_knn", "neighbours")):
+        with pytest.raises(ValueError, match=f"{measure}.* cannot stream: it .*{why}"):
+            stream.compare(x, y, measure)
+    with pytest.raises(ValueError, match="'bogus' is not a measure. The measures that stream are"):
+        stream.compare(x, y, "bogus")
     with pytest.raises(TypeError, match="a source must be"):
         stream.compare(3, y)
 
@@ -148,7 +155,7 @@ def test_options_that_need_the_datapoints_are_refused():
         stream.compare(x, y, colour="red")
     with pytest.raises(ValueError, match="permutations=5 is not available when streaming"):
         stream.pairwise([x, y], "pwcca", permutations=5)
-    with pytest.raises(ValueError, match="measure must be one of .* when streaming"):
+    with pytest.raises(ValueError, match="cosine.* cannot stream: it works on the activations themselves"):
         stream.pairwise([x, y], "cosine")
     with pytest.raises(ValueError, match="n_components and dtype are single-pair options"):
         stream.pairwise([x, y], "svcca", n_components=3)

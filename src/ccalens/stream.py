@@ -5,8 +5,9 @@ One pass over row chunks computes a tall-skinny Householder QR (TSQR) of
 factor is the R factor of the centred data, :math:`[X_{1c} \mid \dots \mid X_{Kc}] = Q T` with
 orthonormal :math:`Q` (MATH.md). Every measure depends on the data only through inner
 products of centred columns, so it is the same on the small matrix
-:math:`Z = [T; -T]` (zero column means, :math:`Z^T Z = 2 T^T T`, a uniform factor that
-CCA and PWCCA's normalised weights ignore). Memory is O(chunk x D + D^2) with
+:math:`Z = [T; -T]/\sqrt 2` (zero column means, :math:`Z^T Z = T^T T`: the centred
+data's own inner products, scale included, which the shape metrics with
+:math:`0 < \alpha < 1` need). Memory is O(chunk x D + D^2) with
 D = the total number of neurons; no normal equations are formed.
 
 * :func:`compress` turns sources into those small matrices (one per source);
@@ -17,9 +18,10 @@ Each source is shifted by its first chunk's column means before the QR (every me
 here ignores translations), so large offsets cost no accuracy.
 
 Only the measures that depend on the centred data through its inner products alone are
-available (:data:`MEASURES`: the CCA family, linear CKA, Procrustes). Debiased and RBF CKA,
-the matched-neuron controls, permutation nulls, bootstraps and canonical variates need
-the datapoints themselves: run those in memory on a random subset of datapoints.
+available (:data:`MEASURES`: the CCA family, linear CKA, Procrustes, the shape metrics).
+Debiased and RBF CKA, RSA, predictivity, the neighbour measures, the matched-neuron
+controls, permutation nulls, bootstraps and canonical variates need the datapoints
+themselves: run those in memory on a random subset of datapoints.
 
 Sources are Zarr arrays, ``"store.zarr:name"`` paths, ``.npy`` files (memory-mapped),
 numpy arrays, or iterables of row chunks (all with the same rows, in the same chunks).
@@ -40,11 +42,11 @@ from .core import validate, registry
 __all__ = ["MEASURES", "compare", "compress", "pairwise"]
 
 #: Measures that streaming computes exactly: they see the centred data only through
-#: inner products of its columns, which the small matrices keep (up to one uniform factor).
+#: inner products of its columns, which the small matrices keep.
 MEASURES = registry.names(streamable=True)
 
 #: Options the measures take that mean the same on the small matrices.
-_OPTIONS = {"epsilon", "keep", "n_components", "symmetric", "rtol", "dtype"}
+_OPTIONS = {"epsilon", "keep", "n_components", "symmetric", "rtol", "dtype", "alpha"}
 
 #: Options that need the datapoints themselves, with when they are in use and why.
 _NEEDS_DATAPOINTS = {
@@ -208,7 +210,7 @@ def _compress(sources, chunk_rows, progress, fingerprints: bool = False) -> _Sum
     eps = np.finfo(np.float64).eps
     constant = (col_max - col_min) <= 4.0 * eps * np.maximum(np.abs(col_max), np.abs(col_min))
     t[:, constant] = 0.0
-    z = np.concatenate([t, -t], axis=0)
+    z = np.concatenate([t, -t], axis=0) / np.sqrt(2.0)  # Z^T Z = T^T T: the centred data's own scale
     edges = np.cumsum([0] + widths)
     varying = []
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
@@ -248,12 +250,21 @@ def _check_options(measure: str, options: dict) -> dict:
     return out
 
 
+_WHY_NOT = {  # why a registered measure that is not streamable needs the datapoints, by its kind
+    "factor": "it needs each datapoint's own values, not only the neurons' inner products",
+    "kernel": "it compares n x n kernels between datapoints",
+    "raw": "it works on the activations themselves (their distances, neighbours, regressions or matched neurons)",
+}
+
+
 def _check_measure(measure: str) -> None:
-    if measure not in MEASURES:
-        raise ValueError(
-            f"measure must be one of {MEASURES} when streaming; got {measure!r}. The others need the "
-            f"datapoints themselves (debiased and RBF CKA, the matched-neuron controls): run them "
-            f"in memory on a random subset of datapoints.")
+    if measure in MEASURES:
+        return
+    spec = registry.MEASURES.get(measure)
+    why = (f"{measure!r} ({spec.title}) cannot stream: {_WHY_NOT[spec.kind]}, and streaming keeps only a small "
+           f"summary of the datapoints. Run it in memory on a random subset of datapoints"
+           if spec is not None else f"{measure!r} is not a measure")
+    raise ValueError(f"{why}. The measures that stream are {', '.join(MEASURES)}.")
 
 
 def _rtol(options: dict, n: int, widths) -> float | None:

@@ -9,6 +9,7 @@ from .dft import DFTCCAResult, dft_cca
 from .rsa import rsa
 from .predictivity import predictivity
 from .neighbours import cknna, mutual_knn
+from .shape import shape_metric
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -21,6 +22,7 @@ from .results import (
     PWCCAResult,
     PredictivityResult,
     RSAResult,
+    ShapeResult,
     SVCCAResult,
 )
 
@@ -44,6 +46,8 @@ __all__ = [
     "mutual_knn",
     "cknna",
     "NeighbourResult",
+    "shape_metric",
+    "ShapeResult",
     "CCAResult",
     "Factor",
     "MeanCCAResult",

@@ -42,11 +42,12 @@ engines, the command line and the sanity suite then know it:
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Mapping
 
-__all__ = ["MEASURES", "MeasureSpec", "TRANSFORMS", "check_measure", "distance", "from_cross", "names",
+__all__ = ["MEASURES", "MeasureSpec", "TRANSFORMS", "angular", "check_measure", "distance", "from_cross", "names",
            "negated", "one_minus", "procrustes_distance", "register", "unregister"]
 
 #: transforms of one side's neurons that the invariance checks apply (``ccalens sanity``)
@@ -65,6 +66,11 @@ def one_minus(similarity):
 def procrustes_distance(similarity):
     """The squared Procrustes distance of centred unit-norm data, 2 - 2 * similarity."""
     return 2.0 - 2.0 * similarity
+
+
+def angular(similarity):
+    """The shape metric's distance: the angle arccos(similarity), in radians."""
+    return math.acos(min(1.0, max(-1.0, float(similarity))))
 
 
 def negated(similarity):

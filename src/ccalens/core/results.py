@@ -372,6 +372,25 @@ class ProcrustesResult(_Similarity):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class ShapeResult(_Similarity):
+    """Generalised shape metric (Williams et al. 2021): similarity = cos(theta) of the
+    partially whitened (``alpha``) representations after the best rotation; ``distance`` =
+    theta in radians, in [0, pi/2], a metric."""
+
+    alpha: float = 0.5
+    x_rank: int = 0
+    y_rank: int = 0
+    n_samples: int = 0
+
+    @property
+    def distance(self) -> float:
+        return registry.angular(self.similarity)
+
+    def _summary(self) -> str:
+        return f"{super()._summary()}, alpha={self.alpha:g}"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class MatchedResult(_Similarity):
     """A matched-neuron control: ``measure`` is "cosine" (similarity = cosine, distance =
     1 - cosine) or "euclidean" (distance = RMS distance between datapoints' activation
