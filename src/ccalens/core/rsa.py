@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
-from scipy.stats import rankdata
 
 from . import registry
 from .cka import check_square_memory
@@ -95,10 +94,12 @@ def ranks(d: np.ndarray) -> np.ndarray:
     order = np.argsort(d, kind="stable")
     v = d[order]
     tol = TIE_RTOL * (float(np.abs(v).max()) if v.size else 0.0)  # relative: scaling an RDM keeps its ties
-    starts = np.r_[True, np.diff(v) > tol]
-    snapped = np.empty_like(d)
-    snapped[order] = v[np.maximum.accumulate(np.where(starts, np.arange(v.size), 0))]
-    return rankdata(snapped)
+    starts = np.flatnonzero(np.r_[True, np.diff(v) > tol])  # where each group of ties begins, in sorted order
+    ends = np.r_[starts[1:], v.size]
+    average = (starts + ends + 1) / 2.0  # the mean of the 1-based ranks starts+1 .. ends
+    out = np.empty(d.size)
+    out[order] = np.repeat(average, ends - starts)
+    return out
 
 
 class RDMPair:
