@@ -234,12 +234,15 @@ def test_reused_and_conditional_modules_are_errors():
 def test_bad_arguments(cnn, images):
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         extract(lambda x: x, images, "conv1")
-    with pytest.raises(TypeError, match="data must be a torch tensor, a numpy array or a torch DataLoader"):
+    with pytest.raises(TypeError, match="data must be a torch tensor, a numpy array, a torch DataLoader or an "
+                                        "iterable of batches; got int"):
+        extract(cnn, 5, "conv1")
+    with pytest.raises(TypeError, match="a batch must be a tensor, an array, an .inputs, labels. pair or a dict"):
         extract(cnn, [1, 2, 3], "conv1")
     with pytest.raises(ValueError, match="spatial must be one of"):
         extract(cnn, images, "conv1", spatial="max")
     with pytest.raises(ValueError, match="sequence must be one of"):
-        extract(cnn, images, "conv1", sequence="first")
+        extract(cnn, images, "conv1", sequence="middle")
     with pytest.raises(ValueError, match="positions must be a positive int"):
         extract(cnn, images, "conv1", positions=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):

@@ -39,7 +39,7 @@ import scipy.linalg
 
 from .core import validate, registry
 
-__all__ = ["MEASURES", "compare", "compress", "pairwise"]
+__all__ = ["MEASURES", "RowSummary", "compare", "compress", "default_rtol", "pairwise", "why_not_streamable"]
 
 #: Measures that streaming computes exactly: they see the centred data only through
 #: inner products of its columns, which the small matrices keep.
@@ -148,6 +148,135 @@ class _Summary:
         self.matrices, self.n, self.varying, self.prints = matrices, n, varying, prints
 
 
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+class RowSummary:
+    """The one-pass TSQR summary of column groups that arrive in row chunks.
+
+    ``add(parts)`` takes one chunk: a list of 2-D arrays, one per group, with the same rows.
+    numpy arrays are summarised in float64 on the CPU; torch tensors in float64 on their
+    own device (``ccalens.compare_models`` feeds layer outputs straight from a model's
+    hooks), and only the final R factor, (D + 1) x (D + 1) for D columns in all, is
+    brought to the host. Chunks are buffered until they hold D + 1 rows, so the QR of
+    [R; buffer] costs about 4 (D + 1)^2 flops per row however small the chunks are.
+    ``finish()`` returns the small matrices (one per group, 2D rows, the centred data's
+    inner products), the number of rows and each group's number of varying columns.
+
+    ``names`` label the groups in error messages (default "source 0", "source 1", ...).
+    """
+
+    def __init__(self, names=None):
+        self.names = None if names is None else list(names)
+        self.r = None
+        self.buffer: list = []
+        self.buffered = 0
+        self.n = 0
+        self.widths = self.shift = self.col_min = self.col_max = None
+
+    def _name(self, k: int) -> str:
+        return self.names[k] if self.names is not None else f"source {k}"
+
+    def add(self, parts) -> None:
+        parts = list(parts)
+        torch_chunk = _is_torch(parts[0])
+        if torch_chunk:
+            import torch
+
+            parts = [p.detach().to(torch.float64) for p in parts]
+        else:
+            parts = [np.asarray(p, dtype=np.float64) for p in parts]
+        for k, p in enumerate(parts):
+            if p.ndim != 2:
+                raise ValueError(f"{self._name(k)} gave a chunk of shape {tuple(p.shape)}; chunks must be 2-D "
+                                 f"(rows, neurons).")
+        if len({int(p.shape[0]) for p in parts}) != 1:
+            raise ValueError(f"chunks of different lengths arrived together: {[tuple(p.shape) for p in parts]}; "
+                             f"every group must hold the same rows.")
+        rows = int(parts[0].shape[0])
+        if rows == 0:
+            return  # an empty chunk (all groups agree on its length) adds nothing
+        for k, p in enumerate(parts):
+            finite = torch.isfinite(p) if torch_chunk else np.isfinite(p)
+            if not bool(finite.all()):
+                bad = (torch.nonzero(~finite)[0].tolist() if torch_chunk else np.argwhere(~finite)[0].tolist())
+                raise ValueError(f"{self._name(k)} has a non-finite value at datapoint {self.n + int(bad[0])}, "
+                                 f"neuron {int(bad[1])}.")
+        widths = [int(p.shape[1]) for p in parts]
+        if self.widths is None:
+            for k, w in enumerate(widths):
+                if w == 0:
+                    raise ValueError(f"{self._name(k)} has no neurons (its chunks are ({rows}, 0)).")
+            self.widths = widths
+            # every measure here ignores translations: shifting by the first chunk's means
+            # keeps large offsets out of the QR's rounding
+            self.shift = [p.mean(0) for p in parts]
+        elif widths != self.widths:
+            raise ValueError(f"a chunk changed the number of neurons: {widths} after {self.widths}.")
+        cat = (lambda xs, axis: torch.cat(xs, dim=axis)) if torch_chunk else np.concatenate
+        lo = cat([p.amin(0) if torch_chunk else p.min(axis=0) for p in parts], 0)  # for constant neurons
+        hi = cat([p.amax(0) if torch_chunk else p.max(axis=0) for p in parts], 0)
+        if self.col_min is None:
+            self.col_min, self.col_max = lo, hi
+        else:
+            self.col_min = torch.minimum(self.col_min, lo) if torch_chunk else np.minimum(self.col_min, lo)
+            self.col_max = torch.maximum(self.col_max, hi) if torch_chunk else np.maximum(self.col_max, hi)
+        ones = (torch.ones((rows, 1), dtype=torch.float64, device=parts[0].device) if torch_chunk
+                else np.ones((rows, 1)))
+        self.buffer.append(cat([ones] + [p - m for p, m in zip(parts, self.shift)], 1))
+        self.buffered += rows
+        self.n += rows
+        if self.buffered >= sum(self.widths) + 1:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self.buffer:
+            return
+        blocks = self.buffer if self.r is None else [self.r, *self.buffer]
+        width = int(blocks[-1].shape[1])
+        if _is_torch(blocks[-1]):
+            import torch
+
+            self.r = torch.linalg.qr(torch.cat(blocks, dim=0), mode="r").R[:width]
+        else:
+            self.r = scipy.linalg.qr(np.concatenate(blocks, axis=0), mode="r", check_finite=False)[0][:width]
+        self.buffer, self.buffered = [], 0
+
+    def finish(self) -> _Summary:
+        """The small matrices, n and the varying columns per group (see the class docstring)."""
+        self._merge()
+        if self.r is None:
+            raise ValueError("the sources hold no datapoints.")
+        if self.n < 2:
+            raise ValueError(f"the sources hold {self.n} datapoint; at least 2 are needed.")
+        r = self.r
+        col_min, col_max = self.col_min, self.col_max
+        if _is_torch(r):
+            r, col_min, col_max = (t.cpu().numpy() for t in (r, col_min, col_max))
+        width = sum(self.widths) + 1
+        if r.shape[0] < width:  # fewer rows than columns so far: R is short; pad it with zero rows
+            r = np.vstack([r, np.zeros((width - r.shape[0], width))])
+        t = np.triu(r)[1:, 1:]  # the centred data's R factor
+        # a constant (dead) neuron centres to rounding noise in T; make it exactly zero so that
+        # the factorisation drops it, as it does in memory
+        eps = np.finfo(np.float64).eps
+        constant = (col_max - col_min) <= 4.0 * eps * np.maximum(np.abs(col_max), np.abs(col_min))
+        t[:, constant] = 0.0
+        z = np.concatenate([t, -t], axis=0) / np.sqrt(2.0)  # Z^T Z = T^T T: the centred data's own scale
+        edges = np.cumsum([0] + self.widths)
+        varying = []
+        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+            varying.append(int(b - a - constant[a:b].sum()))
+            if varying[-1] == 0:
+                raise ValueError(
+                    f"{self._name(k)} has no varying neuron: all {b - a} neuron(s) are constant over the {self.n} "
+                    f"datapoints, so there is nothing to correlate. Check that the right layer was "
+                    f"recorded and that the inputs differ.")
+        return _Summary([np.ascontiguousarray(z[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], self.n, varying,
+                        None)
+
+
 def _compress(sources, chunk_rows, progress, fingerprints: bool = False) -> _Summary:
     import hashlib
 
@@ -162,10 +291,7 @@ def _compress(sources, chunk_rows, progress, fingerprints: bool = False) -> _Sum
         raise ValueError("no sources given.")
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive int; got {chunk_rows!r}.")
-    r = None
-    widths = shift = None
-    n = 0
-    col_min = col_max = None
+    summary = RowSummary()
     digests = [hashlib.sha256() for _ in sources] if fingerprints else None
     chunks = _chunks(sources, int(chunk_rows))
     if progress:
@@ -173,58 +299,15 @@ def _compress(sources, chunk_rows, progress, fingerprints: bool = False) -> _Sum
 
         chunks = tqdm(chunks, desc="streaming", unit="chunk")
     for parts in chunks:
-        if parts[0].shape[0] == 0:
-            continue  # an empty chunk (all sources agree on its length) adds nothing
-        for k, p in enumerate(parts):
-            if not np.all(np.isfinite(p)):
-                bad = np.argwhere(~np.isfinite(p))[0]
-                raise ValueError(f"source {k} has a non-finite value at datapoint {n + int(bad[0])}, neuron {int(bad[1])}.")
-        if widths is None:
-            widths = [p.shape[1] for p in parts]
-            for k, w in enumerate(widths):
-                if w == 0:
-                    raise ValueError(f"source {k} has no neurons (its chunks are ({parts[k].shape[0]}, 0)).")
-            # every measure here ignores translations: shifting by the first chunk's means
-            # keeps large offsets out of the QR's rounding
-            shift = [p.mean(axis=0) for p in parts]
-        elif [p.shape[1] for p in parts] != widths:
-            raise ValueError(f"a chunk changed the number of neurons: {[p.shape[1] for p in parts]} after {widths}.")
-        if digests is not None:
+        summary.add(parts)
+        if digests is not None and parts[0].shape[0]:
             for d, p in zip(digests, parts):
                 d.update(np.ascontiguousarray(p).data)
-        lo = np.concatenate([p.min(axis=0) for p in parts])  # for constant neurons
-        hi = np.concatenate([p.max(axis=0) for p in parts])
-        col_min = lo if col_min is None else np.minimum(col_min, lo)
-        col_max = hi if col_max is None else np.maximum(col_max, hi)
-        block = np.concatenate([np.ones((parts[0].shape[0], 1))] + [p - m for p, m in zip(parts, shift)], axis=1)
-        stacked = block if r is None else np.concatenate([r, block], axis=0)
-        r = scipy.linalg.qr(stacked, mode="r", check_finite=False)[0][: block.shape[1]]
-        n += parts[0].shape[0]
-    if r is None:
-        raise ValueError("the sources hold no datapoints.")
-    if n < 2:
-        raise ValueError(f"the sources hold {n} datapoint; at least 2 are needed.")
-    t = np.triu(r)[1:, 1:]  # the centred data's R factor
-    # a constant (dead) neuron centres to rounding noise in T; make it exactly zero so that
-    # the factorisation drops it, as it does in memory
-    eps = np.finfo(np.float64).eps
-    constant = (col_max - col_min) <= 4.0 * eps * np.maximum(np.abs(col_max), np.abs(col_min))
-    t[:, constant] = 0.0
-    z = np.concatenate([t, -t], axis=0) / np.sqrt(2.0)  # Z^T Z = T^T T: the centred data's own scale
-    edges = np.cumsum([0] + widths)
-    varying = []
-    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
-        varying.append(int(b - a - constant[a:b].sum()))
-        if varying[-1] == 0:
-            raise ValueError(
-                f"source {k} has no varying neuron: all {b - a} neuron(s) are constant over the {n} "
-                f"datapoints, so there is nothing to correlate. Check that the right layer was "
-                f"recorded and that the inputs differ.")
-    prints = None
+    out = summary.finish()
     if digests is not None:
-        prints = [hashlib.sha256(f"stream:{n}x{w}:{d.hexdigest()}".encode()).hexdigest()[:16]
-                  for d, w in zip(digests, widths)]
-    return _Summary([np.ascontiguousarray(z[:, a:b]) for a, b in zip(edges[:-1], edges[1:])], n, varying, prints)
+        out.prints = [hashlib.sha256(f"stream:{out.n}x{w}:{d.hexdigest()}".encode()).hexdigest()[:16]
+                      for d, w in zip(digests, summary.widths)]
+    return out
 
 
 def _check_options(measure: str, options: dict) -> dict:
@@ -257,17 +340,22 @@ _WHY_NOT = {  # why a registered measure that is not streamable needs the datapo
 }
 
 
+def why_not_streamable(measure: str) -> str:
+    """Why a registered measure cannot be computed from a streamed summary (its kind's reason)."""
+    spec = registry.check_measure(measure) if not isinstance(measure, registry.MeasureSpec) else measure
+    return f"{spec.name!r} ({spec.title}) cannot stream: {_WHY_NOT[spec.kind]}"
+
+
 def _check_measure(measure: str) -> None:
     if measure in MEASURES:
         return
-    spec = registry.MEASURES.get(measure)
-    why = (f"{measure!r} ({spec.title}) cannot stream: {_WHY_NOT[spec.kind]}, and streaming keeps only a small "
-           f"summary of the datapoints. Run it in memory on a random subset of datapoints"
-           if spec is not None else f"{measure!r} is not a measure")
+    why = (f"{why_not_streamable(measure)}, and streaming keeps only a small summary of the datapoints. Run it in "
+           f"memory on a random subset of datapoints" if measure in registry.MEASURES
+           else f"{measure!r} is not a measure")
     raise ValueError(f"{why}. The measures that stream are {', '.join(MEASURES)}.")
 
 
-def _rtol(options: dict, n: int, widths) -> float | None:
+def default_rtol(options: dict, n: int, widths) -> float | None:
     """The in-memory default rank tolerance, max(n, neurons) * eps, for the true n (the
     small matrices have only 2D rows, which would give a far tighter one)."""
     if options.get("rtol") is not None:
@@ -291,7 +379,7 @@ def compare(x, y, measure: str = "pwcca", *, chunk_rows: int = 32768, progress: 
     options = _check_options(measure, options)
     summary = _compress([x, y], chunk_rows, progress)
     (zx, zy), n = summary.matrices, summary.n
-    options["rtol"] = _rtol(options, n, (zx.shape[1], zy.shape[1]))
+    options["rtol"] = default_rtol(options, n, (zx.shape[1], zy.shape[1]))
     result = _quiet(registry.MEASURES[measure].compute, zx, zy, **options)
     rx, ry = getattr(result, "x_rank", summary.varying[0]), getattr(result, "y_rank", summary.varying[1])
     validate.warn_small_sample(n, summary.varying[0], summary.varying[1], rx, ry, stacklevel=3)
@@ -334,7 +422,7 @@ def pairwise(sources, measure: str = "pwcca", *, others=None, names=None, other_
                          f"and others; names must be unique.")
     summary = _compress(row_vals + col_vals, chunk_rows, progress, fingerprints=engine.get("results") is not None)
     zs, n = summary.matrices, summary.n
-    rtol = _rtol(options, n, [z.shape[1] for z in zs])
+    rtol = default_rtol(options, n, [z.shape[1] for z in zs])
     opts = {k: v for k, v in options.items() if k not in ("rtol", "dtype")}
     k = len(row_vals)
     prints = dict(zip(row_labels + col_labels, summary.prints)) if summary.prints else None

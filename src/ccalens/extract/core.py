@@ -17,10 +17,17 @@ Policies, applied per batch as the activations arrive (so memory stays bounded):
   follow ``sequence``:
 
   - ``"last"``: the state after the last timestep;
+  - ``"first"``: the state at the first timestep (a transformer's first token);
   - ``"all"``: every timestep is a datapoint (N * T datapoints);
   - ``"mean"``: the average over timesteps;
   - an int t: the state at timestep t;
   - ``"each"``: one array per timestep, named ``"{layer}@t{t}"``;
+
+  with an attention mask (dict batches that hold ``attention_mask``, HuggingFace style),
+  padding never becomes a datapoint: ``"all"`` keeps the real tokens only, ``"mean"``
+  averages over them, ``"first"`` and ``"last"`` take the first and the last real token
+  (left or right padding alike); a timestep index and ``"each"`` are refused there, since
+  a position may be padding in one sequence and not in another;
 
 * for ``nn.LSTM``, ``state="cell"`` takes the final cell state c_n instead of the hidden
   states (nn.LSTM exposes the cell state only after the last step);
@@ -40,7 +47,7 @@ import torch
 from torch import nn
 
 SPATIAL = ("mean", "flatten", "as_samples")
-SEQUENCE_WORDS = ("last", "all", "mean", "each")
+SEQUENCE_WORDS = ("last", "first", "all", "mean", "each")
 RECURRENT = (nn.LSTM, nn.GRU, nn.RNN)
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -72,7 +79,8 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def _resolve_layers(model: nn.Module, layers) -> dict[str, nn.Module]:
+def resolve_layers(model: nn.Module, layers) -> dict[str, nn.Module]:
+    """``{name: module}`` for the named layers; a clear error (with the closest name) for a missing one."""
     if isinstance(layers, str):
         layers = [layers]
     layers = list(layers)
@@ -136,7 +144,9 @@ def _position_index(n_positions: int, keep: int | None, seed: int) -> np.ndarray
 
 
 @dataclass
-class _Policy:
+class Policy:
+    """How a layer's output becomes a (datapoints, neurons) matrix (the module docstring)."""
+
     spatial: str
     sequence: Any
     state: str
@@ -145,8 +155,9 @@ class _Policy:
     seed: int
 
 
-def _to_matrices(module: nn.Module, name: str, output, policy: _Policy) -> tuple[dict[str, torch.Tensor], dict]:
-    """Apply the policies to one batch; returns {array name: (datapoints, neurons)} and metadata."""
+def layer_matrices(module: nn.Module, name: str, output, policy: Policy, mask=None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Apply the policies to one batch's output of ``module``; returns {array name:
+    (datapoints, neurons)} and metadata. ``mask`` is the batch's attention mask (N, T), if any."""
     meta: dict[str, Any] = {"layer": name, "module": type(module).__name__}
     if isinstance(module, nn.LSTM) and policy.state == "cell":
         if policy.sequence != "last":
@@ -191,8 +202,12 @@ def _to_matrices(module: nn.Module, name: str, output, policy: _Policy) -> tuple
         tensor = tensor.transpose(0, 1)
     seq = policy.sequence
     meta["policy"] = f"sequence={seq}"
+    if mask is not None:
+        return {name: _masked(name, tensor, mask, seq)}, {**meta, "policy": f"sequence={seq}, attention mask applied"}
     if seq == "last":
         return {name: tensor[:, -1]}, meta
+    if seq == "first":
+        return {name: tensor[:, 0]}, meta
     if seq == "mean":
         return {name: tensor.mean(dim=1)}, meta
     if seq == "all":
@@ -204,6 +219,40 @@ def _to_matrices(module: nn.Module, name: str, output, policy: _Policy) -> tuple
             f"layer {name!r}: sequence={seq} is outside the {tensor.shape[1]} timesteps of this batch."
         )
     return {name: tensor[:, seq]}, meta
+
+
+def _masked(name: str, tensor: torch.Tensor, mask, seq) -> torch.Tensor:
+    """``tensor`` (N, T, D) reduced by ``seq`` over the real (mask 1) tokens only."""
+    if tuple(mask.shape) != tuple(tensor.shape[:2]):
+        raise ExtractionError(
+            f"layer {name!r} gave {tuple(tensor.shape[:2])} (sequences, tokens) but the batch's attention mask "
+            f"is {tuple(mask.shape)}: the layer's tokens do not line up with the mask. Choose layers that keep "
+            f"one state per input token."
+        )
+    real = mask.to(device=tensor.device) != 0
+    counts = real.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise ExtractionError(
+            f"sequence {int(torch.nonzero(counts == 0)[0])} of the batch is all padding (its attention mask is "
+            f"all 0): it has no token to represent. Drop empty sequences from the data."
+        )
+    if seq == "all":
+        return tensor[real]
+    if seq == "mean":
+        weights = real.to(tensor.dtype).unsqueeze(-1)
+        return (tensor * weights).sum(dim=1) / counts.to(tensor.dtype).unsqueeze(-1)
+    rows = torch.arange(tensor.shape[0], device=tensor.device)
+    steps = torch.arange(tensor.shape[1], device=tensor.device)
+    if seq == "first":
+        index = torch.where(real, steps, tensor.shape[1]).amin(dim=1)
+        return tensor[rows, index]
+    if seq == "last":
+        index = torch.where(real, steps, -1).amax(dim=1)
+        return tensor[rows, index]
+    raise ExtractionError(
+        f"sequence={seq!r} cannot be used with an attention mask: a position may be padding in one sequence "
+        f"and a token in another. Use 'first', 'last', 'mean' or 'all'."
+    )
 
 
 def _run_sequential(seq, prefix: str, x, hooks: dict):
@@ -219,34 +268,49 @@ def _run_sequential(seq, prefix: str, x, hooks: dict):
     return x
 
 
-def _batches(data, batch_size: int) -> Iterable:
+def batches(data, batch_size: int) -> Iterable:
+    """The batches of ``data``: a DataLoader's, slices of a tensor or an array, or the items of
+    any other iterable of batches (tensors, (inputs, labels) pairs or dicts of inputs)."""
     if isinstance(data, torch.utils.data.DataLoader):
         yield from data
         return
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
-    if not isinstance(data, torch.Tensor):
+    if isinstance(data, torch.Tensor):
+        for start in range(0, data.shape[0], batch_size):
+            yield data[start : start + batch_size]
+        return
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
         raise TypeError(
-            f"data must be a torch tensor, a numpy array or a torch DataLoader; got {type(data).__name__}."
+            f"data must be a torch tensor, a numpy array, a torch DataLoader or an iterable of batches; "
+            f"got {type(data).__name__}."
         )
-    for start in range(0, data.shape[0], batch_size):
-        yield data[start : start + batch_size]
+    for batch in data:
+        yield batch
 
 
-def _inputs_of(batch):
+def inputs_of(batch):
     """The model input of a batch: DataLoaders often yield (inputs, labels)."""
-    if isinstance(batch, (tuple, list)):
-        return batch[0]
+    if isinstance(batch, (tuple, list)) and batch:
+        batch = batch[0]
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(batch)
+    if not isinstance(batch, (torch.Tensor, dict)):
+        raise TypeError(
+            f"a batch must be a tensor, an array, an (inputs, labels) pair or a dict of keyword inputs; got "
+            f"{type(batch).__name__}."
+        )
     return batch
 
 
-def _to_device(obj, device, dtype=None):
+def to_device(obj, device, dtype=None):
+    """``obj`` (a tensor or a dict of them) on ``device``; floating tensors take ``dtype``."""
     if isinstance(obj, torch.Tensor):
         if dtype is not None and obj.is_floating_point() and obj.dtype != dtype:
             obj = obj.to(dtype)
         return obj if device is None else obj.to(device)
     if isinstance(obj, dict):
-        return {k: _to_device(v, device, dtype) for k, v in obj.items()}
+        return {k: to_device(v, device, dtype) for k, v in obj.items()}
     return obj
 
 
@@ -271,9 +335,10 @@ def extract(
     Parameters
     ----------
     model : torch.nn.Module
-    data : torch.Tensor, numpy array or DataLoader
-        Inputs, first dimension = datapoints. A DataLoader may yield (inputs, labels)
-        pairs or dicts of keyword inputs (HuggingFace style).
+    data : torch.Tensor, numpy array, DataLoader or iterable of batches
+        Inputs, first dimension = datapoints. A DataLoader (or any iterable of batches) may
+        yield (inputs, labels) pairs or dicts of keyword inputs (HuggingFace style; their
+        ``attention_mask`` is applied to sequence outputs).
     layers : str or list of str
         Names from ``model.named_modules()`` (see :func:`layer_names`).
     spatial, sequence, state, select, positions, seed
@@ -302,8 +367,8 @@ def extract(
         raise ValueError(f"positions must be a positive int (positions kept per input); got {positions!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    targets = _resolve_layers(model, layers)
-    policy = _Policy(spatial, sequence, state, select, positions, seed)
+    targets = resolve_layers(model, layers)
+    policy = Policy(spatial, sequence, state, select, positions, seed)
     sink = store if store is not None else MemorySink()
 
     training = {m: m.training for m in model.modules()}
@@ -316,6 +381,7 @@ def extract(
     per_batch: dict[str, int] = {}
     rows_seen = n_batches = 0
     failure: list[BaseException] = []
+    current = {"mask": None}  # the batch's attention mask, if it has one
 
     def make_hook(name):
         def hook(module, inputs, output):
@@ -323,7 +389,7 @@ def extract(
             if per_batch[name] > 1:
                 return
             try:
-                matrices, meta = _to_matrices(module, name, output, policy)
+                matrices, meta = layer_matrices(module, name, output, policy, mask=current["mask"])
                 for array_name, mat in matrices.items():
                     sink.append(array_name, mat.float().cpu().numpy() if mat.dtype != torch.float64 else mat.cpu().numpy(), meta)
             except BaseException as err:  # re-raised after the forward pass
@@ -344,16 +410,17 @@ def extract(
         model.eval()
         if run_device is not None and run_device != home:
             model.to(run_device)
-        batches = _batches(data, batch_size)
+        stream = batches(data, batch_size)
         if progress:
             from tqdm.auto import tqdm
 
             total = len(data) if isinstance(data, torch.utils.data.DataLoader) else None
-            batches = tqdm(batches, total=total, desc="extracting", unit="batch")
+            stream = tqdm(stream, total=total, desc="extracting", unit="batch")
         with torch.no_grad():
-            for batch in batches:
-                inputs = _to_device(_inputs_of(batch), run_device, model_dtype)
+            for batch in stream:
+                inputs = to_device(inputs_of(batch), run_device, model_dtype)
                 per_batch.clear()
+                current["mask"] = inputs.get("attention_mask") if isinstance(inputs, dict) else None
                 if scripted:
                     _run_sequential(model, "", inputs, hooks)
                     n_in = inputs.shape[0]

@@ -1,0 +1,261 @@
+"""compare_models: every layer against every layer in one pass, exact against extract +
+the in-memory measures; masking and pooling for transformers; bounded memory; errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import ccalens  # noqa: E402
+from ccalens import stream  # noqa: E402
+from ccalens.core import registry  # noqa: E402
+from ccalens.extract import ExtractionError, extract  # noqa: E402
+
+EXACT = ("pwcca", "mean_cca", "svcca", "cka", "procrustes", "shape")
+
+
+def check_exact(res, models, data, tol=1e-10, **policy):
+    """Every row of ``res`` against extract + the registered measure on the same data."""
+    acts = {m: extract(models[m], data, res.layers[m], **policy) for m in res.layers}
+    worst = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in res.table:
+            x = acts[r["model_x"]][r["layer_x"]].astype(np.float64)
+            y = acts[r["model_y"]][r["layer_y"]].astype(np.float64)
+            ref = registry.MEASURES[r["measure"]].compute(x, y).similarity
+            worst = max(worst, abs(ref - r["similarity"]))
+            assert not r["estimate"]
+    assert worst < tol, worst
+    return acts
+
+
+def cnn(channels, seed):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, channels, 3), torch.nn.ReLU(), torch.nn.Conv2d(channels, 2 * channels, 3),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * channels, 10))
+    return net
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(1)
+    return torch.randn(900, 1, 9, 9)
+
+
+def test_two_cnns_equal_extract_then_measures(images):
+    models = {"a": cnn(4, 0), "b": cnn(3, 1)}
+    res = ccalens.compare_models(models, images, measures=EXACT, batch_size=50)
+    assert res.layers["a"] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert res.n_samples == 900 and res.batches == 18
+    assert len(res.table) == len(EXACT) * 14 * 14
+    check_exact(res, models, images)
+    m = res.matrix("cka", "a", "b")
+    assert m.shape == (7, 7) and m.index.name == "a" and m.columns.name == "b"
+    frame = res.to_pandas()
+    assert set(frame.columns) >= {"model_x", "layer_x", "model_y", "layer_y", "measure", "similarity", "distance",
+                                  "estimate", "n"}
+
+
+def test_one_mlp_compares_its_layers_with_each_other_and_flattens_convolutions(images):
+    torch.manual_seed(3)
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(81, 20), torch.nn.Tanh(), torch.nn.Linear(20, 12),
+                              torch.nn.ReLU(), torch.nn.Linear(12, 5))
+    res = ccalens.compare_models(mlp, images, measures=("cka", "pwcca"), batch_size=128)
+    assert list(res.layers) == ["model"] and res.pairs() == [("model", "model")]
+    check_exact(res, {"model": mlp}, images)
+    m = res.matrix("cka").to_numpy()
+    np.testing.assert_allclose(m, m.T, atol=1e-12)
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-12)
+    res = ccalens.compare_models({"a": cnn(2, 5), "b": cnn(2, 6)}, images, layers=["2", "6"], measures="mean_cca",
+                                 spatial="flatten", batch_size=300)
+    check_exact(res, {"a": cnn(2, 5), "b": cnn(2, 6)}, images, spatial="flatten")
+    assert res.widths["a/2"] == 4 * 5 * 5  # 4 channels of 5 x 5
+
+
+class Recurrent(torch.nn.Module):
+    def __init__(self, seed, vocab=10):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = torch.nn.Embedding(30, 8)
+        self.lstm = torch.nn.LSTM(8, 12, batch_first=True)
+        self.head = torch.nn.Linear(12, vocab)
+
+    def forward(self, tokens):
+        out, _ = self.lstm(self.embed(tokens))
+        return self.head(out)
+
+
+@pytest.mark.parametrize("sequence", ["last", "all", "mean"])
+def test_lstms_equal_extract_then_measures(sequence):
+    torch.manual_seed(7)
+    tokens = torch.randint(0, 30, (200, 6))
+    models = {"a": Recurrent(0), "b": Recurrent(1)}
+    res = ccalens.compare_models(models, tokens, layers=["embed", "lstm", "head"], measures=("pwcca", "cka"),
+                                 sequence=sequence, batch_size=40)
+    assert res.n_samples == (1200 if sequence == "all" else 200)
+    check_exact(res, models, tokens, sequence=sequence)
+
+
+def test_a_rank_deficient_float32_layer_agrees_to_its_conditioning():
+    """A 30-wide head over 12 hidden units has rank 12 in exact arithmetic; in float32 its
+    18 other directions are rounding at about 1e-7 of the largest, which the default rank
+    tolerance keeps (they are real directions of the float64 data). CCA on them is
+    conditioned about 1e7, so the summary and the in-memory route agree to eps x 1e7."""
+    torch.manual_seed(7)
+    tokens = torch.randint(0, 30, (200, 6))
+    models = {"a": Recurrent(0, vocab=30), "b": Recurrent(1, vocab=30)}
+    res = ccalens.compare_models(models, tokens, layers=["lstm", "head"], measures=("pwcca", "cka"), batch_size=40)
+    check_exact(res, models, tokens, tol=1e-8)
+
+
+def test_cka_minibatch_is_the_unbiased_hsic_average_and_labelled_an_estimate(images):
+    models = {"a": cnn(3, 0), "b": cnn(3, 1)}
+    res = ccalens.compare_models(models, images, layers=["1", "6"], measures=("cka_minibatch", "cka"), batch_size=100)
+    acts = {m: extract(models[m], images, ["1", "6"]) for m in models}
+    for r in res.table:
+        if r["measure"] != "cka_minibatch":
+            continue
+        assert r["estimate"]
+        acc = ccalens.MinibatchCKA()
+        x, y = acts[r["model_x"]][r["layer_x"]], acts[r["model_y"]][r["layer_y"]]
+        for start in range(0, 900, 100):
+            acc.update(x[start:start + 100].astype(np.float64), y[start:start + 100].astype(np.float64))
+        assert r["similarity"] == pytest.approx(acc.similarity, abs=1e-10)
+
+
+def test_state_is_restored_and_no_gradient_is_kept(images):
+    net = cnn(3, 2)
+    net.train()
+    net[1].eval()
+    flags = [p.requires_grad for p in net.parameters()]
+    ccalens.compare_models(net, images[:200], measures="cka")
+    assert net.training and not net[1].training and net[0].training
+    assert [p.requires_grad for p in net.parameters()] == flags
+    assert all(p.grad is None for p in net.parameters())
+    assert next(net.parameters()).device.type == "cpu"
+
+
+def test_memory_stays_flat_over_many_batches(monkeypatch):
+    """The summary holds at most (D + 1)^2 + (D + 1 + b)(D + 1) numbers, however many batches."""
+    held = []
+    original = stream.RowSummary.add
+
+    def add(self, parts):
+        original(self, parts)
+        held.append((0 if self.r is None else self.r.numel()) + sum(b.numel() for b in self.buffer))
+
+    monkeypatch.setattr(stream.RowSummary, "add", add)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 4))
+    x = torch.randn(4000, 6)
+    ccalens.compare_models(mlp, x, measures="cka", batch_size=10)  # 400 batches
+    d = 10 + 10 + 4 + 1
+    assert len(held) == 400 and max(held) <= d * d + (d + 10) * d
+    assert max(held[200:]) == max(held[:200])  # no growth with the number of batches
+
+
+def test_row_summary_on_tensors_equals_the_numpy_path():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 7)) * 5 + 1e3
+    y = np.hstack([x[:, :3] @ rng.standard_normal((3, 4)), np.zeros((500, 1))])
+    a, b = stream.RowSummary(), stream.RowSummary()
+    for start in range(0, 500, 37):
+        a.add([x[start:start + 37], y[start:start + 37]])
+        b.add([torch.as_tensor(x[start:start + 37]), torch.as_tensor(y[start:start + 37])])
+    sa, sb = a.finish(), b.finish()
+    assert sa.n == sb.n == 500 and sa.varying == sb.varying == [7, 4]
+    for za, zb in zip(sa.matrices, sb.matrices):
+        np.testing.assert_allclose(za.T @ za, zb.T @ zb, rtol=1e-10, atol=1e-8)
+        xc = x - x.mean(0) if za.shape[1] == 7 else y - y.mean(0)
+        np.testing.assert_allclose(za.T @ za, xc.T @ xc, rtol=1e-10, atol=1e-6)
+
+
+def test_memory_budget_refusal_offers_the_routes_that_fit(images):
+    with pytest.raises(MemoryError, match=r"(?s)the one-pass summary of 14 layers with \d+ neurons in all needs about "
+                       r"[0-9.]+ GiB, above max_memory=0.00 GiB. Routes that fit: \(1\) fewer or narrower layers "
+                       r"\(the widest: .*\(2\) blocks of layers over several passes, at most about \d+ neurons per "
+                       r"pass.*\(3\) extract the layers to a store"):
+        ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000)
+    assert ccalens.models.summary_bytes(99, 50) == 8 * 100 * (200 + 100)
+
+
+def test_errors_say_what_was_wrong_and_how_to_fix_it(images):
+    net = cnn(3, 0)
+    with pytest.raises(ValueError, match=r"'rsa' \(RSA \(correlation RDMs\)\) cannot stream: .*compare_models keeps "
+                                         r"only a summary.*ccalens.pairwise"):
+        ccalens.compare_models(net, images, measures="rsa")
+    with pytest.raises(ValueError, match="For an estimate of debiased CKA over batches, use 'cka_minibatch'"):
+        ccalens.compare_models(net, images, measures="cka_debiased")
+    with pytest.raises(ValueError, match="unknown measure 'bogus'"):
+        ccalens.compare_models(net, images, measures="bogus")
+    with pytest.raises(ValueError, match="measures is empty"):
+        ccalens.compare_models(net, images, measures=())
+    with pytest.raises(ValueError, match="spatial must be 'mean' or 'flatten' in compare_models"):
+        ccalens.compare_models(net, images, spatial="as_samples")
+    with pytest.raises(ValueError, match="sequence='each' makes one array per timestep"):
+        ccalens.compare_models(net, images, sequence="each")
+    with pytest.raises(ValueError, match="model has no layer named 'conv9'"):
+        ccalens.compare_models(net, images, layers=["conv9"])
+    with pytest.raises(ValueError, match=r"layers names model\(s\) \['c'\] that are not among the models"):
+        ccalens.compare_models({"a": net}, images, layers={"c": ["0"]})
+    with pytest.raises(TypeError, match="models must be a torch.nn.Module, a list of them or a dict"):
+        ccalens.compare_models("net", images)
+    with pytest.raises(TypeError, match="model 'b' is a int, not a torch.nn.Module"):
+        ccalens.compare_models({"a": net, "b": 3}, images)
+    with pytest.raises(ValueError, match="the same model object is given twice"):
+        ccalens.compare_models([net, net], images)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        ccalens.compare_models(net, images, batch_size=0)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
+        ccalens.compare_models(net, images, colour="red")
+    with pytest.raises(ValueError, match="data holds no datapoints"):
+        ccalens.compare_models(net, images[:0])
+
+    class Unused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(ExtractionError, match="layer 'spare' of model 'model' never ran during the forward pass"):
+        ccalens.compare_models(Unused(), torch.randn(50, 3), layers=["used", "spare"])
+    res = ccalens.compare_models(Unused(), torch.randn(50, 3), measures="cka")  # default layers: left out, said so
+    assert res.layers == {"model": ["used"]} and "never ran" in res.skipped["model"]["spare"]
+
+    class Tokens(torch.nn.Module):  # reads each input's 6 features as 6 timesteps
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 4)
+
+        def forward(self, x):
+            return self.lin(x.unsqueeze(-1))
+
+    with pytest.raises(ExtractionError, match=r"the layers give different numbers of datapoints for the same batch "
+                                              r"\(\{'b/lin': 240\} against 40"):
+        ccalens.compare_models({"a": torch.nn.Sequential(torch.nn.Linear(6, 3)), "b": Tokens()}, torch.randn(40, 6),
+                               layers={"a": ["0"], "b": ["lin"]}, sequence="all")
+
+
+def test_a_few_datapoints_warn_once(images):
+    with pytest.warns(ccalens.SmallSampleWarning, match="only 100 datapoints"):
+        ccalens.compare_models({"a": cnn(8, 0), "b": cnn(8, 1)}, images[:100], layers=["3", "6"], measures="cka",
+                               spatial="flatten")
+
+
+def test_plot_draws_one_labelled_heatmap_per_pair_and_measure(images, tmp_path):
+    pytest.importorskip("matplotlib")
+    res = ccalens.compare_models({"a": cnn(3, 0), "b": cnn(3, 1), "c": cnn(2, 2)}, images[:400],
+                                 measures=("cka", "pwcca"), batch_size=200)
+    fig = res.plot(path=tmp_path / "heat.png")
+    assert (tmp_path / "heat.png").stat().st_size > 10_000
+    axes = fig.axes[::2]  # each heatmap has a colourbar
+    assert len(axes) == 2 * 3
+    assert axes[0].get_xlabel() == "b layer" and axes[0].get_ylabel() == "a layer"
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == res.layers["b"]
+    assert "linear CKA: a vs b" in axes[0].get_title()
