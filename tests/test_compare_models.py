@@ -259,3 +259,89 @@ def test_plot_draws_one_labelled_heatmap_per_pair_and_measure(images, tmp_path):
     assert axes[0].get_xlabel() == "b layer" and axes[0].get_ylabel() == "a layer"
     assert [t.get_text() for t in axes[0].get_xticklabels()] == res.layers["b"]
     assert "linear CKA: a vs b" in axes[0].get_title()
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+def small():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+
+def other():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10))
+'''
+
+
+def test_cli_end_to_end_in_a_temporary_folder(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("typer")
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ccalens.cli.app import app
+
+    (tmp_path / "cm_factory.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cm_factory
+
+    torch.save(cm_factory.small().state_dict(), tmp_path / "s.pt")
+    torch.save(cm_factory.other().state_dict(), tmp_path / "o.pt")
+    runner = CliRunner()
+    out = tmp_path / "cmp"
+    args = ["compare-models", "cm_factory:small", "cm_factory:other", "--state-dict", str(tmp_path / "s.pt"),
+            "--state-dict", str(tmp_path / "o.pt"), "--names", "small,other", "--layers", "1,2,3", "-m", "pwcca",
+            "-m", "cka", "--limit", "300", "--batch-size", "64", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "300 datapoints, 6 layers; pwcca, small (rows) vs other (columns)" in res.stdout
+    table = pd.read_csv(out / "comparison.csv")
+    assert len(table) == 2 * 6 * 6 and set(table.measure) == {"pwcca", "cka"}
+    meta = json.loads((out / "comparison.json").read_text())
+    assert meta["layers"] == {"small": ["1", "2", "3"], "other": ["1", "2", "3"]} and meta["datapoints"] == 300
+    assert (out / "heatmaps.png").stat().st_size > 10_000
+    # the same numbers as the library on the same inputs
+    from ccalens import datasets
+
+    x = datasets.digits().x_test[:300]
+    lib = ccalens.compare_models({"small": cm_factory.small(), "other": cm_factory.other()}, x,
+                                 layers=["1", "2", "3"], measures=("pwcca", "cka"), batch_size=64).to_pandas()
+    np.testing.assert_allclose(table.similarity, lib.similarity, atol=1e-12)
+    # errors: one line, exit code 1
+    bad = runner.invoke(app, args[:3] + ["--state-dict", str(tmp_path / "s.pt"), "--out", str(out)])
+    assert bad.exit_code == 1 and "--state-dict was given 1 time(s) for 2 model(s)" in bad.stderr
+    bad = runner.invoke(app, ["compare-models", "cm_factory:small", "--max-memory", "0.000001", "--limit", "100",
+                              "--out", str(out)])
+    errors = [line for line in bad.stderr.splitlines() if "error:" in line]
+    assert bad.exit_code == 1 and len(errors) == 1 and "above max_memory" in errors[0]
+    assert "Traceback" not in bad.stderr
+    bad = runner.invoke(app, ["compare-models", "cm_factory:small", "-m", "rsa", "--out", str(out)])
+    assert bad.exit_code == 1 and "'rsa' (RSA (correlation RDMs)) cannot stream" in bad.stderr
+
+
+def test_cka_minibatch_does_not_lose_digits_to_uncentred_features():
+    """The unbiased HSIC is exactly shift-invariant; a layer far from the origin (logits,
+    post-ReLU units) must give the value of its centred copy, not cancellation noise."""
+
+    class Shifted(torch.nn.Module):
+        def __init__(self, offset):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin, self.offset = torch.nn.Linear(6, 5).double(), offset
+            self.out = torch.nn.Identity()
+
+        def forward(self, x):
+            h = self.lin(x)
+            return self.out(h + self.offset)
+
+    torch.manual_seed(1)
+    x = torch.randn(2000, 6, dtype=torch.float64)
+    near = ccalens.compare_models(Shifted(0.0), x, layers=["lin", "out"], measures="cka_minibatch", batch_size=500)
+    far = ccalens.compare_models(Shifted(1e5), x, layers=["lin", "out"], measures="cka_minibatch", batch_size=500)
+    np.testing.assert_allclose(far.matrix("cka_minibatch").to_numpy(), near.matrix("cka_minibatch").to_numpy(),
+                               atol=1e-10)
+    np.testing.assert_allclose(near.matrix("cka_minibatch").to_numpy(), 1.0, atol=1e-12)  # the same up to a shift

@@ -239,11 +239,18 @@ def _layer_request(layers, names) -> dict:
 
 
 class _MinibatchCKA:
-    """Unbiased HSIC (Song et al. 2012) of every layer pair, summed over batches, on the device."""
+    """Unbiased HSIC (Song et al. 2012) of every layer pair, summed over batches, on the device.
+
+    The estimator is exactly invariant to a shift of the features (it U-centres the
+    kernels, which removes the row, column and constant terms a shift adds), so each layer
+    is shifted by its first batch's means before the Gram matrices are formed: uncentred
+    features (logits, post-ReLU units) otherwise lose digits to cancellation.
+    """
 
     def __init__(self):
         self.hsic = None
         self.batches = 0
+        self.shift = None
 
     def add(self, mats) -> None:
         import torch
@@ -252,9 +259,12 @@ class _MinibatchCKA:
         if n < 4:
             raise ValueError(f"cka_minibatch needs at least 4 datapoints per batch (unbiased HSIC); a batch has {n}. "
                              f"Use a larger batch_size.")
+        mats = [x.to(torch.float64) for x in mats]
+        if self.shift is None:
+            self.shift = [x.mean(dim=0) for x in mats]
         grams = []
-        for x in mats:
-            x = x.to(torch.float64)
+        for x, shift in zip(mats, self.shift):
+            x = x - shift
             k = x @ x.T
             k.fill_diagonal_(0.0)
             grams.append(k)
@@ -436,8 +446,11 @@ def compare_models(
         if progress:
             from tqdm.auto import tqdm
 
-            stream_of = tqdm(stream_of, total=len(data) if hasattr(data, "__len__") and isinstance(
-                data, torch.utils.data.DataLoader) else None, desc="comparing models", unit="batch")
+            if isinstance(data, (np.ndarray, torch.Tensor)):
+                total = -(-int(data.shape[0]) // batch_size)
+            else:
+                total = len(data) if hasattr(data, "__len__") else None
+            stream_of = tqdm(stream_of, total=total, desc="comparing models", unit="batch")
         with torch.no_grad():
             for batch in stream_of:
                 raw = inputs_of(batch)
@@ -484,12 +497,16 @@ def compare_models(
                         need += 8 * len(order) * (int(current[order[0]].shape[0]) ** 2 + len(order))
                     if max_memory is not None and need > max_memory:
                         raise MemoryError(_advice(widths, need, max_memory, int(current[order[0]].shape[0])))
+                    exact = any(x not in MINIBATCH_MEASURES for x in measures)
                     summary = stream.RowSummary(names=[f"layer {k[1]!r} of model {k[0]!r}" for k in order])
+                    rows_total = 0
                     for key in set(handles) - set(order):  # modules left out stop costing time
                         handles.pop(key).remove()
                 _check_batch(order, current, calls, n_batches)
                 mats = [current[key] for key in order]
-                summary.add(mats)
+                rows_total += int(mats[0].shape[0])
+                if exact:  # the summary is skipped when only minibatch estimates were asked for
+                    summary.add(mats)
                 if minibatch is not None:
                     minibatch.add(mats)
                 current.clear()
@@ -503,13 +520,15 @@ def compare_models(
             mod.train(was_training)
     if summary is None:
         raise ValueError("data holds no datapoints.")
-    result = summary.finish()
-    from .core.validate import warn_small_sample
+    if exact:
+        result = summary.finish()
+        from .core.validate import warn_small_sample
 
-    widest = sorted(result.varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would say
-    warn_small_sample(result.n, widest[0], widest[1], widest[0], widest[1], stacklevel=2)
+        widest = sorted(result.varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would
+        warn_small_sample(result.n, widest[0], widest[1], widest[0], widest[1], stacklevel=2)
+        rtol = stream.default_rtol(options, result.n, [z.shape[1] for z in result.matrices])
+        n_rows = result.n
     labels = [f"{m}/{layer}" for m, layer in order]
-    rtol = stream.default_rtol(options, result.n, [z.shape[1] for z in result.matrices])
     table = []
     opts = {k: v for k, v in options.items() if k != "rtol"}
     for measure in measures:
@@ -518,17 +537,17 @@ def compare_models(
             for i, ki in enumerate(order):
                 for j, kj in enumerate(order):
                     table.append(_row(ki, kj, measure, float(values[i, j]), 1.0 - float(values[i, j]), True,
-                                      result.n))
+                                      rows_total))
             continue
         pw = _quiet_pairwise(pairwise, dict(zip(labels, result.matrices)), measure, rtol=rtol, **opts)
         by_label = dict(zip(labels, order))
         for r in pw.table:
             table.append(_row(by_label[r["row"]], by_label[r["column"]], measure, r["similarity"], r["distance"],
-                              False, result.n))
+                              False, n_rows))
     out_layers = {m: [layer for mm, layer in order if mm == m] for m in named}
-    return ModelComparison(table=table, layers=out_layers, n_samples=result.n, batches=n_batches,
+    return ModelComparison(table=table, layers=out_layers, n_samples=rows_total, batches=n_batches,
                            skipped={m: v for m, v in skipped.items() if v},
-                           widths={f"{m}/{layer}": int(z.shape[1]) for (m, layer), z in zip(order, result.matrices)})
+                           widths={f"{m}/{layer}": w for (m, layer), w in widths.items()})
 
 
 def _quiet_pairwise(pairwise, reps, measure, **options):

@@ -52,7 +52,8 @@ def friendly(fn):
             # extraction errors exist only once the command has loaded torch (not imported here:
             # a command that does not need torch should not spend seconds importing it)
             extraction = sys.modules.get("ccalens.extract.core")
-            library = (ValueError, TypeError, StoreError, DatasetError, FileNotFoundError, ImportError) + (
+            library = (ValueError, TypeError, MemoryError, StoreError, DatasetError, FileNotFoundError,
+                       ImportError) + (
                 (extraction.ExtractionError,) if extraction else ())
             if isinstance(err, library):
                 typer.echo(f"error: {cli_words(str(err))}", err=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _common, compare, demo, extract, info, matrix, reproduce, sanity
+from . import _common, compare, compare_models, demo, extract, info, matrix, reproduce, sanity
 
 app = typer.Typer(
     name="ccalens",
@@ -38,6 +38,7 @@ def main(
 
 
 app.command("compare")(compare.compare)
+app.command("compare-models")(compare_models.compare_models)
 app.command("info")(info.info)
 app.command("extract")(extract.extract)
 app.command("reproduce")(reproduce.reproduce)
