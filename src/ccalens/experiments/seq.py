@@ -11,8 +11,10 @@ Unrelated representations of this size are not at similarity 0 for any of these 
 so each is compared with its chance level: the same measure with the windows shuffled on
 one side (``NULL_DRAWS`` shuffles, a null per timestep pair), and reported as the
 beyond-chance similarity (s - null) / (1 - null): 0 at chance, 1 for identical states.
-Claims: ``seq.*`` in :mod:`.rules` per layer; intervals from a bootstrap over windows, each
-resample with its own null (one shuffle), since repeated windows raise the chance level.
+Claims: ``seq.*`` in :mod:`.rules` per layer; intervals from a grouped jackknife over
+windows (:func:`.claims.jackknife_interval`): each replicate deletes a group of windows from
+the data and from the same shuffled pairings as the estimate's null, so no window repeats
+(a bootstrap's repeated windows raise the similarity but not a shuffled null).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from .rnn import RNNContext
 FIGURE = "seq"
 MEASURES = ("pwcca", "cosine", "cosine_centred")
 NULL_DRAWS = 3
-DRAWS = 50
+DRAWS = 50  # (the bootstrap's, until the jackknife replaced it; see results/REVISIONS.md)
+JACKKNIFE_GROUPS = 25
 
 
 def cosine_matrix(raw: list[np.ndarray], rows=None, centred: bool = False) -> np.ndarray:
@@ -54,20 +57,29 @@ def pwcca_matrix(raw: list[np.ndarray], rows=None, others=None) -> np.ndarray:
 
 
 def matrices(raw: list[np.ndarray], rows=None) -> dict[str, np.ndarray]:
+    """PWCCA, raw and centred cosine between every pair of timesteps, on ``rows`` (all by default)."""
     return {"pwcca": pwcca_matrix(raw, rows), "cosine": cosine_matrix(raw, rows),
             "cosine_centred": cosine_matrix(raw, rows, centred=True)}
 
 
-def null_matrices(raw: list[np.ndarray], draws: int = NULL_DRAWS, seed: int = 0) -> dict[str, np.ndarray]:
-    """Each measure with the windows of the second timestep shuffled: chance level per timestep pair."""
+def null_matrices(raw: list[np.ndarray], draws: int = NULL_DRAWS, seed: int = 0, rows=None) -> dict[str, np.ndarray]:
+    """Each measure with the windows of the second timestep shuffled: chance level per timestep pair.
+
+    The shuffles (one per timestep) are drawn for all windows from ``seed``; with ``rows``
+    the pairs (window i, window perm[i]) for i in ``rows`` are kept, so a jackknife replicate deletes windows from
+    the same pairings as the estimate's null instead of drawing new ones.
+    """
     rng = np.random.default_rng(seed)
     T = len(raw)
+    keep = np.arange(len(raw[0])) if rows is None else np.asarray(rows)
     acc = {m: np.zeros((T, T)) for m in MEASURES}
+    left = raw if rows is None else [a[keep] for a in raw]
     for _ in range(draws):
-        shuffled = [a[rng.permutation(len(a))] for a in raw]
-        acc["pwcca"] += pwcca_matrix(raw, others=shuffled)
+        perms = [rng.permutation(len(a)) for a in raw]  # one shuffle per timestep, as the estimate's null
+        shuffled = [a[perm[keep]] for a, perm in zip(raw, perms)]
+        acc["pwcca"] += pwcca_matrix(left, others=shuffled)
         for m, centred in (("cosine", False), ("cosine_centred", True)):
-            a = [x - x.mean(axis=0) for x in raw] if centred else raw
+            a = [x - x.mean(axis=0) for x in left] if centred else left
             b = [x - x.mean(axis=0) for x in shuffled] if centred else shuffled
             acc[m] += np.array([[1.0 - naive_distance(a[i], b[j], "cosine") for j in range(T)] for i in range(T)])
     return {m: 0.5 * (v + v.T) / draws for m, v in acc.items()}
@@ -119,20 +131,18 @@ def run(ctx: RNNContext) -> dict:
         raw = [np.asarray(load_array(arrays[f"{layer}@t{t}"]), dtype=np.float64) for t in range(s.seq_length)]
         m, nulls = matrices(raw), null_matrices(raw)
         values = {**values_for(m, nulls), **premise}
-        rng = np.random.default_rng(1)
-        draws = {"gap": [], "far_pwcca_corrected": []}
-        for k in range(claim_records.draws_for(DRAWS, s)):
-            # windows resampled with replacement; a resample's repeated windows raise every
-            # measure's chance level too, so each draw's null is computed on the same resample
-            # (a null kept from the original data biased the corrected values up by about 0.05)
-            picked = rng.integers(0, len(raw[0]), len(raw[0]))
-            resampled = [a[picked] for a in raw]
-            v = values_for(matrices(resampled), null_matrices(resampled, draws=1, seed=10_000 + k))
-            for key in draws:
-                draws[key].append(v[key])
-        intervals = {key: claim_records.bootstrap_interval(d, values[key], unit="probe windows",
-                                                          method=claim_records.DATAPOINT_METHOD)
-                     for key, d in draws.items()}
+        cache: dict = {}
+
+        def replicate(rows, raw=raw):
+            key = rows.tobytes()
+            if key not in cache:  # one replicate feeds both statistics
+                cache[key] = values_for(matrices(raw, rows), null_matrices(raw, rows=rows))
+            return cache[key]
+
+        groups = max(5, int(round(JACKKNIFE_GROUPS * min(1.0, getattr(s, "bootstrap", 1.0) * 2))))
+        intervals = {key: claim_records.jackknife_interval(
+            len(raw[0]), lambda rows, key=key: replicate(rows)[key] if len(rows) < len(raw[0]) else values[key],
+            groups=groups, seed=1, unit="probe windows") for key in ("gap", "far_pwcca_corrected")}
         mats[layer] = {**m, **{f"{k}_corrected": corrected(m[k], nulls[k]) for k in MEASURES}}
         for i in range(s.seq_length):
             for j in range(s.seq_length):
