@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
 CORE_VENV := .venv-core
-.PHONY: install demo test test-core bench sanity results clean
+.PHONY: install demo test test-core bench sanity results docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ results: $(STAMP)  # every figure at --scale small (hours on 2 CPU cores; resuma
 
 sanity: $(STAMP)  # every measure's specificity, sensitivity and invariances (about 2 minutes)
 	$(VENV)/bin/ccalens sanity --out runs/sanity
+
+docs: $(STAMP)  # the documentation site, --strict (every warning an error), into site/
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict -d site
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

@@ -1,7 +1,7 @@
 """The one script to run on a CUDA machine: correctness of the torch/CUDA path, then speed.
 
     python benchmarks/gpu_check.py                      # K = 200 x 512 neurons x 10,000 datapoints
-    python benchmarks/gpu_check.py --device cpu --k 8 --n 2000 --width 32   # a dry run anywhere
+    python benchmarks/gpu_check.py --device cpu --k 8 --n 2000 --width 32 --images 1000   # a dry run anywhere
 
 1. Correctness: every measure (the CCA family, CKA, Procrustes, the matched-neuron
    controls), a permutation null and a small pairwise matrix, computed from CUDA tensors and
@@ -9,6 +9,9 @@
 2. Speed: the directed PWCCA matrix of K representations with ``ccalens.pairwise`` on the
    device, against single ``ccalens.pwcca`` calls on the device for a sample of pairs
    (extrapolated to all K*(K-1)), with a sample of entries checked against numpy on the CPU.
+3. ``ccalens.compare_models``: two float64 CNNs, every layer against every layer in one
+   pass with the summary accumulated on the device, against the same pass on the CPU (to
+   1e-10, exact measures and the minibatch CKA estimate), and its time on the device.
 Prints one JSON object at the end.
 """
 
@@ -49,6 +52,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--block", type=int, default=50)
     parser.add_argument("--sample", type=int, default=40, help="pairs timed one by one and checked on the CPU")
+    parser.add_argument("--images", type=int, default=20_000, help="images for the compare_models pass")
     args = parser.parse_args()
     device = torch.device(args.device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -64,7 +68,8 @@ def main() -> int:
     worst = max(worst, abs(ccalens.pwcca(tx, ty, symmetric=True).similarity - ccalens.pwcca(x, y, symmetric=True).similarity))
     worst = max(worst, float(np.abs(ccalens.cca(tx, ty).rho.cpu().numpy() - ccalens.cca(x, y).rho).max()))
     for fn, kw in ((ccalens.cka, {}), (ccalens.cka, {"debiased": True}), (ccalens.cka, {"kernel": "rbf"}),
-                   (ccalens.procrustes, {}), (ccalens.cosine, {}), (ccalens.euclidean, {})):
+                   (ccalens.procrustes, {}), (ccalens.cosine, {}), (ccalens.euclidean, {}),
+                   (ccalens.shape_metric, {"alpha": 0.5})):
         worst = max(worst, abs(fn(tx, ty, **kw).similarity - fn(x, y, **kw).similarity))
     # the permutation null from CUDA factors: the same permutations give the same values
     null_gpu = ccalens.pwcca(tx, ty, permutations=20, seed=3).null.values
@@ -97,9 +102,44 @@ def main() -> int:
     cpu = [ccalens.pwcca(reps[i], reps[j]).similarity for i, j in pairs[: min(10, len(pairs))]]
     report["max_difference_vs_single_calls"] = float(max(abs(res.similarity[i, j] - s) for (i, j), s in zip(pairs, single)))
     report["max_difference_vs_cpu_numpy"] = float(max(abs(res.similarity[i, j] - c) for (i, j), c in zip(pairs, cpu)))
+
+    # 3. compare_models: one pass on the device against the CPU
+    report["compare_models"] = models_check(device, args.images)
     print(json.dumps(report, indent=2))
-    ok = worst < 1e-10 and report["max_difference_vs_cpu_numpy"] < 1e-10 and on_device
+    ok = (worst < 1e-10 and report["max_difference_vs_cpu_numpy"] < 1e-10 and on_device
+          and report["compare_models"]["max_difference_vs_cpu"] < 1e-10)
     return 0 if ok else 1
+
+
+def cnn(seed):
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in ((1, 16), (16, 32), (32, 64), (64, 128)):
+        layers += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128, 10)).double().eval()
+
+
+def models_check(device, n_images: int) -> dict:
+    measures = ("pwcca", "mean_cca", "cka", "procrustes", "cka_minibatch")
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((n_images, 1, 28, 28)))
+    models = {"a": cnn(0), "b": cnn(1)}
+    sync(device)
+    t0 = time.perf_counter()
+    on_device = ccalens.compare_models(models, x, measures=measures, device=device, batch_size=500).to_pandas()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    on_cpu = ccalens.compare_models(models, x, measures=measures, device="cpu", batch_size=500).to_pandas()
+    cpu_seconds = time.perf_counter() - t0
+    diff = float(np.abs(on_device.similarity.to_numpy() - on_cpu.similarity.to_numpy()).max())
+    out = {"images": n_images, "layers": int(on_device.layer_x.nunique()), "seconds_on_device": seconds,
+           "seconds_on_cpu": cpu_seconds, "max_difference_vs_cpu": diff,
+           "models_back_on_cpu": all(p.device.type == "cpu" for m in models.values() for p in m.parameters())}
+    print(f"compare_models: {n_images} images on {device.type} in {seconds:.2f} s (CPU {cpu_seconds:.2f} s), "
+          f"max difference {diff:.1e}", flush=True)
+    return out
 
 
 if __name__ == "__main__":

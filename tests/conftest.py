@@ -33,3 +33,25 @@ def related_pair(rng, n=3000, a=12, b=9, shared=6, noise=0.5):
     x = np.c_[lx, noise * rng.standard_normal((n, a - shared))] @ rng.standard_normal((a, a))
     y = np.c_[ly, noise * rng.standard_normal((n, b - shared))] @ rng.standard_normal((b, b))
     return x + rng.standard_normal(a), y + rng.standard_normal(b)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through selenium (the report and the docs site tests)."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1500,1200"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()

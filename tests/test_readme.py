@@ -1,0 +1,33 @@
+"""The README stays true: its findings table is what results/small holds, its first-answer
+numbers are those the site's tested example prints, and it stays a front page."""
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+ROWS = {"Fig. 1 (CNN)": "fig1", "Fig. 1 (RNN)": "fig1-rnn", "Fig. 2": "fig2", "Fig. 3": "fig3", "Fig. 4": "fig4",
+        "Fig. 5": "fig5", "Fig. 6": "fig6", "A.3": "seq"}
+
+
+def test_the_findings_table_counts_the_committed_claim_records():
+    seen = set()
+    for line in README.splitlines():
+        for label, figure in ROWS.items():
+            if line.startswith(f"| {label}"):
+                held, not_held, premise = (int(x) for x in re.findall(r"\| (\d+) ", line + " "))
+                claims = json.loads((ROOT / "results" / "small" / figure / "claims.json").read_text())["claims"]
+                counts = Counter(c["status"] for c in claims)
+                assert (held, not_held, premise) == (counts["held"], counts["not held"], counts["premise not met"]), label
+                seen.add(figure)
+    assert seen == set(ROWS.values())
+
+
+def test_the_first_answer_is_the_tested_one_and_the_readme_is_a_front_page():
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert "(0.75, 0.118, 0.0099)" in index and "0.75, 0.118" in README
+    assert len(README.splitlines()) <= 150
+    for link in re.findall(r"\]\(((?:docs|results)/[^)#]+)\)", README):
+        assert (ROOT / link).exists(), link
