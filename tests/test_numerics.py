@@ -315,3 +315,47 @@ def test_svd_falls_back_to_gesvd_where_gesdd_does_not_converge(monkeypatch):
     with pytest.raises(np.linalg.LinAlgError):  # not finite: no fallback hides it
         monkeypatch.setattr(np.linalg, "svd", gesdd_fails)
         _backend.svd(bad)
+
+
+def test_small_lapack_calls_run_single_threaded_and_restore_the_count():
+    """Neuron-sized LAPACK calls take one BLAS thread; concurrent callers share one counted
+    limit, and the process's thread count is what it was once every call has ended."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from ccalens.core._backend import SMALL_LAPACK, small_lapack
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    with small_lapack(np.eye(64)):
+        assert set(blas_threads()) == {1}
+        with small_lapack(np.eye(8)):  # nested
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+    with small_lapack(np.empty((SMALL_LAPACK + 1, 2))):  # large: untouched
+        assert blas_threads() == before
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 40))
+    y = x @ rng.standard_normal((40, 30)) + rng.standard_normal((2000, 30))
+    ref = ccalens.pwcca(x, y).similarity
+    values, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                values.append(ccalens.pwcca(x, y).similarity)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(values) == 20
+    np.testing.assert_allclose(values, ref, atol=1e-12)
+    assert blas_threads() == before

@@ -206,11 +206,13 @@ def test_gpu_check_script_dry_run_on_the_cpu():
     pytest.importorskip("torch")
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_check.py")
     out = subprocess.run(
-        [sys.executable, script, "--device", "cpu", "--k", "5", "--n", "1500", "--width", "16", "--block", "2", "--sample", "4"],
+        [sys.executable, script, "--device", "cpu", "--k", "5", "--n", "1500", "--width", "16", "--block", "2", "--sample", "4",
+         "--images", "300"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert '"results_stay_on_device": true' in out.stdout
+    assert '"max_difference_vs_cpu": 0.0' in out.stdout and '"models_back_on_cpu": true' in out.stdout
 
 
 def test_describing_a_store_array_reads_no_data(tmp_path, monkeypatch):

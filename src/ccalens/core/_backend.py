@@ -11,8 +11,10 @@ consulted first), so ``import ccalens`` never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,6 +72,59 @@ def blas_parallel_map(fn, items: list) -> list:
         return list(_pool(workers).map(fn, items))
 
 
+#: LAPACK calls on matrices up to this size (neurons x neurons) run with one BLAS thread
+SMALL_LAPACK = 1024
+
+
+class _OneThread:
+    """One BLAS thread while any small LAPACK call runs, restored when the last one ends.
+
+    Eigendecompositions, Cholesky factors, triangular inverses and SVDs of neuron-sized
+    matrices are mostly level-2 work: a second BLAS thread gains little on a quiet machine
+    (0.04 s for eigvalsh at 512 either way), and when other jobs oversubscribe the cores,
+    OpenBLAS's threads spin and wait at every synchronisation (the same call took 3.9 s
+    with two threads and 0.04 s with one beside a heavy mix). The count is process-wide
+    while a call runs, so concurrent callers share one counted limit: the first sets it,
+    the last restores what it found, and the large products, outside, keep every thread.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.context = None
+        self.controller = None
+
+    def __enter__(self):
+        with self.lock:
+            if self.active == 0:
+                if self.controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self.controller = ThreadpoolController()
+                self.context = self.controller.limit(limits=1, user_api="blas")
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.active -= 1
+            if self.active == 0 and self.context is not None:
+                self.context.restore_original_limits()
+                self.context = None
+        return False
+
+
+_ONE_THREAD = _OneThread()
+
+
+def small_lapack(*arrays):
+    """A context for LAPACK calls on ``arrays``: one BLAS thread when every matrix is at most
+    :data:`SMALL_LAPACK` on a side (neuron-sized), nothing otherwise."""
+    if all(max(np.shape(a)[-2:], default=0) <= SMALL_LAPACK for a in arrays):
+        return _ONE_THREAD
+    return contextlib.nullcontext()
+
+
 def _chunks(size: int, parts: int) -> list[tuple[int, int]]:
     edges = np.linspace(0, size, max(1, min(parts, size)) + 1).astype(int)
     return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
@@ -84,7 +139,8 @@ def svd(m: np.ndarray, full_matrices: bool = False, compute_uv: bool = True):
     of matrices fall back one matrix at a time.
     """
     try:
-        return np.linalg.svd(m, full_matrices=full_matrices, compute_uv=compute_uv)
+        with small_lapack(m):
+            return np.linalg.svd(m, full_matrices=full_matrices, compute_uv=compute_uv)
     except np.linalg.LinAlgError:
         if not np.all(np.isfinite(m)):
             raise

@@ -52,7 +52,7 @@ import numpy as np
 import scipy.linalg
 
 from . import validate
-from ._backend import svd
+from ._backend import small_lapack, svd
 
 #: The one-pass Gram route is taken when eps * kappa^2 <= GRAM_MAX_ROUNDING, with kappa the
 #: condition number of the equilibrated data and eps that of the computation dtype. In
@@ -308,7 +308,8 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units=None) -> Fac
     scale = np.sqrt(np.diag(gram))  # norms of the (possibly power-of-two scaled) columns
     true_scale = scale if units is None else scale * units[kept]
     corr = gram / scale[:, None] / scale[None, :]
-    lam = np.linalg.eigvalsh(corr)
+    with small_lapack(corr):
+        lam = np.linalg.eigvalsh(corr)
     rcond2 = max(lam[0], 0.0) / lam[-1]
     floor2 = (rtol or 0.0) ** 2  # a user's rtol can ask for rank loss the routes below ignore
     common = dict(
@@ -334,7 +335,8 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units=None) -> Fac
         # Q_1 through its own Gram matrix, close to the identity, so its Cholesky factor
         # loses nothing. One GEMM and one syrk more than the one-pass route, about half
         # the cost of a Householder QR.
-        lam1, v1 = np.linalg.eigh(corr)
+        with small_lapack(corr):
+            lam1, v1 = np.linalg.eigh(corr)
         q1 = ops.right_multiply_(xc, (v1 / np.sqrt(lam1)[None, :]) / scale[:, None])
         lower2, inv_lower2 = _cholesky(ops.gram(q1))
         return Factor(
@@ -367,8 +369,9 @@ def _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units=None) -> Fac
 
 def _cholesky(matrix: np.ndarray):
     """Lower Cholesky factor L of a well-conditioned SPD matrix, and L^-1."""
-    lower = np.linalg.cholesky(matrix)
-    return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
+    with small_lapack(matrix):
+        lower = np.linalg.cholesky(matrix)
+        return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
 
 
 def pca_cross(fx: Factor, fy: Factor, m: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import numbers
 import numpy as np
 
 from . import validate, registry
-from ._backend import is_torch_tensor, svd
+from ._backend import is_torch_tensor, small_lapack, svd
 from .factor import Factor, factorize_matrix, _factorize_pair
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
 
@@ -156,7 +156,9 @@ def _canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", 
         # P are the eigenvectors of M M^T (half the work of a full SVD). The correlations
         # are then read as |M^T p_i|, accurate to rounding of |M| even where rho ~ 0, which
         # sqrt(eigenvalue) is not.
-        _, vecs = np.linalg.eigh(m @ m.T)
+        mm = m @ m.T
+        with small_lapack(mm):
+            _, vecs = np.linalg.eigh(mm)
         p = vecs[:, ::-1][:, :c]
         rho = np.linalg.norm(m.T @ p, axis=0)
         order = np.argsort(-rho, kind="stable")
