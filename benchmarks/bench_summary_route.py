@@ -7,13 +7,18 @@ ccalens.models were measured with this script:
 
     python benchmarks/bench_summary_route.py
 """
-import numpy as np, time, scipy.linalg, ccalens
+import time
+
+import numpy as np
+
+import ccalens
+from ccalens.stream import RowSummary
 rng = np.random.default_rng(0)
 n, d = 10_000, 516
 x = rng.standard_normal((n, d))
 # time: buffered TSQR of [1 | X] in batches of 500 against the Gram (syrk) of the same
 t = time.perf_counter()
-from ccalens.stream import RowSummary
+
 s = RowSummary()
 for i in range(0, n, 500):
     s.add([x[i:i+500, :258], x[i:i+500, 258:]])
