@@ -57,5 +57,5 @@ def test_a_wrong_option_would_fail():
 
     group = typer.main.get_command(app)
     parent = click.Context(group, info_name="ccalens")
-    with pytest.raises(click.UsageError, match="--colour"):
+    with pytest.raises(Exception, match="No such option: --colour"):  # typer's own copy of click's UsageError
         group.get_command(parent, "compare").make_context("compare", ["a.npy", "b.npy", "--colour"], parent=parent)
