@@ -37,8 +37,9 @@ sanity: $(STAMP)  # every measure's specificity, sensitivity and invariances (ab
 docs: $(STAMP)  # the documentation site, --strict (every warning an error), into site/
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict -d site
 
-bench: $(STAMP)
+bench: $(STAMP)  # the core against the reference and the BLAS, then the same on a busy machine
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_busy.py
 
 clean:
 	rm -rf $(VENV) $(CORE_VENV) runs .pytest_cache
