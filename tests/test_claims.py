@@ -471,7 +471,7 @@ def test_grouped_jackknife_interval_covers_the_mean_about_95_percent():
         r = claims.jackknife_interval(300, lambda rows, x=x: float(x[rows].mean()), groups=25,
                                       seed=int(rng.integers(1 << 30)), unit="x")
         covered += r["low"] <= 0.0 <= r["high"]
-        assert r["method"] == "grouped jackknife (25 groups), normal" and r["contains_estimate"]
+        assert r["method"] == "grouped jackknife (25 groups), t with 24 df" and r["contains_estimate"]
     assert 0.90 <= covered / 200 <= 0.99
     # the mean is unbiased: the jackknife's bias estimate is rounding
     assert abs(r["bias"]) < 1e-12
@@ -496,3 +496,20 @@ def test_seq_null_replicates_delete_windows_from_the_same_pairings():
     by_hand = 1.0 - seq.naive_distance(raw[0][keep], raw[1][p[1][keep]], "cosine")
     by_hand_t = 1.0 - seq.naive_distance(raw[1][keep], raw[0][p[0][keep]], "cosine")
     assert part["cosine"][0, 1] == pytest.approx(0.5 * (by_hand + by_hand_t), abs=1e-12)
+
+
+def test_claim_bootstrap_intervals_refuse_bca_and_undefined_estimates():
+    with pytest.raises(ValueError, match="claim intervals are percentile or basic bootstraps"):
+        claims.bootstrap_interval([1.0] * 20, 1.0, unit="x", method="bca")
+    r = claims.bootstrap_interval(np.linspace(0, 1, 50), float("nan"), unit="x")
+    assert r["low"] is None and "undefined on the data" in r["reason"]
+
+
+def test_grouped_jackknife_with_few_groups_still_covers():
+    rng = np.random.default_rng(5)
+    covered = sum(
+        (lambda r: r["low"] <= 0.0 <= r["high"])(claims.jackknife_interval(
+            200, lambda rows, x=rng.standard_normal(200): float(x[rows].mean()), groups=5,
+            seed=int(rng.integers(1 << 30)), unit="x"))
+        for _ in range(300))
+    assert 0.91 <= covered / 300 <= 0.99  # a normal quantile covered about 0.87 at 5 groups

@@ -345,3 +345,39 @@ def test_cka_minibatch_does_not_lose_digits_to_uncentred_features():
     np.testing.assert_allclose(far.matrix("cka_minibatch").to_numpy(), near.matrix("cka_minibatch").to_numpy(),
                                atol=1e-10)
     np.testing.assert_allclose(near.matrix("cka_minibatch").to_numpy(), 1.0, atol=1e-12)  # the same up to a shift
+
+
+def test_layers_after_a_conv1d_are_channels_first_not_sequences():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.ReLU(), torch.nn.BatchNorm1d(4),
+                              torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x = torch.randn(300, 2, 10)
+    res = ccalens.compare_models(net, x, measures="cka", batch_size=100)
+    assert res.widths == {"model/0": 4, "model/1": 4, "model/2": 4, "model/3": 4, "model/4": 4, "model/5": 3}
+    acts = extract(net, x, ["0", "1"])  # extract reads them the same way: channel means over positions
+    assert acts["1"].shape == (300, 4)
+    check_exact(res, {"model": net}, x)
+
+
+def test_cka_minibatch_takes_a_short_last_batch_into_the_one_before():
+    models = {"a": cnn(3, 0), "b": cnn(3, 1)}
+    x = torch.randn(257, 1, 9, 9)
+    res = ccalens.compare_models(models, x, layers=["6"], measures="cka_minibatch", batch_size=128)
+    acts = {m: extract(models[m], x, ["6"])["6"].astype(np.float64) for m in models}
+    acc = ccalens.MinibatchCKA()
+    acc.update(acts["a"][:128], acts["b"][:128])
+    acc.update(acts["a"][128:], acts["b"][128:])  # 129 rows: the last batch of 1 joined the one before
+    row = next(r for r in res.table if r["model_x"] == "a" and r["model_y"] == "b")
+    assert row["similarity"] == pytest.approx(acc.similarity, abs=1e-10) and res.n_samples == 257
+    with pytest.raises(ValueError, match="needs at least 4 datapoints per batch"):
+        ccalens.compare_models(models, x[:3], layers=["6"], measures="cka_minibatch")
+
+
+def test_bad_sequence_and_the_advised_block_size():
+    with pytest.raises(ValueError, match="sequence must be 'last', 'first', 'mean', 'all' or a timestep index; got 'max'"):
+        ccalens.compare_models(cnn(2, 0), torch.randn(20, 1, 9, 9), sequence="max")
+    from ccalens.models import _advice, summary_bytes
+
+    for budget, rows in ((4 * 2**30, 100_000), (2**30, 256), (10**7, 64)):
+        d = int(_advice({("m", "l"): 10**6}, 1e12, budget, rows).split("at most about ")[1].split(" neurons")[0])
+        assert summary_bytes(d, rows) <= budget < summary_bytes(d + 3, rows)

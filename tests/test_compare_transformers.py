@@ -123,3 +123,33 @@ def test_mask_errors(models):
     with pytest.raises(Exception, match="returned no hidden_states with output_hidden_states=True"):
         ccalens.compare_models(torch.nn.Sequential(torch.nn.Linear(3, 3)), [torch.randn(5, 3)],
                                layers="hidden_states")
+
+
+def test_tokenizer_outputs_and_nan_padding(models):
+    from transformers import BatchEncoding
+
+    seqs = sequences(32, seed=5)
+    plain = padded_batches(seqs)
+    encoded = [BatchEncoding(b) for b in plain]  # what tokenizers and collators return (a UserDict)
+    a = ccalens.compare_models(models["gpt"], plain, layers="hidden_states", measures="cka", sequence="mean")
+    b = ccalens.compare_models(models["gpt"], encoded, layers="hidden_states", measures="cka", sequence="mean")
+    np.testing.assert_allclose(a.matrix("cka").to_numpy(), b.matrix("cka").to_numpy(), atol=1e-12)
+    whole = BatchEncoding({k: torch.cat([p[k] for p in padded_batches(seqs, batch=32)]) for k in plain[0]})
+    c = ccalens.compare_models(models["gpt"], whole, layers="hidden_states", measures="cka", sequence="mean",
+                               batch_size=16)
+    assert c.n_samples == 32
+    from ccalens.extract.core import _masked
+
+    h = torch.randn(2, 4, 3, dtype=torch.float64)
+    h[0, 3] = float("nan")  # a padding position holding NaN
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    out = _masked("layer", h, mask, "mean")
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out[0], h[0, :3].mean(0))
+
+
+def test_a_later_batch_failure_names_its_cause(models):
+    batches = padded_batches(sequences(32, seed=6))
+    batches[1]["attention_mask"][0] = 0
+    with pytest.raises(Exception, match="sequence 0 of the batch is all padding"):
+        ccalens.compare_models(models["bert"], batches, measures="cka", sequence="mean")

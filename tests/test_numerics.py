@@ -359,3 +359,38 @@ def test_small_lapack_calls_run_single_threaded_and_restore_the_count():
     assert not errors and len(values) == 20
     np.testing.assert_allclose(values, ref, atol=1e-12)
     assert blas_threads() == before
+
+
+def test_the_blas_thread_count_survives_callers_in_several_threads():
+    """Only the main thread sets the process-wide limit; with small LAPACK calls and
+    blas_parallel_map running in other threads at the same time, the count is restored."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from ccalens.core import _backend
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    mats = [rng.random((40, 40)) for _ in range(4)]
+
+    def mapper():
+        for _ in range(100):
+            _backend.blas_parallel_map(np.linalg.svd, mats)
+
+    def single():
+        for _ in range(200):
+            _backend.svd(mats[0])
+
+    threads = [threading.Thread(target=mapper), threading.Thread(target=single)]
+    for t in threads:
+        t.start()
+    for _ in range(100):
+        _backend.blas_parallel_map(np.linalg.svd, mats)
+        _backend.svd(mats[1])
+    for t in threads:
+        t.join()
+    assert blas_threads() == before

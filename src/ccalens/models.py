@@ -256,14 +256,27 @@ class _MinibatchCKA:
         self.hsic = None
         self.batches = 0
         self.shift = None
+        self.held = None
 
     def add(self, mats) -> None:
+        """Hold each batch until the next arrives: a batch of fewer than 4 rows (a dataset's
+        short last batch) joins the one before it, since the unbiased HSIC needs 4."""
+        import torch
+
+        if self.held is not None and int(mats[0].shape[0]) < 4:
+            self.held = [torch.cat([h, x]) for h, x in zip(self.held, mats)]
+            return
+        if self.held is not None:
+            self._add(self.held)
+        self.held = list(mats)
+
+    def _add(self, mats) -> None:
         import torch
 
         n = int(mats[0].shape[0])
         if n < 4:
-            raise ValueError(f"cka_minibatch needs at least 4 datapoints per batch (unbiased HSIC); a batch has {n}. "
-                             f"Use a larger batch_size.")
+            raise ValueError(f"cka_minibatch needs at least 4 datapoints per batch (unbiased HSIC); the data hold "
+                             f"{n}. Pass more datapoints.")
         mats = [x.to(torch.float64) for x in mats]
         if self.shift is None:
             self.shift = [x.mean(dim=0) for x in mats]
@@ -274,6 +287,7 @@ class _MinibatchCKA:
             k.fill_diagonal_(0.0)
             grams.append(k)
         k = torch.stack(grams)  # (L, n, n)
+        del grams
         ones = k.sum(dim=2)  # K 1, (L, n)
         total = ones.sum(dim=1)  # 1' K 1, (L,)
         flat = k.reshape(len(mats), -1)
@@ -282,6 +296,11 @@ class _MinibatchCKA:
         h = (trace + torch.outer(total, total) / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * cross) / (n * (n - 3))
         self.hsic = h if self.hsic is None else self.hsic + h
         self.batches += 1
+
+    def finish(self) -> None:
+        if self.held is not None:
+            self._add(self.held)
+            self.held = None
 
     def values(self) -> np.ndarray:
         h = self.hsic.cpu().numpy()
@@ -362,7 +381,8 @@ def compare_models(
 
     from . import stream
     from .engine import pairwise
-    from .extract.core import ExtractionError, Policy, batches, inputs_of, layer_matrices, resolve_layers, to_device
+    from .extract.core import (SEQUENCE_WORDS, ExtractionError, Policy, batches, has_1d_convolutions, inputs_of,
+                               layer_matrices, resolve_layers, to_device)
 
     named = _named_models(models)
     measures = _check_measures(measures)
@@ -373,6 +393,8 @@ def compare_models(
     if sequence == "each":
         raise ValueError("sequence='each' makes one array per timestep; compare_models compares layers. Use "
                          "'last', 'first', 'mean', 'all' or a timestep.")
+    if not (sequence in SEQUENCE_WORDS or (isinstance(sequence, int) and not isinstance(sequence, bool))):
+        raise ValueError(f"sequence must be 'last', 'first', 'mean', 'all' or a timestep index; got {sequence!r}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     if max_memory is not None and (not isinstance(max_memory, (int, float)) or max_memory <= 0):
@@ -381,7 +403,8 @@ def compare_models(
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; compare_models takes epsilon, keep, symmetric, alpha "
                         f"and rtol for the measures.")
-    policy = Policy(spatial, sequence, state, select, None, 0)
+    policies = {m: Policy(spatial, sequence, state, select, None, 0, has_1d_convolutions(model))
+                for m, model in named.items()}
     request = _layer_request(layers, named)
 
     # --- hooks ------------------------------------------------------------------------
@@ -414,10 +437,10 @@ def compare_models(
                 current.pop(key, None)
                 return
             try:
-                matrices, _ = layer_matrices(module, name, output, policy, mask=mask_box["mask"])
+                matrices, _ = layer_matrices(module, name, output, policies[m], mask=mask_box["mask"])
                 current[key] = next(iter(matrices.values()))
             except (ExtractionError, ValueError) as err:
-                if explicit[m]:
+                if explicit[m] or key in order:  # a named layer, or one the pass already compares
                     failures.append(err)
                 else:
                     skipped[m][name] = str(err)
@@ -482,7 +505,8 @@ def compare_models(
                         if hidden is None:
                             raise no_states
                         for i, h in enumerate(hidden):
-                            mats, _ = layer_matrices(model, f"hidden_states.{i}", h, policy, mask=mask_box["mask"])
+                            mats, _ = layer_matrices(model, f"hidden_states.{i}", h, policies[m],
+                                                     mask=mask_box["mask"])
                             current[(m, f"hidden_states.{i}")] = next(iter(mats.values()))
                     elif isinstance(inputs, dict):
                         model(**inputs)
@@ -525,6 +549,8 @@ def compare_models(
             mod.train(was_training)
     if summary is None:
         raise ValueError("data holds no datapoints.")
+    if minibatch is not None:
+        minibatch.finish()
     if exact:
         result = summary.finish()
         from .core.validate import warn_small_sample
@@ -639,7 +665,7 @@ def _advice(widths: dict, need: float, budget: float, batch_rows: int) -> str:
     widest = sorted(widths.items(), key=lambda kv: -kv[1])[:5]
     shown = ", ".join(f"{m}/{layer} ({w})" for (m, layer), w in widest)
     # the largest number of columns that fits, for blocks of layers
-    d = max(1, int((-(2 * batch_rows) + math.sqrt(4 * batch_rows**2 + 2 * budget / 8)) / 2) - 1)
+    d = max(1, int((-batch_rows + math.sqrt(batch_rows**2 + budget / 4)) / 2) - 1)  # 8 d (2 d + 2 b) <= budget
     return (f"the one-pass summary of {len(widths)} layers with {total} neurons in all needs about {_gib(need)}, "
             f"above max_memory={_gib(budget)}. Routes that fit: (1) fewer or narrower layers (the widest: {shown}); "
             f"(2) blocks of layers over several passes, at most about {d} neurons per pass (pass layers= for each "

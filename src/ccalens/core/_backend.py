@@ -61,14 +61,18 @@ def blas_parallel_map(fn, items: list) -> list:
 
     For many small LAPACK calls (SVDs of neurons x neurons matrices): one small call keeps
     a multithreaded BLAS mostly idle, while numpy releases the GIL in its linalg loops, so
-    the calls themselves run side by side. The results are those of the plain loop.
+    the calls themselves run side by side. The results are those of the plain loop. The
+    single-thread limit is the same counted one as :func:`small_lapack`'s, so concurrent
+    callers never leave the process at one thread.
     """
-    workers = min(_blas_threads(), os.cpu_count() or 1, 8, len(items))
+    workers = min(_ONE_THREAD.threads(), os.cpu_count() or 1, 8, len(items))
     if workers <= 1:
         return [fn(item) for item in items]
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    if threading.current_thread() is not threading.main_thread():
+        # another thread (a Dask worker's task): setting the process's BLAS thread count from
+        # several threads can leave it at one for good (seen here), so the calls run in turn
+        return [fn(item) for item in items]
+    with _ONE_THREAD:
         return list(_pool(workers).map(fn, items))
 
 
@@ -84,8 +88,9 @@ class _OneThread:
     (0.04 s for eigvalsh at 512 either way), and when other jobs oversubscribe the cores,
     OpenBLAS's threads spin and wait at every synchronisation (the same call took 3.9 s
     with two threads and 0.04 s with one beside a heavy mix). The count is process-wide
-    while a call runs, so concurrent callers share one counted limit: the first sets it,
-    the last restores what it found, and the large products, outside, keep every thread.
+    while a call runs, so every caller (these calls and :func:`blas_parallel_map`) shares
+    one counted limit: the first sets it and remembers the count it found, the last
+    restores that count, and the large products, outside, keep every thread.
     """
 
     def __init__(self):
@@ -93,15 +98,29 @@ class _OneThread:
         self.active = 0
         self.context = None
         self.controller = None
+        self.original = None
+
+    def _controller(self):
+        if self.controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self.controller = ThreadpoolController()
+        return self.controller
+
+    def threads(self) -> int:
+        """The BLAS's own thread count: the remembered one while the limit holds."""
+        with self.lock:
+            if self.active and self.original is not None:
+                return self.original
+        return _blas_threads()
 
     def __enter__(self):
         with self.lock:
             if self.active == 0:
-                if self.controller is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    self.controller = ThreadpoolController()
-                self.context = self.controller.limit(limits=1, user_api="blas")
+                controller = self._controller()
+                self.original = max([int(lib.num_threads or 1) for lib in controller.lib_controllers
+                                     if lib.user_api == "blas"], default=1)
+                self.context = controller.limit(limits=1, user_api="blas")
             self.active += 1
         return self
 
@@ -111,6 +130,7 @@ class _OneThread:
             if self.active == 0 and self.context is not None:
                 self.context.restore_original_limits()
                 self.context = None
+                self.original = None
         return False
 
 
@@ -119,8 +139,15 @@ _ONE_THREAD = _OneThread()
 
 def small_lapack(*arrays):
     """A context for LAPACK calls on ``arrays``: one BLAS thread when every matrix is at most
-    :data:`SMALL_LAPACK` on a side (neuron-sized), nothing otherwise."""
-    if all(max(np.shape(a)[-2:], default=0) <= SMALL_LAPACK for a in arrays):
+    :data:`SMALL_LAPACK` on a side (neuron-sized), nothing otherwise.
+
+    Only the main thread sets the limit. OpenBLAS's thread count is one global setting, and
+    with callers in several threads setting and restoring it, a run here ended with the
+    process left at one thread; calls from other threads (a Dask worker's tasks) keep the
+    BLAS as it is.
+    """
+    if (threading.current_thread() is threading.main_thread()
+            and all(max(np.shape(a)[-2:], default=0) <= SMALL_LAPACK for a in arrays)):
         return _ONE_THREAD
     return contextlib.nullcontext()
 

@@ -159,9 +159,15 @@ def bootstrap_interval(draws: Sequence[float], estimate: float, *, unit: str, me
     >>> r["method"], r["low"], r["high"], r["corrected"]
     ('basic bootstrap', 0.0, 2.0, 1.0)
     """
+    if check_method(method) == "bca":
+        raise ValueError("claim intervals are percentile or basic bootstraps (or a jackknife); BCa needs jackknife "
+                         "values that the claims do not compute.")
     arr = np.asarray(draws, dtype=float)
     finite = arr[np.isfinite(arr)]
-    label = f"{check_method(method)} bootstrap"
+    label = f"{method} bootstrap"
+    if not np.isfinite(estimate):
+        return {"low": None, "high": None, "method": label, "unit": unit, "draws": int(arr.size),
+                "undefined_draws": int(arr.size - finite.size), "reason": "the statistic is undefined on the data"}
     if finite.size < 10:
         return {"low": None, "high": None, "method": label, "unit": unit, "draws": int(arr.size),
                 "undefined_draws": int(arr.size - finite.size),
@@ -228,16 +234,18 @@ def row_bootstrap(n: int, statistic: Callable[[np.ndarray], float], *, draws: in
 
 def jackknife_interval(n: int, statistic: Callable[[np.ndarray], float], *, groups: int = 25, seed: int = 0,
                        unit: str = "datapoints", confidence: float = 0.95) -> dict:
-    """A normal interval from a grouped (delete-d) jackknife: the n rows split at random into
-    ``groups`` groups, the statistic recomputed without each; estimate +- z * se with
-    se^2 = (g - 1)/g * sum (theta_(g) - mean)^2.
+    """A t interval from a grouped (delete-d) jackknife: the n rows split at random into
+    ``groups`` groups, the statistic recomputed without each; estimate +- t * se with
+    se^2 = (g - 1)/g * sum (theta_(g) - mean)^2 and t the quantile of Student's t with
+    g - 1 degrees of freedom (se comes from g values; a normal quantile covered 0.874 of
+    the truth at 5 groups and 0.937 at 25).
 
     Unlike a bootstrap it never repeats a row, so it suits statistics that repeated rows
     distort in a way the bootstrap's bias does not mirror (a CCA value against a
     row-shuffled null). ``statistic(index)`` receives the rows kept; the identity is the
     estimate. The record carries the jackknife's bias estimate (g - 1)(mean - estimate).
     """
-    from scipy.stats import norm
+    from scipy.stats import t as student
 
     from ..core.intervals import jackknife_groups
 
@@ -245,13 +253,13 @@ def jackknife_interval(n: int, statistic: Callable[[np.ndarray], float], *, grou
     parts = jackknife_groups(n, np.random.default_rng(seed), groups)
     values = np.array([statistic(np.setdiff1d(np.arange(n), part)) for part in parts], dtype=float)
     g = len(parts)
-    label = f"grouped jackknife ({g} groups), normal"
+    label = f"grouped jackknife ({g} groups), t with {g - 1} df"
     if not np.all(np.isfinite(values)) or not np.isfinite(estimate):
         return {"low": None, "high": None, "method": label, "unit": unit, "draws": g,
                 "undefined_draws": int(np.count_nonzero(~np.isfinite(values))),
                 "reason": "the statistic is undefined without some group"}
     se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = float(student.ppf(0.5 + confidence / 2, g - 1))
     bias = float((g - 1) * (values.mean() - estimate))
     return {"low": float(estimate - z * se), "high": float(estimate + z * se), "confidence": confidence,
             "method": label, "unit": unit, "draws": g, "undefined_draws": 0, "bias": bias, "se": se,

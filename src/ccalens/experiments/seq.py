@@ -66,8 +66,10 @@ def null_matrices(raw: list[np.ndarray], draws: int = NULL_DRAWS, seed: int = 0,
     """Each measure with the windows of the second timestep shuffled: chance level per timestep pair.
 
     The shuffles (one per timestep) are drawn for all windows from ``seed``; with ``rows``
-    the pairs (window i, window perm[i]) for i in ``rows`` are kept, so a jackknife replicate deletes windows from
-    the same pairings as the estimate's null instead of drawing new ones.
+    the shuffled pairs (window i, window perm[i]) for i in ``rows`` are kept, so a jackknife
+    replicate deletes the pairs of the deleted windows from the same pairings as the
+    estimate's null instead of drawing new ones (a deleted window can still be another kept
+    window's shuffled partner: the replicate deletes pairs, as the unshuffled side does).
     """
     rng = np.random.default_rng(seed)
     T = len(raw)

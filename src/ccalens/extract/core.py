@@ -14,7 +14,9 @@ Policies, applied per batch as the activations arrive (so memory stays bounded):
 
 * sequence outputs ``(N, T, D)`` (``nn.LSTM``/``nn.GRU``/``nn.RNN``, honouring
   ``batch_first``, and any other 3-D output, read as batch-first with features last)
-  follow ``sequence``:
+  follow ``sequence``; in a model that holds a 1-D convolution, every 3-D output of a
+  non-recurrent module is read as a Conv1d gives it, (N, channels, length), and follows
+  ``spatial`` (a ReLU or a BatchNorm1d after a Conv1d is not a sequence):
 
   - ``"last"``: the state after the last timestep;
   - ``"first"``: the state at the first timestep (a transformer's first token);
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 import numpy as np
@@ -153,6 +156,17 @@ class Policy:
     select: Any
     positions: int | None
     seed: int
+    #: the model has 1-D convolutions: a 3-D output of any other non-recurrent module (a ReLU,
+    #: a BatchNorm1d, a pooling layer after a Conv1d) is (N, channels, length), not a sequence
+    channels_first_3d: bool = False
+
+
+CONV_1D = (nn.Conv1d, nn.ConvTranspose1d)
+
+
+def has_1d_convolutions(model: nn.Module) -> bool:
+    """Whether ``model`` holds a 1-D convolution (its 3-D outputs are then channels-first)."""
+    return any(isinstance(m, CONV_1D) for m in model.modules())
 
 
 def layer_matrices(module: nn.Module, name: str, output, policy: Policy, mask=None) -> tuple[dict[str, torch.Tensor], dict]:
@@ -184,7 +198,8 @@ def layer_matrices(module: nn.Module, name: str, output, policy: Policy, mask=No
         )
     if tensor.dim() == 2:
         return {name: tensor}, {**meta, "policy": "dense"}
-    is_conv = isinstance(module, CONV) or tensor.dim() >= 4
+    is_conv = (isinstance(module, CONV) or tensor.dim() >= 4
+               or (tensor.dim() == 3 and policy.channels_first_3d and not isinstance(module, RECURRENT)))
     if is_conv:
         n, c = tensor.shape[:2]
         if policy.spatial == "mean":
@@ -238,9 +253,9 @@ def _masked(name: str, tensor: torch.Tensor, mask, seq) -> torch.Tensor:
         )
     if seq == "all":
         return tensor[real]
-    if seq == "mean":
-        weights = real.to(tensor.dtype).unsqueeze(-1)
-        return (tensor * weights).sum(dim=1) / counts.to(tensor.dtype).unsqueeze(-1)
+    if seq == "mean":  # where, not a product: a padding position may hold NaN, and NaN * 0 is NaN
+        kept = torch.where(real.unsqueeze(-1), tensor, torch.zeros((), dtype=tensor.dtype, device=tensor.device))
+        return kept.sum(dim=1) / counts.to(tensor.dtype).unsqueeze(-1)
     rows = torch.arange(tensor.shape[0], device=tensor.device)
     steps = torch.arange(tensor.shape[1], device=tensor.device)
     if seq == "first":
@@ -280,7 +295,15 @@ def batches(data, batch_size: int) -> Iterable:
         for start in range(0, data.shape[0], batch_size):
             yield data[start : start + batch_size]
         return
-    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
+    if isinstance(data, Mapping):  # all keyword inputs at once (a tokenizer's output): sliced like a tensor
+        rows = {int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)}
+        if len(rows) != 1:
+            raise ValueError(f"data is a mapping of inputs whose tensors do not share one first dimension "
+                             f"(datapoints): {sorted(rows)}; pass a list of batches instead.")
+        for start in range(0, rows.pop(), batch_size):
+            yield {k: (v[start : start + batch_size] if isinstance(v, torch.Tensor) else v) for k, v in data.items()}
+        return
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
         raise TypeError(
             f"data must be a torch tensor, a numpy array, a torch DataLoader or an iterable of batches; "
             f"got {type(data).__name__}."
@@ -290,9 +313,12 @@ def batches(data, batch_size: int) -> Iterable:
 
 
 def inputs_of(batch):
-    """The model input of a batch: DataLoaders often yield (inputs, labels)."""
+    """The model input of a batch: DataLoaders often yield (inputs, labels); mappings of
+    keyword inputs (a tokenizer's BatchEncoding) become plain dicts."""
     if isinstance(batch, (tuple, list)) and batch:
         batch = batch[0]
+    if isinstance(batch, Mapping) and not isinstance(batch, dict):
+        batch = dict(batch)
     if isinstance(batch, np.ndarray):
         batch = torch.from_numpy(batch)
     if not isinstance(batch, (torch.Tensor, dict)):
@@ -309,7 +335,7 @@ def to_device(obj, device, dtype=None):
         if dtype is not None and obj.is_floating_point() and obj.dtype != dtype:
             obj = obj.to(dtype)
         return obj if device is None else obj.to(device)
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {k: to_device(v, device, dtype) for k, v in obj.items()}
     return obj
 
@@ -368,7 +394,7 @@ def extract(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     targets = resolve_layers(model, layers)
-    policy = Policy(spatial, sequence, state, select, positions, seed)
+    policy = Policy(spatial, sequence, state, select, positions, seed, has_1d_convolutions(model))
     sink = store if store is not None else MemorySink()
 
     training = {m: m.training for m in model.modules()}
