@@ -29,7 +29,6 @@ from .rnn import RNNContext
 FIGURE = "seq"
 MEASURES = ("pwcca", "cosine", "cosine_centred")
 NULL_DRAWS = 3
-DRAWS = 50  # (the bootstrap's, until the jackknife replaced it; see results/REVISIONS.md)
 JACKKNIFE_GROUPS = 25
 
 
