@@ -251,6 +251,20 @@ def test_large_offset_with_few_datapoints_keeps_the_centred_rank(rng):
     assert res.x_rank == 29 and len(res.rho) == 29
 
 
+@pytest.mark.parametrize("offset", [1e6, 1e10])
+def test_offsets_far_above_the_spread_are_centred_exactly(rng, offset):
+    # numpy sums a column row by row, losing about n * eps * offset: at 1e10 the mean was off
+    # by a tenth of the spread and rho by 0.08. The stored deviations from the offset are
+    # exact (Sterbenz), so the offset-free data give the true values.
+    x, y = related_pair(rng, n=6000, a=20, b=15)
+    xo, yo = x * 1e-3 + offset, y * 1e-3 + offset
+    np.testing.assert_allclose(ccalens.cca(xo, yo).rho, ccalens.cca(xo - offset, yo - offset).rho, atol=1e-12)
+    for fn in (ccalens.pwcca, ccalens.cka, ccalens.procrustes):
+        assert fn(xo, yo).similarity == pytest.approx(fn(xo - offset, yo - offset).similarity, abs=1e-12)
+    f = ccalens.factorize(xo)
+    np.testing.assert_allclose(f.mean - offset, (xo - offset).mean(0), atol=4e-16 * offset)  # two units in the last place
+
+
 def test_batched_svd_matches_numpy_with_one_or_many_blas_threads(rng):
     from threadpoolctl import threadpool_limits
 

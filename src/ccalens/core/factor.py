@@ -205,8 +205,10 @@ def factorize(
 
 
 def _mean(arr, ops, name):
-    """Column means, with the finiteness check folded in (a NaN or Inf poisons its mean)."""
-    mean = ops.column_mean(arr)
+    """Column means, with the finiteness check folded in (a NaN or Inf poisons its mean), and
+    what :meth:`centred` subtracts (the two parts of ``column_mean_parts`` where there are two)."""
+    shift, residual = ops.column_mean_parts(arr)
+    mean = shift if residual is None else shift + residual
     mean_np = ops.to_numpy(mean)
     if not np.all(np.isfinite(mean_np)):
         validate.check_finite(ops, arr, name)  # raises, naming the first bad entry
@@ -214,7 +216,7 @@ def _mean(arr, ops, name):
             f"{name} has values too large to sum in {ops.dtype} (the column means overflow); "
             f"rescale it, for example divide by its largest absolute value."
         )
-    return mean, mean_np
+    return mean, mean_np, (mean if residual is None else (shift, residual))
 
 
 def _gram_in_range(gram: np.ndarray, xc, ops) -> bool:
@@ -245,8 +247,8 @@ def _safe_gram(xc, ops):
 
 
 def factorize_matrix(arr, ops, rtol, name) -> Factor:
-    mean, mean_np = _mean(arr, ops, name)
-    xc = ops.centred(arr, mean)
+    mean, mean_np, centre = _mean(arr, ops, name)
+    xc = ops.centred(arr, centre)
     gram, units = _safe_gram(xc, ops)
     return _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units)
 
@@ -258,12 +260,12 @@ def _factorize_pair(ax, ay, ops, rtol):
     syrk computes all three faster than two syrks and a GEMM. Returns the two factors and
     the cross block X_c^T Y_c, for :func:`ccalens.core.measures` to reuse.
     """
-    mx, mx_np = _mean(ax, ops, "X")
-    my, my_np = _mean(ay, ops, "Y")
+    mx, mx_np, cx = _mean(ax, ops, "X")
+    my, my_np, cy = _mean(ay, ops, "Y")
     a = ax.shape[1]
     joint = ops.empty((ax.shape[0], a + ay.shape[1]))
-    xc = ops.centred(ax, mx, out=joint[:, :a])
-    yc = ops.centred(ay, my, out=joint[:, a:])
+    xc = ops.centred(ax, cx, out=joint[:, :a])
+    yc = ops.centred(ay, cy, out=joint[:, a:])
     gram = ops.gram(joint)
     if not _gram_in_range(gram, joint, ops):  # extreme magnitudes: each side on its own, rescaled
         gx, ux = _safe_gram(xc, ops)
