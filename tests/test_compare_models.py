@@ -140,22 +140,29 @@ def test_state_is_restored_and_no_gradient_is_kept(images):
 
 
 def test_memory_stays_flat_over_many_batches(monkeypatch):
-    """The summary holds at most (D + 1)^2 + (D + 1 + b)(D + 1) numbers, however many batches."""
-    held = []
-    original = stream.RowSummary.add
+    """The summary holds at most (D + 1)^2 + (D + 1 + b)(D + 1) numbers, however many batches:
+    the Gram route one (D + 1)^2 matrix, the TSQR route an R factor and its buffer."""
+    held = {"auto": [], "tsqr": []}
+    gram_add, row_add = stream.GramSummary.add, stream.RowSummary.add
 
-    def add(self, parts):
-        original(self, parts)
-        held.append((0 if self.r is None else self.r.numel()) + sum(b.numel() for b in self.buffer))
+    def add_gram(self, parts):
+        gram_add(self, parts)
+        held["auto"].append(self.acc.numel())
 
-    monkeypatch.setattr(stream.RowSummary, "add", add)
+    def add_row(self, parts):
+        row_add(self, parts)
+        held["tsqr"].append((0 if self.r is None else self.r.numel()) + sum(b.numel() for b in self.buffer))
+
+    monkeypatch.setattr(stream.GramSummary, "add", add_gram)
+    monkeypatch.setattr(stream.RowSummary, "add", add_row)
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 4))
     x = torch.randn(4000, 6)
-    ccalens.compare_models(mlp, x, measures="cka", batch_size=10)  # 400 batches
     d = 10 + 10 + 4 + 1
-    assert len(held) == 400 and max(held) <= d * d + (d + 10) * d
-    assert max(held[200:]) == max(held[:200])  # no growth with the number of batches
+    for route in ("auto", "tsqr"):
+        ccalens.compare_models(mlp, x, measures="cka", batch_size=10, route=route)  # 400 batches
+        assert len(held[route]) == 400 and max(held[route]) <= d * d + (d + 10) * d
+    assert max(held["auto"]) == d * d
 
 
 def test_row_summary_on_tensors_equals_the_numpy_path():
@@ -381,3 +388,59 @@ def test_bad_sequence_and_the_advised_block_size():
     for budget, rows in ((4 * 2**30, 100_000), (2**30, 256), (10**7, 64)):
         d = int(_advice({("m", "l"): 10**6}, 1e12, budget, rows).split("at most about ")[1].split(" neurons")[0])
         assert summary_bytes(d, rows) <= budget < summary_bytes(d + 3, rows)
+
+
+def ill_conditioned_mlp():
+    """float64 layers with nearly repeated units: a 1e-4 gap (the whitened second pass)
+    and a 1e-8 gap (the Householder one); the last layer is well conditioned."""
+    torch.manual_seed(5)
+    first, second, last = torch.nn.Linear(81, 12), torch.nn.Linear(12, 10), torch.nn.Linear(10, 6)
+    with torch.no_grad():
+        first.weight[8:] = first.weight[:4] + 1e-4 * torch.randn(4, 81)
+        second.weight[7:] = second.weight[:3] + 1e-8 * torch.randn(3, 12)
+    return torch.nn.Sequential(torch.nn.Flatten(), first, torch.nn.Tanh(), second, last).double()
+
+
+def test_ill_conditioned_layers_take_a_second_pass_and_stay_exact(images):
+    model = ill_conditioned_mlp()
+    data = images.double()
+    layers = ["1", "3", "4"]
+    res = ccalens.compare_models(model, data, layers=layers, measures=EXACT, batch_size=64)
+    assert res.routes == {"model/1": "gram2", "model/3": "tsqr", "model/4": "gram"}
+    check_exact(res, {"model": model}, data, tol=1e-8)
+    qr = ccalens.compare_models(model, data, layers=layers, measures=EXACT, batch_size=64, route="tsqr")
+    assert set(qr.routes.values()) == {"tsqr"}
+    np.testing.assert_allclose([r["similarity"] for r in res.table], [r["similarity"] for r in qr.table], atol=1e-8)
+    # the well-conditioned CNN: one pass, every layer from the Gram matrix
+    assert set(ccalens.compare_models(cnn(4, 0), images, measures="cka", batch_size=100).routes.values()) == {"gram"}
+
+
+def test_one_shot_data_take_one_pass_and_a_shuffling_loader_two(images):
+    model = ill_conditioned_mlp()
+    data = images.double()
+    layers = ["1", "3", "4"]
+    ref = ccalens.compare_models(model, data, layers=layers, measures="pwcca", batch_size=100)
+    once = ccalens.compare_models(model, (data[i : i + 100] for i in range(0, 900, 100)), layers=layers,
+                                  measures="pwcca")
+    assert set(once.routes.values()) == {"tsqr"} and once.batches == 9
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data), batch_size=100, shuffle=True)
+    shuffled = ccalens.compare_models(model, loader, layers=layers, measures="pwcca")
+    assert shuffled.routes == ref.routes and shuffled.batches == 9
+    for res in (once, shuffled):  # the summary does not depend on the order of the datapoints
+        np.testing.assert_allclose([r["similarity"] for r in res.table], [r["similarity"] for r in ref.table],
+                                   atol=1e-8)
+
+
+def test_data_that_differ_between_the_passes_are_refused(images):
+    model = ill_conditioned_mlp()
+
+    class Augmented:  # iterable again, but with new noise each time
+        def __iter__(self):
+            return iter([images[i : i + 100].double() + 0.01 * torch.randn(100, 1, 9, 9, dtype=torch.float64)
+                         for i in range(0, 900, 100)])
+
+    with pytest.raises(ValueError, match="changed between the two passes.*augmented differently"):
+        ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka")
+    assert ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka", route="tsqr").n_samples == 900
+    with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr'; got 'qr'"):
+        ccalens.compare_models(model, images.double(), measures="cka", route="qr")

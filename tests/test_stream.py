@@ -7,13 +7,17 @@ import ccalens
 from ccalens import stream
 
 
-def family(seed, n=3000, widths=(10, 8, 12)):
+def family(seed, n=3000, widths=(10, 8, 12), rotate=False):
+    """Layers sharing 5 latent directions, mixed by random Gaussian matrices (condition
+    numbers up to about 1e3) or, with ``rotate``, by random rotations (a few)."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n, 5))
     out = []
     for w in widths:
         own = latent + np.linspace(0.1, 1.0, 5) * rng.standard_normal((n, 5))
-        out.append((np.c_[own, rng.standard_normal((n, w - 5))] @ rng.standard_normal((w, w))) * rng.uniform(0.1, 10, w) + 50.0)
+        noise = rng.standard_normal((n, w - 5))
+        mix = np.linalg.qr(rng.standard_normal((w, w)))[0] if rotate else rng.standard_normal((w, w))
+        out.append((np.c_[own, noise] @ mix) * rng.uniform(0.1, 10, w) + 50.0)
     return out
 
 
@@ -224,3 +228,174 @@ def test_streamed_pairwise_others_labels_npy_and_resume(tmp_path):
     np.testing.assert_allclose(second.similarity, ccalens.pairwise({"x": x, "y": y, "z": z}, "cka").similarity, atol=1e-10)
     with pytest.raises(ValueError, match=r"the names \['x'\] are used in both sources and others"):
         stream.pairwise({"x": x}, others={"x": y})
+
+
+# --- the Gram route and its Householder pass -------------------------------------------
+
+
+def conditioned(rng, n, a, kappa):
+    """Centred-rank-a data whose singular values span 1 .. 1/kappa, plus an offset."""
+    u, _ = np.linalg.qr(rng.standard_normal((n, a)))
+    v, _ = np.linalg.qr(rng.standard_normal((a, a)))
+    return (u * np.geomspace(1, 1 / kappa, a)) @ v.T * 100.0 + 7.0
+
+
+def routes(sources, chunk_rows=700, **kw):
+    return stream.summarise(sources, chunk_rows=chunk_rows, **kw).routes
+
+
+MEASURES_AND_FUNCTIONS = (("cca", None), ("pwcca", ccalens.pwcca), ("mean_cca", ccalens.mean_cca),
+                          ("svcca", ccalens.svcca), ("cka", ccalens.cka), ("procrustes", ccalens.procrustes),
+                          ("shape", ccalens.shape_metric))
+
+
+def assert_streams_as_in_memory(x, y, atol, chunk_rows=700):
+    for measure, fn in MEASURES_AND_FUNCTIONS:
+        for route in stream.ROUTES:
+            got = stream.compare(x, y, measure, chunk_rows=chunk_rows, route=route)
+            if measure == "cca":
+                np.testing.assert_allclose(got.rho, ccalens.cca(x, y).rho, atol=atol)
+            else:
+                assert got.similarity == pytest.approx(fn(x, y).similarity, abs=atol), (measure, route)
+
+
+def test_well_conditioned_sources_take_the_gram_route_and_agree_to_1e_10():
+    x, y, z = family(20, rotate=True)
+    assert routes([x, y, z]) == ["gram", "gram", "gram"]
+    assert routes(family(20)) == ["gram", "gram", "gram2"]  # a random mixing matrix: kappa about 1e3
+    assert routes([x, y, z], route="tsqr") == ["tsqr"] * 3
+    assert_streams_as_in_memory(x, y, 1e-10)
+    many = stream.pairwise({"x": x, "y": y, "z": z}, "pwcca", chunk_rows=640)
+    np.testing.assert_allclose(many.similarity, ccalens.pairwise({"x": x, "y": y, "z": z}, "pwcca").similarity, atol=1e-10)
+
+
+@pytest.mark.parametrize("kappa, route", [(3e3, "gram2"), (1e5, "gram2"), (1e7, "tsqr")])
+def test_ill_conditioned_sources_take_a_second_pass(kappa, route):
+    rng = np.random.default_rng(21)
+    x = conditioned(rng, 3000, 40, kappa)
+    y = x[:, :30] @ rng.standard_normal((30, 30)) + 50 * rng.standard_normal((3000, 30)) * x[:, :30].std(0)
+    _, _, z = family(22)
+    # only the ill-conditioned source takes the second pass's whitening (moderate
+    # conditioning) or QR; the others keep their first-pass Gram blocks
+    assert routes([x, y, z]) == [route, "gram", "gram"]
+    assert_streams_as_in_memory(x, y, 1e-10 if kappa < 1e6 else 1e-8)
+    assert_streams_as_in_memory(y, x, 1e-10 if kappa < 1e6 else 1e-8)
+    many = stream.pairwise({"y": y, "x": x, "z": z}, "pwcca", chunk_rows=640)
+    np.testing.assert_allclose(many.similarity, ccalens.pairwise({"y": y, "x": x, "z": z}, "pwcca").similarity,
+                               atol=1e-10 if kappa < 1e6 else 1e-8)
+
+
+@pytest.mark.parametrize("gap", [1e-4, 1e-6, 1e-8])
+def test_near_duplicate_neurons_stream_as_in_memory(gap):
+    from conftest import related_pair
+
+    rng = np.random.default_rng(23)
+    x, y = related_pair(rng, n=4000, a=20, b=15)
+    x = np.c_[x, x[:, :5] + gap * rng.standard_normal((4000, 5)) * x[:, :5].std(0)]
+    assert routes([x, y]) == ["gram2" if gap == 1e-4 else "tsqr", "gram"]  # as in memory
+    assert_streams_as_in_memory(x, y, 1e-8)
+
+
+def test_all_three_routes_in_one_pass():
+    from conftest import related_pair
+
+    rng = np.random.default_rng(30)
+    x, y = related_pair(rng, n=4000, a=20, b=15)
+    near = np.c_[x, x[:, :5] + 1e-4 * rng.standard_normal((4000, 5)) * x[:, :5].std(0)]  # gram2
+    dup = np.c_[y, y[:, :3] + 1e-8 * rng.standard_normal((4000, 3)) * y[:, :3].std(0)]  # tsqr
+    dead = np.c_[x[:, :10] @ rng.standard_normal((10, 10)), np.full(4000, 3.0)]  # gram, one dead neuron
+    reps = {"near": near, "dup": dup, "dead": dead, "y": y}
+    assert routes(list(reps.values())) == ["gram2", "tsqr", "gram", "gram"]
+    for measure in ("pwcca", "cka", "shape"):
+        np.testing.assert_allclose(stream.pairwise(reps, measure, chunk_rows=500).similarity,
+                                   ccalens.pairwise(reps, measure).similarity, atol=1e-8)
+
+
+def test_every_source_ill_conditioned_is_one_householder_pass_again():
+    rng = np.random.default_rng(24)
+    x = conditioned(rng, 2000, 12, 1e7)
+    related = x[:, :4] + 0.1 * rng.standard_normal((2000, 4))
+    y = np.c_[related, related + 1e-7 * rng.standard_normal((2000, 4))]  # near-duplicate pairs
+    assert routes([x, y]) == ["tsqr", "tsqr"]
+    assert_streams_as_in_memory(x, y, 1e-8)
+    few = rng.standard_normal((30, 40))  # more neurons than datapoints: the QR's rank, not the Gram's
+    assert routes([few, few[:, :10]], chunk_rows=7) == ["tsqr", "gram"]
+    with pytest.warns(ccalens.SmallSampleWarning):
+        assert stream.compare(few, few[:, :10], "cca", chunk_rows=7).x_rank == ccalens.cca(few, few[:, :10]).x_rank == 29
+
+
+def test_an_unrepresentative_first_chunk_sends_the_source_to_the_householder_pass():
+    # the Gram route shifts by the first chunk's means; two far-out first rows leave the
+    # shifted sums of squares about 2,000 times the centred ones, which the check weighs
+    # against the conditioning: that source is read again with a QR, and stays exact
+    x, y, _ = family(25, n=4000, rotate=True)
+    x = x.copy()
+    x[:2] += 40 * x.std(0) * np.sqrt(2000)
+    assert routes([x, y], chunk_rows=2) == ["tsqr", "gram"]
+    assert routes([x, y], chunk_rows=400) == ["gram", "gram"]  # a larger first chunk's means are close enough
+    assert_streams_as_in_memory(x, y, 1e-10, chunk_rows=400)
+    for measure, fn in (("pwcca", ccalens.pwcca), ("cka", ccalens.cka)):  # 2,000 chunks: two measures only
+        assert stream.compare(x, y, measure, chunk_rows=2).similarity == pytest.approx(fn(x, y).similarity, abs=1e-10)
+
+
+def test_identical_and_overlapping_sources_make_a_singular_joint_gram():
+    x, y, _ = family(26, rotate=True)
+    both = np.c_[x, y]
+    assert routes([x, x, both]) == ["gram"] * 3
+    res = stream.pairwise({"a": x, "b": x, "c": both}, "mean_cca", chunk_rows=900)
+    np.testing.assert_allclose(res.similarity, ccalens.pairwise({"a": x, "b": x, "c": both}, "mean_cca").similarity,
+                               atol=1e-10)
+    assert res.similarity[0, 1] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_one_pass_iterators_take_the_householder_route():
+    x, y, _ = family(27, n=1200)
+    gen = lambda a: (a[i : i + 300] for i in range(0, len(a), 300))  # noqa: E731
+    assert routes([gen(x), gen(y)], chunk_rows=300) == ["tsqr", "tsqr"]
+    assert routes([x, gen(y)], chunk_rows=300) == ["tsqr", "tsqr"]
+
+
+class Shifting:
+    """An array-like whose rows change after its first full read (a file rewritten in between)."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.reads = a, a.shape, 0
+
+    def __getitem__(self, index):
+        if index.start == 0:
+            self.reads += 1
+        return self.a[index] + (1e-9 if self.reads > 1 else 0.0)
+
+
+def test_sources_that_change_between_the_passes_are_refused():
+    rng = np.random.default_rng(28)
+    x, (y, _, _) = conditioned(rng, 2000, 10, 1e7), family(28, n=2000)
+    with pytest.raises(ValueError, match="the sources changed between the two passes.*route='tsqr'"):
+        stream.compare(Shifting(x), y, chunk_rows=500)
+    assert stream.compare(Shifting(x), y, chunk_rows=500, route="tsqr").similarity == pytest.approx(
+        ccalens.pwcca(x, y).similarity, abs=1e-9)
+
+
+def test_route_is_checked_and_a_failing_reader_stops_cleanly():
+    import threading
+
+    x, y, _ = family(29, n=1000)
+    with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr'; got 'gram'"):
+        stream.compare(x, y, route="gram")
+
+    class Broken:
+        shape = x.shape
+
+        def __getitem__(self, index):
+            if index.start >= 400:
+                raise OSError("disk gone")
+            return x[index]
+
+    before = threading.active_count()
+    with pytest.raises(OSError, match="disk gone"):
+        stream.compare(Broken(), y, chunk_rows=100)
+    bad = x.copy()
+    bad[750, 2] = np.inf
+    with pytest.raises(ValueError, match="non-finite value at datapoint 750, neuron 2"):
+        stream.compare(bad, y, chunk_rows=100)  # raised while the reader is ahead: it is stopped
+    assert threading.active_count() == before

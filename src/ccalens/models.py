@@ -4,26 +4,31 @@ r"""Every layer of one model against every layer of another, in one pass over th
 each chosen layer's output to a (datapoints, neurons) matrix (the policies of
 :mod:`ccalens.extract`: spatial means for convolutions, a sequence policy for recurrent
 and transformer layers, with the attention mask applied so that padding never becomes a
-datapoint) and hand it, on the model's device and in float64, to one
-:class:`ccalens.stream.RowSummary`: a tall-skinny QR of all the layers' columns
-together, :math:`[\mathbf 1 \mid L_1 - s_1 \mid \dots \mid L_K - s_K]`. Nothing of a batch
-is kept once it is added. After the pass, the R factor, (D + 1) x (D + 1) for D columns
-in all, holds every inner product of the centred layers, so every measure that depends on
-the data through them (the CCA family, linear CKA, Procrustes, the shape metrics) is
-**exact** on all the data: it equals :func:`ccalens.extract` followed by the in-memory
-measure, to rounding.
+datapoint) and hand it, on the model's device and in float64, to one summary of all the
+layers' columns together, :math:`[\mathbf 1 \mid L_1 - s_1 \mid \dots \mid L_K - s_K]`.
+Nothing of a batch is kept once it is added. The summary holds every inner product of the
+centred layers, so every measure that depends on the data through them (the CCA family,
+linear CKA, Procrustes, the shape metrics) is **exact** on all the data: it equals
+:func:`ccalens.extract` followed by the in-memory measure, to rounding.
 
-Why a QR and not a Gram matrix. The Gram route (:math:`\sum_b B_b^T B_b`) is cheaper, but
-it squares the condition number, and the one pass leaves no data to fall back on. Measured
-here (the 2-core development machine, 10,000 rows of 516 columns in batches of 500, under load):
-accumulating the Gram matrix took 0.42 s and the buffered TSQR 4.70 s; on a layer with
-five nearly repeated units (condition number about 1e6) the canonical correlations from
-the TSQR summary agreed with the in-memory route to 4e-13, those from the Gram matrix
-(its Cholesky factor as the small matrix) only to 1.7e-2. Trained networks have such
-layers (dead and nearly collinear units), so the pass keeps the QR; a Gram route with a
-per-layer condition check and a second pass for the ill-conditioned layers is the way to
-the cheaper cost (the issue "Fast on a busy machine" tracks it).
-``benchmarks/bench_summary_route.py`` repeats the measurement.
+The summary is :func:`ccalens.stream`'s Gram route (:class:`ccalens.stream.GramSummary`):
+the pass accumulates the Gram matrix of all the layers' columns (about D^2 flops per row,
+at the BLAS's or the GPU's full rate), then checks each layer's conditioning on its own
+block. Trained networks have ill-conditioned layers (nearly collinear units), where a Gram
+matrix alone loses accuracy: for those the models run over the data a second time, and
+the layer's few weak eigen-directions are summed again (moderate conditioning) or it is
+triangularised by Householder reflections with the other layers carried along
+(near-duplicate units, rank deficiency). The second pass needs data that can be iterated again (a tensor, an array, a
+DataLoader, a list of batches); a one-shot iterator of batches takes the tall-skinny QR
+(:class:`ccalens.stream.RowSummary`) in its one pass, as does ``route="tsqr"``. The
+second pass must see the same datapoints: a DataLoader may shuffle them (the summary does
+not depend on their order), but not augment them differently (refused, with the reason).
+
+Measured (``benchmarks/bench_summary_route.py``, the 2-core development machine, 10,000
+rows of 516 columns): accumulating the Gram matrix took 0.42 s and the buffered TSQR
+4.70 s; on a layer with five nearly repeated units (condition number about 1e6) the
+canonical correlations from a Gram matrix alone agreed with the in-memory route only to
+1.7e-2, which is why the check and the second pass exist.
 
 Measures that need the datapoints themselves cannot come from the summary. Debiased
 linear CKA has an unbiased minibatch estimator (Nguyen, Raghu & Kornblith 2021: the
@@ -85,6 +90,11 @@ class ModelComparison:
         Per model, the leaf modules left out of the default layer list, with the reason.
     widths : dict
         Neurons per (model, layer).
+    routes : dict
+        How each "model/layer" was summarised: "gram" (the first pass's Gram matrix),
+        "gram2" (its weak eigen-directions summed again in a second pass), "tsqr" (Householder, in the
+        second pass or, with ``route="tsqr"`` or one-shot data, the only one); empty when
+        only minibatch estimates were asked for.
     """
 
     table: list
@@ -93,6 +103,7 @@ class ModelComparison:
     batches: int
     skipped: dict = field(default_factory=dict)
     widths: dict = field(default_factory=dict)
+    routes: dict = field(default_factory=dict)
 
     @property
     def measures(self) -> list[str]:
@@ -324,9 +335,11 @@ def compare_models(
     select=None,
     max_memory: float | int | None = DEFAULT_MAX_MEMORY,
     progress: bool = False,
+    route: str = "auto",
     **options,
 ) -> ModelComparison:
-    r"""Compare every layer of the given models with every other, in one pass over ``data``.
+    r"""Compare every layer of the given models with every other, in one pass over ``data``
+    (and a second for the ill-conditioned layers; see the module docstring).
 
     Parameters
     ----------
@@ -354,6 +367,9 @@ def compare_models(
         Refuse a summary larger than this (default 4 GiB), with the routes that fit.
     progress : bool
         A progress bar over batches.
+    route : {"auto", "tsqr"}
+        "auto": the Gram route, with the second pass where a layer needs one (a one-shot
+        iterator of batches takes "tsqr"); "tsqr": one pass of a tall-skinny QR.
     **options
         Options of the measures that mean the same on the summary (``epsilon``, ``keep``,
         ``symmetric``, ``alpha``, ``rtol``).
@@ -397,6 +413,8 @@ def compare_models(
         raise ValueError(f"sequence must be 'last', 'first', 'mean', 'all' or a timestep index; got {sequence!r}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if route not in stream.ROUTES:
+        raise ValueError(f"route must be one of {', '.join(map(repr, stream.ROUTES))}; got {route!r}.")
     if max_memory is not None and (not isinstance(max_memory, (int, float)) or max_memory <= 0):
         raise ValueError(f"max_memory must be a positive number of bytes or None; got {max_memory!r}.")
     unknown = set(options) - {"epsilon", "keep", "symmetric", "alpha", "rtol"}
@@ -459,17 +477,16 @@ def compare_models(
     run_device = torch.device(device) if device is not None else next(
         (h for h in homes.values() if h is not None), torch.device("cpu"))
 
-    summary = None
     order: list[tuple] = []
+    widths: dict = {}
     minibatch = _MinibatchCKA() if any(x in MINIBATCH_MEASURES for x in measures) else None
-    n_batches = 0
-    try:
-        for m, model in named.items():
-            model.eval()
-            if homes[m] is not None and homes[m] != run_device:
-                model.to(run_device)
-            handles.update({(m, name): mod.register_forward_hook(make_hook(m, name))
-                            for name, mod in targets[m].items()})
+    exact = any(x not in MINIBATCH_MEASURES for x in measures)
+    counts = {"batches": 0}
+
+    def layer_batches(what):
+        """Run the models over the data; yield each batch's layer matrices, in ``order``
+        (fixed by the first batch of the first pass)."""
+        nonlocal order, widths
         stream_of = batches(data, batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -478,7 +495,7 @@ def compare_models(
                 total = -(-int(data.shape[0]) // batch_size)
             else:
                 total = len(data) if hasattr(data, "__len__") else None
-            stream_of = tqdm(stream_of, total=total, desc="comparing models", unit="batch")
+            stream_of = tqdm(stream_of, total=total, desc=what, unit="batch")
         with torch.no_grad():
             for batch in stream_of:
                 raw = inputs_of(batch)
@@ -515,7 +532,7 @@ def compare_models(
                     if failures:
                         raise failures[0]
                     rows_in = rows_in or _rows(inputs)
-                n_batches += 1
+                counts["batches"] += 1
                 if rows_in == 0:
                     continue
                 if not order:  # the first batch fixes the layers and their order
@@ -526,19 +543,46 @@ def compare_models(
                         need += 8 * len(order) * (int(current[order[0]].shape[0]) ** 2 + len(order))
                     if max_memory is not None and need > max_memory:
                         raise MemoryError(_advice(widths, need, max_memory, int(current[order[0]].shape[0])))
-                    exact = any(x not in MINIBATCH_MEASURES for x in measures)
-                    summary = stream.RowSummary(names=[f"layer {k[1]!r} of model {k[0]!r}" for k in order])
-                    rows_total = 0
                     for key in set(handles) - set(order):  # modules left out stop costing time
                         handles.pop(key).remove()
-                _check_batch(order, current, calls, n_batches)
-                mats = [current[key] for key in order]
-                rows_total += int(mats[0].shape[0])
-                if exact:  # the summary is skipped when only minibatch estimates were asked for
-                    summary.add(mats)
-                if minibatch is not None:
-                    minibatch.add(mats)
+                _check_batch(order, current, calls, counts["batches"])
+                yield [current[key] for key in order]
                 current.clear()
+
+    # a second pass (for the ill-conditioned layers) needs data that can be iterated again
+    again = isinstance(data, (np.ndarray, torch.Tensor)) or iter(data) is not data
+    names = None
+    summary = None
+    rows_total = 0
+    result = None
+    try:
+        for m, model in named.items():
+            model.eval()
+            if homes[m] is not None and homes[m] != run_device:
+                model.to(run_device)
+            handles.update({(m, name): mod.register_forward_hook(make_hook(m, name))
+                            for name, mod in targets[m].items()})
+        for mats in layer_batches("comparing models"):
+            if summary is None:
+                names = [f"layer {k[1]!r} of model {k[0]!r}" for k in order]
+                summary = (stream.GramSummary(names) if again and route == "auto" else stream.RowSummary(names))
+            rows_total += int(mats[0].shape[0])
+            if exact:  # the summary is skipped when only minibatch estimates were asked for
+                summary.add(mats)
+            if minibatch is not None:
+                minibatch.add(mats)
+        if summary is None:
+            raise ValueError("data holds no datapoints.")
+        n_batches = counts["batches"]
+        if exact:
+            if isinstance(summary, stream.GramSummary):
+                def rerun(second, what):
+                    for mats in layer_batches(what):
+                        second.add(mats)
+
+                result = stream.complete(summary, rerun, options.get("rtol"), exact=False)
+            else:
+                result = summary.finish()
     finally:
         for h in handles.values():
             h.remove()
@@ -547,12 +591,9 @@ def compare_models(
                 model.to(homes[m])
         for mod, was_training in training.items():
             mod.train(was_training)
-    if summary is None:
-        raise ValueError("data holds no datapoints.")
     if minibatch is not None:
         minibatch.finish()
     if exact:
-        result = summary.finish()
         from .core.validate import warn_small_sample
 
         widest = sorted(result.varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would
@@ -576,7 +617,8 @@ def compare_models(
             table.append(_row(by_label[r["row"]], by_label[r["column"]], measure, r["similarity"], r["distance"],
                               False, n_rows))
     out_layers = {m: [layer for mm, layer in order if mm == m] for m in named}
-    return ModelComparison(table=table, layers=out_layers, n_samples=rows_total, batches=n_batches,
+    routes = dict(zip(labels, result.routes)) if exact else {}
+    return ModelComparison(table=table, layers=out_layers, n_samples=rows_total, batches=n_batches, routes=routes,
                            skipped={m: v for m, v in skipped.items() if v},
                            widths={f"{m}/{layer}": w for (m, layer), w in widths.items()})
 

@@ -49,6 +49,8 @@ def compare_models(
                                                                    "cuda:1).")] = None,
     max_memory: Annotated[float, typer.Option("--max-memory", help="Largest summary allowed, in GiB.")] = 4.0,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow loading pickled whole models.")] = False,
+    route: Annotated[str, typer.Option("--route", help="auto: a Gram matrix, and a second pass over the data for "
+                                                       "ill-conditioned layers; tsqr: one pass of a QR.")] = "auto",
 ) -> None:
     """Compare every layer of the models with every other, in one pass over the data, and
     write the table and the layer x layer heatmaps."""
@@ -80,13 +82,13 @@ def compare_models(
     x = load_inputs(data, data_dir, split, limit)
     result = run(dict(zip(labels, nets)), x, layers=request, measures=tuple(measure or ("pwcca", "cka")),
                  device=device, batch_size=batch_size, spatial=spatial, sequence=seq,
-                 max_memory=int(max_memory * 2**30), progress=True)
+                 max_memory=int(max_memory * 2**30), progress=True, route=route)
     out.mkdir(parents=True, exist_ok=True)
     result.to_pandas().to_csv(out / "comparison.csv", index=False)
     (out / "comparison.json").write_text(json.dumps({
         "models": dict(zip(labels, models)), "data": data, "split": split, "datapoints": result.n_samples,
         "batches": result.batches, "layers": result.layers, "widths": result.widths, "skipped": result.skipped,
-        "measures": result.measures}, indent=1) + "\n")
+        "measures": result.measures, "routes": result.routes}, indent=1) + "\n")
     result.plot(path=out / "heatmaps.png")
     console = _common.console()
     first = result.measures[0]

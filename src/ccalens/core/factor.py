@@ -381,3 +381,38 @@ def pca_cross(fx: Factor, fy: Factor, m: np.ndarray) -> np.ndarray:
     ux, sx = fx.pca
     uy, sy = fy.pca
     return (ux * sx[None, :]).T @ m @ (uy * sy[None, :])
+
+
+def correlation_eigh(gram: np.ndarray):
+    """Eigendecomposition of the correlation matrix of a centred Gram matrix (varying
+    columns only): (eigenvalues ascending, eigenvectors, the columns' norms). The routes'
+    conditioning test, shared with :mod:`ccalens.stream`'s per-source check."""
+    scale = np.sqrt(np.diag(gram))
+    corr = gram / scale[:, None] / scale[None, :]
+    with small_lapack(corr):
+        lam, vec = np.linalg.eigh(corr)
+    return lam, vec, scale
+
+
+def psd_root(c: np.ndarray) -> np.ndarray:
+    """W (rank x D) with W^T W = C, for a positive semidefinite C (zero columns allowed).
+
+    A pivoted Cholesky factor (LAPACK dpstrf) of the equilibrated C, scaled back, stopped
+    where the largest remaining diagonal is below the machine epsilon (relative to the unit
+    diagonal): C may be singular (streamed sources that share directions), and what is
+    dropped is within the rounding C already carries. Equilibrating first keeps a column of
+    small scale from being truncated against a large one.
+    """
+    d = np.sqrt(np.clip(np.diag(c), 0.0, None))
+    live = np.flatnonzero(d > 0)
+    if live.size == 0:
+        return np.zeros((1, c.shape[0]))
+    corr = c[np.ix_(live, live)] / d[live][:, None] / d[live][None, :]
+    with small_lapack(corr):
+        u, piv, rank, info = scipy.linalg.lapack.dpstrf(corr, lower=0, tol=np.finfo(np.float64).eps)
+    if info < 0:  # pragma: no cover - an argument error in the call above
+        raise RuntimeError(f"dpstrf failed (info {info}).")
+    u = np.triu(u)[:rank]
+    w = np.zeros((max(1, rank), c.shape[0]))
+    w[:rank, live[piv - 1]] = u * d[live][piv - 1][None, :]
+    return w

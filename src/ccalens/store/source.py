@@ -109,6 +109,7 @@ class VerifiedRows:
 
     def __init__(self, arr, label: str):
         self.arr, self.label, self.shape = arr, label, arr.shape
+        self.chunks = getattr(arr, "chunks", None)  # readers align their slices to it
 
     def __getitem__(self, index):
         try:
