@@ -370,3 +370,31 @@ def test_pairs_with_uncertainty_are_committed_one_by_one(tmp_path, monkeypatch):
     assert (resumed.computed, resumed.reused) == (3, 3)
     fresh = pairwise(reps, "pwcca", permutations=5)
     assert [r.get("p_value") for r in resumed.table] == [r.get("p_value") for r in fresh.table]
+
+
+def test_representations_are_factorised_side_by_side_as_in_turn():
+    # 10,000 x 128 is above the size where centring splits its rows over the pool: inside a
+    # pool worker it must run on its own (waiting on the occupied pool would deadlock)
+    import threading
+
+    from ccalens.core import validate
+    from ccalens.core.factor import factorize_each, factorize_matrix
+
+    rng = np.random.default_rng(40)
+    reps = [rng.standard_normal((10_000, 128)) @ rng.standard_normal((128, 128)) + 3.0 for _ in range(5)]
+    make = lambda x: factorize_matrix(x, validate.make_ops(x, None), None, "X")  # noqa: E731
+    side = factorize_each(make, reps)
+    for f, x in zip(side, reps):
+        g = make(x)
+        assert f.method == g.method and f.rank == g.rank
+        # one BLAS thread adds in another order: equal to rounding (these layers' conditioning is about 1e3)
+        np.testing.assert_allclose(f.singular_values, g.singular_values, rtol=1e-10)
+    before = threading.active_count()
+    bad = [x.copy() for x in reps]
+    bad[1][7, 3] = np.nan
+    bad[3][2, 2] = np.inf
+    with pytest.raises(ValueError, match=r"rep1 .*non-finite|rep1.*NaN|NaN.*rep1"):
+        ccalens.pairwise(bad, "mean_cca")
+    assert threading.active_count() <= before + 2  # the pool's workers at most, no thread per call
+    res = ccalens.pairwise(reps, "pwcca")
+    np.testing.assert_allclose(res.similarity[0, 1], ccalens.pwcca(reps[0], reps[1]).similarity, atol=1e-12)

@@ -31,17 +31,22 @@ def _run_on_row_blocks(fn, x) -> list:
     small), and return the results."""
     n_rows = x.shape[0]
     workers = max(1, min(os.cpu_count() or 1, 8))
-    if workers == 1 or x.size < _PARALLEL_MIN_SIZE:
+    if workers == 1 or x.size < _PARALLEL_MIN_SIZE or threading.current_thread().name.startswith(_PREFIX):
+        # one block: too small to split, or already inside one of the pool's workers (a task
+        # of blas_parallel_map), which must not wait on the pool it occupies
         return [fn(slice(0, n_rows))]
     edges = np.linspace(0, n_rows, workers + 1).astype(int)
     blocks = [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
     return list(_pool(workers).map(fn, blocks))
 
 
+_PREFIX = "ccalens-worker"
+
+
 def _pool(workers: int) -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccalens")
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
     return _POOL
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..core import registry, validate
 from ..core.cka import DEFAULT_BANDWIDTH, check_bandwidth
-from ..core.factor import Factor
+from ..core.factor import Factor, factorize_each
 from ..core.intervals import DEFAULT_METHOD
 from ..core.measures import DEFAULT_KEEP
 from ..core.resampling import check_options
@@ -181,14 +181,22 @@ def pairwise(
     prints: dict[str, str] = {}
     direct = spec.kind != "factor"
     if scheduler is None:  # factorise (or, for the direct measures, load) here, once each
+        values = {}
         for label, value in sources.items():
             if isinstance(value, (str, Path)):  # parsed and opened once, for both uses below
                 value = Source(value)
                 if not value.is_store:
                     value = value.read()  # a file: read once
-            factors[label] = load(value, label) if direct else factor_of(value, label, rtol)
-            if results is not None or permutations or bootstrap:  # keys and seeds need them
-                prints[label] = describe(value, label)[1]
+            values[label] = value
+        if direct:
+            factors = {label: load(value, label) for label, value in values.items()}
+        elif any(hasattr(value, "detach") for value in values.values()):  # torch: in turn, on the device
+            factors = {label: factor_of(value, label, rtol) for label, value in values.items()}
+        else:  # numpy: side by side, one BLAS thread each
+            made = factorize_each(lambda item: factor_of(item[1], item[0], rtol), list(values.items()))
+            factors = dict(zip(values, made))
+        if results is not None or permutations or bootstrap:  # keys and seeds need them
+            prints = {label: describe(value, label)[1] for label, value in values.items()}
         shapes = {k: (tuple(f.shape) if direct else (f.n_samples, f.n_neurons)) for k, f in factors.items()}
         backends = {("torch" if hasattr(f, "detach") else "numpy") if direct else f.ops.name for f in factors.values()}
     else:  # the workers factorise; here only shapes and fingerprints, without reading store data

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core import registry
 from ..core.cka import KernelPair, centre_kernel, hsic_biased, rbf_kernel
-from ..core.factor import Factor
+from ..core.factor import Factor, stack_bases
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -161,22 +161,11 @@ def _batched_values(ops, gram, located, factors, batched, r):
 
 
 def _stack_bases(ops, factors: list[Factor]):
-    """The factors' orthonormal bases side by side, (n_samples x sum of ranks).
-
-    With numpy each basis is written straight into its rows of one (sum of ranks x n)
-    buffer, returned as its transposed view: no per-representation copies, and BLAS reads
-    the view as a transposed operand (x.T @ x of it is still one syrk).
-    """
+    """The factors' orthonormal bases side by side, (n_samples x sum of ranks): with numpy,
+    :func:`ccalens.core.factor.stack_bases`; with torch, one concatenation on the device."""
     if ops.name == "torch":
         return ops.torch.cat([f.basis() for f in factors], dim=1)
-    total = sum(f.rank for f in factors)
-    out = np.empty((total, factors[0].n_samples), dtype=ops.dtype)
-    lo = 0
-    for f in factors:
-        coef = np.asarray(f.basis_coef, dtype=ops.dtype)
-        np.matmul(coef.T, f.basis_data.T, out=out[lo : lo + f.rank])
-        lo += f.rank
-    return out.T
+    return stack_bases(factors, ops.dtype)
 
 
 def record(results, store, done, bar) -> int:
