@@ -91,3 +91,15 @@ def test_cuda_tensors_stay_on_the_gpu(rng):  # pragma: no cover - run on the GPU
     res = ccalens.pwcca(tx, ty)
     assert res.rho.device.type == "cuda"
     assert res.similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)
+
+
+@pytest.mark.parametrize("offset", [1e6, 1e10])
+def test_tensors_offset_far_above_their_spread_are_centred_exactly(rng, offset):
+    # as tests/test_numerics.py's numpy case: the mean is the first row plus the mean of the
+    # differences from it, so a large common offset loses nothing on the torch path either
+    x, y = related_pair(rng, n=6000, a=20, b=15)
+    xo, yo = torch.from_numpy(x * 1e-3 + offset), torch.from_numpy(y * 1e-3 + offset)
+    plain = ccalens.cca(xo - offset, yo - offset).rho.numpy()
+    np.testing.assert_allclose(ccalens.cca(xo, yo).rho.numpy(), plain, atol=1e-12)
+    for fn in (ccalens.pwcca, ccalens.cka):
+        assert fn(xo, yo).similarity == pytest.approx(fn(xo - offset, yo - offset).similarity, abs=1e-12)

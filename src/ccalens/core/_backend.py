@@ -377,7 +377,18 @@ class TorchOps:
         return count, (flat // x.shape[1], flat % x.shape[1])
 
     def column_mean_parts(self, x):
-        return self.column_mean(x), None
+        """(first row, mean of the rows minus it), as :meth:`NumpyOps.column_mean_parts`: a
+        large common offset costs nothing. Row blocks keep the temporaries small."""
+        x = x.detach()
+        shift = x[0].to(self.dtype)
+        step = max(1, (1 << 20) // max(1, x.shape[1]))
+        total = self.torch.zeros(x.shape[1], dtype=self.dtype, device=x.device)
+        for start in range(0, x.shape[0], step):
+            total += (x[start : start + step].to(self.dtype) - shift).sum(dim=0)
+        residual = total / x.shape[0]
+        if not bool(self.torch.isfinite(residual).all()) and bool(self.torch.isfinite(shift).all()):
+            return self.column_mean(x), None  # finite values whose differences overflow: the plain mean decides
+        return shift, residual
 
     def column_mean(self, x):
         x = x.detach()
@@ -387,9 +398,13 @@ class TorchOps:
         return self.torch.empty(shape, dtype=self.dtype, device=self.device)
 
     def centred(self, x, mean, out=None):
+        shift, residual = mean if isinstance(mean, tuple) else (mean, None)
         if out is None:
-            return x.detach().to(self.dtype) - mean
-        self.torch.sub(x.detach().to(self.dtype), mean, out=out)
+            out = x.detach().to(self.dtype) - shift
+        else:
+            self.torch.sub(x.detach().to(self.dtype), shift, out=out)
+        if residual is not None:
+            out -= residual
         return out
 
     def column_spread(self, x, idx):
