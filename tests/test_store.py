@@ -45,7 +45,10 @@ def test_extraction_streams_into_a_store(tmp_path):
     store = ActivationStore(tmp_path / "s.zarr")
     extract(model, x, ["0", "2"], batch_size=7, store=store.writer(prefix="m", model="mlp"))
     direct = extract(model, x, ["0", "2"])
-    np.testing.assert_allclose(store.read("m/0"), direct["0"])
+    # float32: torch may pick another kernel for a batch of 7 than for 40 (seen on a CPU with
+    # AMX), which rounds differently; the rows must agree to float32 rounding, not bit for bit
+    np.testing.assert_allclose(store.read("m/0"), direct["0"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(store.read("m/2"), direct["2"], rtol=1e-5, atol=1e-6)
     assert store.metadata("m/2")["module"] == "Linear"
 
 
