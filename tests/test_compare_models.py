@@ -444,3 +444,41 @@ def test_data_that_differ_between_the_passes_are_refused(images):
     assert ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka", route="tsqr").n_samples == 900
     with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr'; got 'qr'"):
         ccalens.compare_models(model, images.double(), measures="cka", route="qr")
+
+
+def test_rounding_between_the_passes_is_accepted_and_one_shot_loaders_take_one_pass(images):
+    class Unsteady(torch.nn.Module):  # float32 sums in another order on every call, as GPU kernels may
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(81, 12)
+            with torch.no_grad():
+                self.lin.weight[8:] = self.lin.weight[:4] + 1e-5 * torch.randn(4, 81)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            x = x.flatten(1)
+            w, b = self.lin.weight, self.lin.bias
+            if self.calls % 2:
+                return x @ w.T + b
+            return x[:, :40] @ w[:, :40].T + (x[:, 40:] @ w[:, 40:].T + b)
+
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(Unsteady(), torch.nn.Tanh())
+    res = ccalens.compare_models(model, images, layers=["0", "1"], measures="cka", batch_size=100)
+    assert res.routes["model/0"] != "gram"  # the nearly repeated units take the second pass
+    assert res.n_samples == 900
+    once = ccalens.compare_models(model, images, layers=["0", "1"], measures="cka", batch_size=100, route="tsqr")
+    np.testing.assert_allclose(res.matrix("cka", "model", "model"), once.matrix("cka", "model", "model"), atol=1e-5)
+
+    class Stream(torch.utils.data.IterableDataset):  # a stored generator: readable once
+        def __init__(self):
+            self.it = (images[i] for i in range(900))
+
+        def __iter__(self):
+            return self.it
+
+    ill = ill_conditioned_mlp()
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=100)
+    res = ccalens.compare_models(ill.float(), loader, layers=["1", "3"], measures="cka")
+    assert set(res.routes.values()) == {"tsqr"} and res.n_samples == 900

@@ -394,8 +394,63 @@ def test_route_is_checked_and_a_failing_reader_stops_cleanly():
     before = threading.active_count()
     with pytest.raises(OSError, match="disk gone"):
         stream.compare(Broken(), y, chunk_rows=100)
-    bad = x.copy()
-    bad[750, 2] = np.inf
-    with pytest.raises(ValueError, match="non-finite value at datapoint 750, neuron 2"):
-        stream.compare(bad, y, chunk_rows=100)  # raised while the reader is ahead: it is stopped
-    assert threading.active_count() == before
+    bad = np.tile(x, (20, 1))
+    bad[15_750, 2] = np.inf
+    with pytest.raises(ValueError, match="non-finite value at datapoint 15750, neuron 2") as kept:
+        stream.compare(bad, np.tile(y, (20, 1)), chunk_rows=100)  # raised while the reader is ahead
+    # the reader and the read pool are stopped and joined even while the error is kept (as
+    # Jupyter keeps the last one): nothing holds threads or chunks
+    assert threading.active_count() == before and kept.value is not None
+
+
+def test_the_callers_iterators_and_array_likes_are_read_in_its_thread_in_turn():
+    import io
+    import threading
+
+    x, y, _ = family(31, n=2000)
+    seen = set()
+
+    def chunks(a):
+        for i in range(0, len(a), 250):
+            seen.add(threading.current_thread().name)
+            yield a[i : i + 250]
+
+    assert stream.compare(chunks(x), chunks(y), "cca").similarity == pytest.approx(ccalens.cca(x, y).similarity,
+                                                                                   abs=1e-10)
+    assert seen == {threading.current_thread().name}
+
+    class OneHandle:  # two views over one file handle (seek, then read): not safe side by side
+        handle = io.BytesIO(np.c_[x, y].astype(np.float64).tobytes())
+
+        def __init__(self, lo, width):
+            self.lo, self.width, self.shape = lo, width, (2000, width)
+
+        def __getitem__(self, index):
+            rows = range(*index.indices(2000))
+            out = np.empty((len(rows), self.width))
+            for k, r in enumerate(rows):
+                self.handle.seek((r * 18 + self.lo) * 8)  # rows of x's 10 and y's 8 columns
+                out[k] = np.frombuffer(self.handle.read(8 * self.width))
+            return out
+
+    for route in stream.ROUTES:
+        got = stream.compare(OneHandle(0, 10), OneHandle(10, 8), "pwcca", chunk_rows=300, route=route)
+        assert got.similarity == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-10)
+
+
+def test_a_source_whose_squares_overflow_beside_ordinary_ones():
+    # its Gram block holds inf: it takes the Householder pass, and the inf never reaches the
+    # other sources' summary (it once turned it into NaN and gave CCA 1.0 instead of 0.71)
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((1000, 3))
+    big, other = 1e160 * x, x + rng.standard_normal((1000, 3))
+    assert routes([big, other]) == ["tsqr", "gram"]
+    for measure, fn in (("cca", ccalens.cca), ("pwcca", ccalens.pwcca)):
+        assert stream.compare(big, other, measure).similarity == pytest.approx(fn(big, other).similarity, abs=1e-12)
+    from ccalens.core.factor import psd_root
+
+    with pytest.raises(ValueError, match="psd_root needs a finite matrix"):
+        psd_root(np.full((2, 2), np.nan))
+    with pytest.raises(TypeError, match="a chunk mixes torch tensors and numpy arrays"):
+        torch = pytest.importorskip("torch")
+        stream.RowSummary().add([torch.zeros((4, 2)), np.zeros((4, 2))])

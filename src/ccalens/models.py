@@ -549,8 +549,15 @@ def compare_models(
                 yield [current[key] for key in order]
                 current.clear()
 
-    # a second pass (for the ill-conditioned layers) needs data that can be iterated again
-    again = isinstance(data, (np.ndarray, torch.Tensor)) or iter(data) is not data
+    # a second pass (for the ill-conditioned layers) needs data that can be iterated again: not
+    # an iterator, and not a loader over an IterableDataset (which may be one-shot); asked
+    # without calling iter(), which would start a loader's workers
+    import collections.abc
+
+    streamed = isinstance(data, torch.utils.data.DataLoader) and isinstance(data.dataset,
+                                                                           torch.utils.data.IterableDataset)
+    again = isinstance(data, (np.ndarray, torch.Tensor)) or not (isinstance(data, collections.abc.Iterator)
+                                                                 or streamed)
     names = None
     summary = None
     rows_total = 0

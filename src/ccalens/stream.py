@@ -117,17 +117,26 @@ def _open_all(sources):
     return opened
 
 
+def _ours(source) -> bool:
+    """A source whose reads are safe from any thread and side by side: numpy arrays (memory
+    maps included), store arrays and Zarr arrays. A caller's iterators and other array-likes
+    (which may share a file handle, or be tied to their thread: a SQLite cursor, a torch
+    generator under the caller's no_grad) are read in the caller's thread, in turn."""
+    from .store import VerifiedRows
+
+    return isinstance(source, (np.ndarray, VerifiedRows)) or type(source).__module__.split(".")[0] == "zarr"
+
+
 def _chunks(opened, chunk_rows: int):
     """Yield lists of aligned row chunks (numpy arrays in their own dtype), one per source.
 
-    Arrays and stores are read side by side, one thread each (decompression and the
-    content hash release the GIL); the caller's own iterators are advanced in turn, since
-    they may share a file or a generator's state.
+    The sources :func:`_ours` reads are read side by side, one thread each (decompression
+    and the content hash release the GIL); the others are advanced in turn.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     iterators = [_sliced(o, chunk_rows) if hasattr(o, "shape") else o for o in opened]
-    sliceable = [k for k, o in enumerate(opened) if hasattr(o, "shape")]
+    sliceable = [k for k, o in enumerate(opened) if hasattr(o, "shape") and _ours(o)]
     sentinel = object()
     pool = ThreadPoolExecutor(max_workers=min(len(sliceable), 8)) if len(sliceable) > 1 else None
     try:
@@ -192,7 +201,15 @@ def _prefetched(iterator, depth: int = 2):
         except BaseException as err:  # handed to the consumer, raised there
             items.put((done, err))
 
-    reader = threading.Thread(target=read, name="ccalens-stream-reader", daemon=True)
+    def read_then_close():
+        try:
+            read()
+        finally:  # a stopped reader closes what it was reading (its pools, its files), in its own thread
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=read_then_close, name="ccalens-stream-reader", daemon=True)
     reader.start()
     try:
         while True:
@@ -226,7 +243,8 @@ def _sliced(arr, chunk_rows):
     verify = getattr(arr, "verify_stream", None)  # a store array: its content is checked as it streams
     digest, rows = (hashlib.sha256(), 0) if verify is not None else (None, 0)
     stored = _row_chunk(arr)
-    read = chunk_rows if stored is None else stored * max(1, chunk_rows // stored)
+    # whole stored chunks, unless they are much larger than chunk_rows (memory stays bounded)
+    read = chunk_rows if stored is None or stored > 4 * chunk_rows else stored * max(1, chunk_rows // stored)
     pending = None
     last = None
     for start in range(0, arr.shape[0], read):
@@ -317,8 +335,9 @@ class _Rows:
     def __init__(self, names=None, shift=None):
         self.names = None if names is None else list(names)
         self.n = 0
-        self.widths = self.col_min = self.col_max = self.sums = None
+        self.widths = self.col_min = self.col_max = self.sums = self.squares = None
         self.shift = shift
+        self.track_squares = False  # also sum each column's squares (a second pass checked to rounding)
 
     def _name(self, k: int) -> str:
         return self.names[k] if self.names is not None else f"source {k}"
@@ -329,6 +348,8 @@ class _Rows:
         across chunks: the caller must be done with it before the next chunk."""
         parts = list(parts)
         torch_chunk = _is_torch(parts[0])
+        if any(_is_torch(p) != torch_chunk for p in parts):
+            raise TypeError("a chunk mixes torch tensors and numpy arrays; give every group the same kind.")
         if torch_chunk:
             import torch
 
@@ -395,8 +416,12 @@ class _Rows:
         that a second pass reads the same data) find it without a second scan of the chunk."""
         if torch_chunk:
             import torch
-        sums = block.sum(0)
-        self.sums = sums if self.sums is None else self.sums + sums
+        with np.errstate(over="ignore", invalid="ignore"):  # huge finite values: the routes see them
+            sums = block.sum(0)
+            self.sums = sums if self.sums is None else self.sums + sums
+            if self.track_squares:
+                squares = (block * block).sum(0)
+                self.squares = squares if self.squares is None else self.squares + squares
         ok = bool(torch.isfinite(sums).all()) if torch_chunk else bool(np.isfinite(sums).all())
         if ok:
             return
@@ -547,9 +572,9 @@ class GramSummary(_Rows):
         block = self._joint(parts, reuse=True)
         if block is None:
             return
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowed squares send their group to the QR
             g = block.T @ block  # numpy routes this to syrk
-        self.acc = g if self.acc is None else self.acc + g
+            self.acc = g if self.acc is None else self.acc + g
         self._gram = None
 
     @property
@@ -699,8 +724,8 @@ class _SecondPass(_Rows):
             lo += w.shape[1]
         with np.errstate(over="ignore", invalid="ignore"):
             pp, px = left.T @ left, left.T @ block[:, 1:]
-        self.pp = pp if self.pp is None else self.pp + pp
-        self.px = px if self.px is None else self.px + px
+            self.pp = pp if self.pp is None else self.pp + pp
+            self.px = px if self.px is None else self.px + px
         if self.tri.size > 1:
             carried = cat([block[:, self._on("other", self.other, block)], left[:, 1:]])
             self.buffer.append((block[:, self._on("tri", self.tri, block)], carried))
@@ -750,8 +775,12 @@ class _SecondPass(_Rows):
         host = lambda a: a.cpu().numpy() if _is_torch(a) else a  # noqa: E731
         d = first_centred.shape[0]
         n = float(self.n)
-        # coordinates of the groups that are not triangularised
-        basis = np.zeros((d, 0))
+        # coordinates of the groups that are not triangularised: their neurons (``rest``, of
+        # the D) and the block-diagonal map from those neurons to Y. Only their rows and
+        # columns of the first pass's matrix are read: a "tsqr" group's may hold inf (squares
+        # that overflowed), which a product with zero rows would turn into NaN everywhere
+        rest = np.flatnonzero(np.isin(np.arange(d), self.other - 1))
+        where = {int(v): i for i, v in enumerate(rest)}
         spans, lo = {}, 0
         edges = np.cumsum([0] + self.group_widths)
         blocks = []
@@ -759,23 +788,25 @@ class _SecondPass(_Rows):
             if r == "tsqr":
                 continue
             if r == "gram":
-                b = np.zeros((d, self.group_widths[k]))
-                b[edges[k] : edges[k + 1]] = np.eye(self.group_widths[k])
+                b = np.zeros((rest.size, self.group_widths[k]))
+                rows = [where[int(i)] for i in range(edges[k], edges[k + 1])]
+                b[rows] = np.eye(self.group_widths[k])
             else:
                 kept, w, _, _ = self.splits[k]
-                b = np.zeros((d, w.shape[1]))
-                b[kept] = w
+                b = np.zeros((rest.size, w.shape[1]))
+                b[[where[int(i)] for i in kept]] = w
             spans[k] = (lo, lo + b.shape[1])
             lo += b.shape[1]
             blocks.append(b)
         basis = np.concatenate(blocks, axis=1)
-        g_y = basis.T @ first_centred @ basis
+        g_y = basis.T @ first_centred[np.ix_(rest, rest)] @ basis
         # the weak directions' exact inner products (centred), from this pass
         pp, px = host(self.pp), host(self.px)
         sums_p, sums_x = pp[0, 1:], px[0]
         pp_c = pp[1:, 1:] - np.outer(sums_p, sums_p) / n
         px_c = px[1:] - np.outer(sums_p, sums_x) / n
         px_c[:, constant] = 0.0
+        px_c = px_c[:, rest]
         weak_y, lo_p = [], 0
         p_index = {}
         for k, _, w in self.weak:
@@ -794,10 +825,10 @@ class _SecondPass(_Rows):
             top_r, top_s = host(self.rs[0]), host(self.rs[1])
             t = top_r[1:, 1:]
             s_raw = top_s[1:]
-            s_full = np.zeros((t.shape[0], d))
-            s_full[:, self.other - 1] = s_raw[:, : self.other.size]
-            s_full[:, constant] = 0.0
-            s_y = s_full @ basis
+            s_rest = np.zeros((t.shape[0], rest.size))
+            s_rest[:, [where[int(i)] for i in self.other - 1]] = s_raw[:, : self.other.size]
+            s_rest[:, constant[rest]] = 0.0
+            s_y = s_rest @ basis
             for k, (a, b) in p_index.items():
                 s_y[:, spans[k][0] : spans[k][0] + (b - a)] = s_raw[:, self.other.size + a : self.other.size + b]
         else:
@@ -837,12 +868,14 @@ def complete(first: GramSummary, rerun, rtol: float | None = None, exact: bool =
     if all(r == "tsqr" for r in routes):  # nothing to carry along: a plain TSQR pass
         second = RowSummary(first.names)
         second.shift = first.shift
+        second.track_squares = not exact
         rerun(second, what)
         _same_pass(first, second, exact)
         return second.finish()
     splits = {k: first.split(k) for k, r in enumerate(routes) if r == "gram2"}
     second = _SecondPass(first.shift, routes, first.widths, splits)
     second.names = first.names
+    second.track_squares = not exact
     rerun(second, what)
     _same_pass(first, second, exact)
     return Summary(first._split(second.small(first.centred(), constant)), first.n, varying, None, routes)
@@ -881,13 +914,24 @@ def _compress(sources, chunk_rows, progress, fingerprints: bool = False, route: 
 
 
 def _stream(summary, opened, chunk_rows, progress, digests, what: str) -> None:
-    chunks = _prefetched(_hashed(_chunks(opened, int(chunk_rows)), digests))
+    """Feed every chunk to ``summary.add``. When every source is one :func:`_ours` reads, a
+    background thread reads ahead; the reader is stopped and its threads joined as soon as
+    this returns or raises (an exception kept by the caller holds nothing open)."""
+    source = _hashed(_chunks(opened, int(chunk_rows)), digests)
+    if all(hasattr(o, "shape") and _ours(o) for o in opened):
+        source = _prefetched(source)
+    chunks = source
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc=what, unit="chunk")
-    for parts in chunks:
-        summary.add(parts)
+        chunks = tqdm(source, desc=what, unit="chunk")
+    try:
+        for parts in chunks:
+            summary.add(parts)
+    finally:
+        if chunks is not source:
+            chunks.close()
+        source.close()
 
 
 def _hashed(chunks, digests):
@@ -901,21 +945,29 @@ def _hashed(chunks, digests):
 
 def _same_pass(first: _Rows, second: _Rows, exact: bool = True) -> None:
     """Refuse a second pass that read other data than the first (see :func:`complete`)."""
+    if second.n != first.n:
+        raise ValueError(
+            f"the second pass of the Gram route read {second.n:,} datapoints, the first {first.n:,}: the data "
+            f"cannot be read twice alike (a one-shot iterable, a loader that drops a different last batch each "
+            f"time, a file rewritten in between). Pass route='tsqr' (one pass), or data that can be read again.")
     host = lambda a: a.cpu().numpy() if _is_torch(a) else np.asarray(a, dtype=np.float64)  # noqa: E731
     sums1, sums2 = host(first.sums), host(second.sums)
     lo1, lo2, hi1, hi2 = host(first.col_min), host(second.col_min), host(first.col_max), host(second.col_max)
     if exact:
         same = np.array_equal(sums1, sums2) and np.array_equal(lo1, lo2) and np.array_equal(hi1, hi2)
-    else:
+    else:  # to rounding: float32 kernels that add in another order differ by about 1e-6 per value
         size = np.r_[1.0, np.maximum(np.abs(lo1), np.abs(hi1))]  # the ones column, then each neuron
-        same = (np.all(np.abs(sums1 - sums2) <= 1e-9 * first.n * size)
+        squares1 = np.diag(first.gram) if isinstance(first, GramSummary) else host(first.squares)
+        squares2 = host(second.squares)
+        same = (np.all(np.abs(sums1 - sums2) <= 1e-5 * first.n * size)
+                and np.all(np.abs(squares1 - squares2) <= 1e-5 * squares1 + 1e-300)
                 and np.all(np.abs(lo1 - lo2) <= 1e-5 * size[1:]) and np.all(np.abs(hi1 - hi2) <= 1e-5 * size[1:]))
-    if second.n != first.n or not same:
+    if not same:
+        how = ("their sums, ranges" if exact else "their sums, sums of squares or ranges, beyond rounding,")
         raise ValueError(
-            "the sources changed between the two passes of the Gram route (their sums, ranges or number of "
-            "rows differ): a file or store was rewritten while it was read, or the data are shuffled or "
-            "augmented differently each time. Rerun once the data are final, or stream with route='tsqr' "
-            "(one pass).")
+            f"the sources changed between the two passes of the Gram route ({how} differ): a file or store "
+            f"was rewritten while it was read, or the data are augmented differently each time (shuffling "
+            f"is fine). Rerun once the data are final, or pass route='tsqr' (one pass).")
 
 
 def _check_options(measure: str, options: dict) -> dict:

@@ -403,6 +403,8 @@ def psd_root(c: np.ndarray) -> np.ndarray:
     dropped is within the rounding C already carries. Equilibrating first keeps a column of
     small scale from being truncated against a large one.
     """
+    if not np.all(np.isfinite(c)):
+        raise ValueError("psd_root needs a finite matrix; this one holds NaN or inf (an overflowed Gram matrix?).")
     d = np.sqrt(np.clip(np.diag(c), 0.0, None))
     live = np.flatnonzero(d > 0)
     if live.size == 0:
