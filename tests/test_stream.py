@@ -296,6 +296,21 @@ def test_near_duplicate_neurons_stream_as_in_memory(gap):
     assert_streams_as_in_memory(x, y, 1e-8)
 
 
+def test_a_second_pass_source_with_dead_neurons_among_its_columns():
+    # the weak directions map every column of their source, with zero rows for the constant
+    # ones (which the second pass reads as one slice of the block): dead neurons at the
+    # start, in the middle and at the end change nothing
+    from conftest import related_pair
+
+    rng = np.random.default_rng(31)
+    x, y = related_pair(rng, n=4000, a=20, b=15)
+    near = np.c_[x, x[:, :5] + 1e-4 * rng.standard_normal((4000, 5)) * x[:, :5].std(0)]
+    dead = np.c_[np.full(4000, -2.0), near[:, :12], np.full(4000, 7.5), near[:, 12:], np.zeros(4000)]
+    assert routes([dead, y]) == ["gram2", "gram"]
+    assert_streams_as_in_memory(dead, y, 1e-10)
+    assert_streams_as_in_memory(y, dead, 1e-10)
+
+
 def test_all_three_routes_in_one_pass():
     from conftest import related_pair
 
