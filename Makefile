@@ -37,9 +37,15 @@ sanity: $(STAMP)  # every measure's specificity, sensitivity and invariances (ab
 docs: $(STAMP)  # the documentation site, --strict (every warning an error), into site/
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict -d site
 
-bench: $(STAMP)  # the core against the reference and the BLAS, then the same on a busy machine
-	$(PY) benchmarks/bench_core.py
+NETREP ?=
+bench: $(STAMP)  # every benchmark (about 12 minutes on 2 cores); NETREP=/path/to/netrep adds netrep's pairwise
+	$(PIP) install --quiet -c constraints.txt -e ".[bench]"  # pytorch-cka, which bench_compare_models measures against
+	$(PY) benchmarks/bench_core.py --json benchmarks/results/bench_core.json
 	$(PY) benchmarks/bench_busy.py
+	$(PY) benchmarks/bench_pairwise.py
+	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_compare_models.py --layers means
+	$(if $(NETREP),$(PY) benchmarks/bench_pairwise_netrep.py --netrep $(NETREP),@echo "netrep is not on PyPI: make bench NETREP=/path/to/a/netrep/checkout adds pairwise against it")
 
 clean:
 	rm -rf $(VENV) $(CORE_VENV) runs .pytest_cache
