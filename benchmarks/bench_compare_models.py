@@ -132,7 +132,9 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
     if config.startswith("ccalens"):
         import ccalens
 
-        measures = {"ccalens cka": ("cka",), "ccalens cca+cka": ("pwcca", "svcca", "mean_cca", "procrustes", "cka")}
+        measures = {"ccalens cka": ("cka",), "ccalens cca+cka": ("pwcca", "svcca", "mean_cca", "procrustes", "cka"),
+                    "ccalens cka tsqr": ("cka",)}
+        routes = {}
         if config.startswith("ccalens minibatch"):
             batch = int(config.split("b")[-1])
             res = ccalens.compare_models({"a": a, "b": b}, x, layers=layers, measures="cka_minibatch",
@@ -140,12 +142,15 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
             key = "cka_minibatch"
         else:
             res = ccalens.compare_models({"a": a, "b": b}, x, layers=layers, measures=measures[config],
-                                         batch_size=1000, spatial=spatial)
+                                         batch_size=1000, spatial=spatial,
+                                         route="tsqr" if config.endswith("tsqr") else "auto")
             key = "cka"
+            routes = res.routes
         seconds = time.perf_counter() - t0
         matrix = res.matrix(key, "a", "b").to_numpy()
         widths = sum(res.widths.values())
     else:
+        routes = {}
         from cka import compute_cka
 
         batch = int(config.split("b")[-1])
@@ -154,7 +159,7 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
         seconds = time.perf_counter() - t0
         widths = None
     return {"config": config, "layers": layer_set, "seconds": seconds, "peak_mib": status_mib("VmHWM") - base,
-            "matrix": np.asarray(matrix).tolist(), "source": source, "columns": widths}
+            "matrix": np.asarray(matrix).tolist(), "source": source, "columns": widths, "routes": routes}
 
 
 def main() -> None:
@@ -174,7 +179,7 @@ def main() -> None:
         import cka  # noqa: F401  (checked before the subprocesses start)
     except ImportError:
         sys.exit("pytorch-cka is not installed: pip install pytorch-cka (the import name is cka)")
-    configs = ["ccalens cka", "ccalens cca+cka"]
+    configs = ["ccalens cka", "ccalens cka tsqr", "ccalens cca+cka"]
     for batch in (64, 256, 1024):
         configs += [f"ccalens minibatch b{batch}", f"pytorch-cka b{batch}"]
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
@@ -192,6 +197,11 @@ def main() -> None:
         exact = np.array(runs["ccalens cka"]["matrix"])
         same_pass = np.abs(np.array(runs["ccalens cca+cka"]["matrix"]) - exact).max()
         print(f"  exact CKA from the CCA+CKA pass vs the CKA-only pass: {same_pass:.1e}")
+        routes_difference = float(np.abs(np.array(runs["ccalens cka tsqr"]["matrix"]) - exact).max())
+        print(f"  Gram route {runs['ccalens cka']['seconds']:.2f} s (layer routes: "
+              f"{sorted(set(runs['ccalens cka']['routes'].values()))}) vs one TSQR pass "
+              f"{runs['ccalens cka tsqr']['seconds']:.2f} s: {runs['ccalens cka tsqr']['seconds'] / runs['ccalens cka']['seconds']:.1f}x, "
+              f"difference {routes_difference:.1e}")
         rows = []
         print(f"  identical representations ({', '.join(IDENTICAL[layer_set])}): spread of exact CKA "
               f"{spread(exact, layer_set):.1e}")
@@ -216,8 +226,14 @@ def main() -> None:
             "layers": LAYERS[layer_set], "columns": runs["ccalens cka"]["columns"],
             "source": runs["ccalens cka"]["source"],
             "runs": {k: {kk: vv for kk, vv in v.items() if kk != "matrix"} for k, v in runs.items()},
-            "same_pass_difference": float(same_pass), "estimates": rows, "exact_cka": exact.tolist()}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+            "same_pass_difference": float(same_pass), "routes_difference": routes_difference, "estimates": rows,
+            "exact_cka": exact.tolist()}
+    out = Path(args.out)
+    if out.exists():  # a run of one layer set keeps the other set's last figures
+        kept = json.loads(out.read_text()).get("layer_sets", {})
+        result["layer_sets"] = {**{k: v for k, v in kept.items() if k not in result["layer_sets"]},
+                                **result["layer_sets"]}
+    out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

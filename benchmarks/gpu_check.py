@@ -9,9 +9,12 @@
 2. Speed: the directed PWCCA matrix of K representations with ``ccalens.pairwise`` on the
    device, against single ``ccalens.pwcca`` calls on the device for a sample of pairs
    (extrapolated to all K*(K-1)), with a sample of entries checked against numpy on the CPU.
-3. ``ccalens.compare_models``: two float64 CNNs, every layer against every layer in one
-   pass with the summary accumulated on the device, against the same pass on the CPU (to
-   1e-10, exact measures and the minibatch CKA estimate), and its time on the device.
+3. ``ccalens.compare_models``: two float64 CNNs, every layer against every layer with the
+   summary (the Gram route) accumulated on the device, against the same pass on the CPU (to
+   1e-10, exact measures and the minibatch CKA estimate), and its time on the device; then
+   a float64 MLP with nearly repeated units, whose layers take the second pass's weak
+   directions ("gram2") and its Householder TSQR ("tsqr") on the device, against the CPU
+   and against ``route="tsqr"`` (to 1e-8).
 Prints one JSON object at the end.
 """
 
@@ -107,7 +110,10 @@ def main() -> int:
     report["compare_models"] = models_check(device, args.images)
     print(json.dumps(report, indent=2))
     ok = (worst < 1e-10 and report["max_difference_vs_cpu_numpy"] < 1e-10 and on_device
-          and report["compare_models"]["max_difference_vs_cpu"] < 1e-10)
+          and report["compare_models"]["max_difference_vs_cpu"] < 1e-10
+          and report["compare_models"]["second_pass_max_difference_vs_cpu"] < 1e-8
+          and report["compare_models"]["second_pass_max_difference_vs_tsqr"] < 1e-8
+          and set(report["compare_models"]["second_pass_routes"].values()) == {"gram", "gram2", "tsqr"})
     return 0 if ok else 1
 
 
@@ -139,6 +145,40 @@ def models_check(device, n_images: int) -> dict:
            "models_back_on_cpu": all(p.device.type == "cpu" for m in models.values() for p in m.parameters())}
     print(f"compare_models: {n_images} images on {device.type} in {seconds:.2f} s (CPU {cpu_seconds:.2f} s), "
           f"max difference {diff:.1e}", flush=True)
+    out.update(second_pass_check(device, x))
+    return out
+
+
+def ill_conditioned_mlp():
+    """Nearly repeated units: a 1e-4 gap (the second pass's weak directions) and a 1e-8 gap
+    (its Householder TSQR); the last layer is well conditioned (the Gram matrix alone)."""
+    from torch import nn
+
+    torch.manual_seed(5)
+    first, second, last = nn.Linear(784, 48), nn.Linear(48, 40), nn.Linear(40, 10)
+    with torch.no_grad():
+        first.weight[40:] = first.weight[:8] + 1e-4 * torch.randn(8, 784)
+        second.weight[34:] = second.weight[:6] + 1e-8 * torch.randn(6, 48)
+    return nn.Sequential(nn.Flatten(), first, nn.Tanh(), second, last).double().eval()
+
+
+def second_pass_check(device, x) -> dict:
+    model, layers, measures = ill_conditioned_mlp(), ["1", "3", "4"], ("pwcca", "cka", "procrustes")
+    sync(device)
+    t0 = time.perf_counter()
+    res = ccalens.compare_models(model, x, layers=layers, measures=measures, device=device, batch_size=500)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    cpu = ccalens.compare_models(model, x, layers=layers, measures=measures, device="cpu", batch_size=500)
+    qr = ccalens.compare_models(model, x, layers=layers, measures=measures, device=device, batch_size=500,
+                                route="tsqr")
+    values = lambda r: r.to_pandas().similarity.to_numpy()  # noqa: E731
+    out = {"second_pass_routes": res.routes, "second_pass_seconds_on_device": seconds,
+           "second_pass_max_difference_vs_cpu": float(np.abs(values(res) - values(cpu)).max()),
+           "second_pass_max_difference_vs_tsqr": float(np.abs(values(res) - values(qr)).max())}
+    print(f"compare_models, second pass: routes {res.routes}, {seconds:.2f} s on {device.type}, differences "
+          f"{out['second_pass_max_difference_vs_cpu']:.1e} (CPU), {out['second_pass_max_difference_vs_tsqr']:.1e} "
+          f"(tsqr)", flush=True)
     return out
 
 
