@@ -265,6 +265,24 @@ def test_offsets_far_above_the_spread_are_centred_exactly(rng, offset):
     np.testing.assert_allclose(f.mean - offset, (xo - offset).mean(0), atol=4e-16 * offset)  # two units in the last place
 
 
+@pytest.mark.parametrize("offset", [1e6, 1e10])
+def test_every_translation_invariant_measure_keeps_what_a_far_offset_stores(rng, offset):
+    # the registry's measures that declare translation invariance give, on data offset far
+    # above its spread, the value of the deviations the array actually stores (predictivity
+    # centred with plain means and was 1.5e-5 off at 1e10)
+    from ccalens.core import registry
+
+    x, y = related_pair(rng, n=600, a=20, b=20)
+    xo, yo = x * 1e-3 + offset, y * 1e-3 + offset
+    checked = []
+    for name, spec in registry.MEASURES.items():
+        if spec.alias_of is None and "translation" in spec.invariant_to:
+            far, stored = spec.compute(xo, yo).similarity, spec.compute(xo - offset, yo - offset).similarity
+            assert far == pytest.approx(stored, abs=1e-12), name
+            checked.append(name)
+    assert {"pwcca", "cka", "predictivity", "rsa_euclidean", "shape"} <= set(checked)
+
+
 def test_batched_svd_matches_numpy_with_one_or_many_blas_threads(rng):
     from threadpoolctl import threadpool_limits
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
+from .factor import centred_columns
 from .results import PredictivityResult
 from .validate import host_matrix
 
@@ -53,8 +54,7 @@ def loo_errors(X: np.ndarray, Y: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """Held-out squared errors, shape (n, q, len(alphas)), of ridge regressions of Y on X with an
     unpenalised intercept (scikit-learn's ``RidgeCV(...).cv_results_``)."""
     n = X.shape[0]
-    xc = X - X.mean(axis=0)
-    yc = Y - Y.mean(axis=0)
+    xc, yc = centred_columns(X), centred_columns(Y)  # exact under large common offsets
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     keep = s > (s[0] if s.size else 0.0) * max(xc.shape) * np.finfo(np.float64).eps  # X's rank
     u, s = u[:, keep], s[keep]
@@ -119,11 +119,11 @@ def predictivity(
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"leave-one-out predictivity needs at least 3 datapoints; got {n}.")
-    total = float(np.sum((y - y.mean(axis=0)) ** 2))
+    total = float(np.sum(centred_columns(y) ** 2))
     if total == 0.0:
         raise ValueError("Y is constant over the datapoints: there is no variance to predict.")
     if given is None:
-        scale = float(np.sum((x - x.mean(axis=0)) ** 2)) / max(1, min(x.shape))
+        scale = float(np.sum(centred_columns(x) ** 2)) / max(1, min(x.shape))
         if scale == 0.0:
             raise ValueError("X is constant over the datapoints: it cannot predict anything.")
         grid = RELATIVE_ALPHAS * scale
