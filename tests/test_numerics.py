@@ -283,6 +283,18 @@ def test_every_translation_invariant_measure_keeps_what_a_far_offset_stores(rng,
     assert {"pwcca", "cka", "predictivity", "rsa_euclidean", "shape"} <= set(checked)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300])
+def test_svcca_keeps_the_same_directions_at_extreme_scales(rng, scale):
+    # the variance shares are ratios: squaring singular values of 1e-170 underflowed to 0,
+    # every share was NaN and SVCCA kept one direction (0.39 for 0.92)
+    x, y = related_pair(rng, n=300, a=10, b=8)
+    for keep in (0.99, 0.8):
+        ref = ccalens.svcca(x, y, keep=keep)
+        got = ccalens.svcca(x * scale, y * scale, keep=keep)
+        assert (got.x_components, got.y_components) == (ref.x_components, ref.y_components)
+        assert got.similarity == pytest.approx(ref.similarity, abs=1e-12)
+
+
 def test_batched_svd_matches_numpy_with_one_or_many_blas_threads(rng):
     from threadpoolctl import threadpool_limits
 
