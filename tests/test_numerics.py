@@ -295,6 +295,28 @@ def test_svcca_keeps_the_same_directions_at_extreme_scales(rng, scale):
         assert got.similarity == pytest.approx(ref.similarity, abs=1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e-160, 1e150, 1e170, 1e300])
+def test_every_scale_invariant_factor_measure_at_extreme_scales(rng, scale):
+    # from the factors, each measure is a ratio of powers of the PCA spectrum: taken on the
+    # spectrum itself they under- or overflowed (CKA NaN, Procrustes 0 or 1 at 1e-160 and
+    # 1e150); taken relative to each side's largest value they stay exact at any scale
+    from ccalens.core import registry
+
+    x, y = related_pair(rng, n=300, a=10, b=8)
+    checked = []
+    for name, spec in registry.MEASURES.items():
+        if spec.alias_of is None and spec.kind == "factor":
+            got = spec.compute(x * scale, y * scale).similarity
+            if "isotropic_scaling" in spec.invariant_to:
+                assert got == pytest.approx(spec.compute(x, y).similarity, abs=1e-12), name
+                checked.append(name)
+            else:  # the shape metric with alpha > 0 depends on the scale, but stays a number
+                assert np.isfinite(got), name
+    assert {"pwcca", "svcca", "cka", "cka_debiased", "procrustes", "shape_cca"} <= set(checked)
+    res = ccalens.cka(x * scale, y * scale, debiased=True)  # the HSIC terms at the data's own scale
+    assert res.hsic_xx > 0 or scale < 1 and res.hsic_xx == 0.0
+
+
 def test_batched_svd_matches_numpy_with_one_or_many_blas_threads(rng):
     from threadpoolctl import threadpool_limits
 

@@ -90,8 +90,9 @@ def procrustes(
 
 
 def _procrustes_from_factors(fx, fy, m, **_):
-    nuclear = svd(pca_cross(fx, fy, m), compute_uv=False).sum()
-    v = float(nuclear / np.sqrt(np.sum(fx.pca[1] ** 2) * np.sum(fy.pca[1] ** 2)))
+    # relative to each side's largest singular value: the same ratio, at any scale
+    nuclear = svd(pca_cross(fx, fy, m, relative=True), compute_uv=False).sum()
+    v = float(nuclear / np.sqrt(np.sum(fx.unit_spectrum[0] ** 2) * np.sum(fy.unit_spectrum[0] ** 2)))
     v = min(v, 1.0)
     return v, v, {}
 

@@ -266,10 +266,16 @@ def cka(
         xy, xx, yy = debiased_terms(fx, fy, m)
         check_debiased(fx.n_samples, xx, yy)
         value = float(xy / np.sqrt(xx * yy))
+        # the terms were taken relative to each side's largest singular value; reported at
+        # the data's own scale (0 or inf only where that is beyond float64's range)
+        tx, ty = np.float64(fx.unit_spectrum[1]), np.float64(fy.unit_spectrum[1])
+        with np.errstate(over="ignore", under="ignore"):
+            xy, xx, yy = xy * tx * tx * ty * ty, xx * tx**4, yy * ty**4
     else:
         value = _cka_from_factors(fx, fy, m)[0]
-        xy = value * fx.gram_frobenius * fy.gram_frobenius
-        xx, yy = fx.gram_frobenius**2, fy.gram_frobenius**2
+        gx, gy = np.float64(fx.gram_frobenius), np.float64(fy.gram_frobenius)
+        with np.errstate(over="ignore", under="ignore"):  # reported at the data's own scale
+            xy, xx, yy = value * gx * gy, gx * gx, gy * gy
     result = CKAResult(similarity=value, kernel="linear", debiased=debiased, bandwidth=None,
                        hsic_xy=float(xy), hsic_xx=float(xx), hsic_yy=float(yy), n_samples=fx.n_samples)
     return attach(result, measure, (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
@@ -290,14 +296,17 @@ def hsic_unbiased_linear(xy_sq: float, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def debiased_terms(fx, fy, m: np.ndarray, y_rows=None):
-    """(HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)) from the factors; ``y_rows`` permutes Y."""
+    """(HSIC_1(X, Y), HSIC_1(X, X), HSIC_1(Y, Y)) from the factors, each side's data divided
+    by its largest singular value (:attr:`~ccalens.core.factor.Factor.unit_spectrum`: the
+    ratio CKA takes is the same, and no power of sigma under- or overflows); ``y_rows``
+    permutes Y."""
     if fx.n_samples < 4:
         check_debiased(fx.n_samples, 1.0, 1.0)
-    a = fx.row_sqnorms
-    b = fy.row_sqnorms if y_rows is None else fy.row_sqnorms[y_rows]
-    xy = float(np.sum(pca_cross(fx, fy, m) ** 2))
-    xx = hsic_unbiased_linear(fx.gram_frobenius**2, a, a)
-    yy = hsic_unbiased_linear(fy.gram_frobenius**2, b, b)
+    a = fx.unit_row_sqnorms
+    b = fy.unit_row_sqnorms if y_rows is None else fy.unit_row_sqnorms[y_rows]
+    xy = float(np.sum(pca_cross(fx, fy, m, relative=True) ** 2))
+    xx = hsic_unbiased_linear(float(np.sum(fx.unit_spectrum[0] ** 4)), a, a)
+    yy = hsic_unbiased_linear(float(np.sum(fy.unit_spectrum[0] ** 4)), b, b)
     return hsic_unbiased_linear(xy, a, b), xx, yy
 
 
@@ -314,7 +323,9 @@ def check_debiased(n: int, xx: float, yy: float) -> None:
 
 
 def _cka_from_factors(fx, fy, m, **_):
-    v = float(np.sum(pca_cross(fx, fy, m) ** 2) / (fx.gram_frobenius * fy.gram_frobenius))
+    # relative to each side's largest singular value: the same ratio, at any scale
+    v = float(np.sum(pca_cross(fx, fy, m, relative=True) ** 2)
+              / np.sqrt(np.sum(fx.unit_spectrum[0] ** 4) * np.sum(fy.unit_spectrum[0] ** 4)))
     return v, v, {}
 
 

@@ -146,18 +146,36 @@ class Factor:
         return u, sigma
 
     @cached_property
-    def gram_frobenius(self) -> float:
-        """:math:`\\|X_c^T X_c\\|_F`, the norm linear CKA divides by (from the PCA spectrum)."""
-        return float(np.sqrt(np.sum(self.pca[1] ** 4)))
+    def unit_spectrum(self) -> tuple[np.ndarray, float]:
+        """(sigma / sigma_max, sigma_max): the PCA singular values relative to the largest.
+
+        The scale-invariant measures are ratios of powers of sigma; taken on sigma itself,
+        those powers underflow for data below about 1e-77 (sigma^4) and overflow above
+        1e77, where CKA became NaN and Procrustes 0 or 1. Relative to the largest they
+        stay in range at any scale.
+        """
+        sigma = np.asarray(self.pca[1], dtype=np.float64)
+        top = float(sigma.max()) if sigma.size else 0.0
+        return (sigma / top if top > 0 else sigma), top
 
     @cached_property
-    def row_sqnorms(self) -> np.ndarray:
-        """Squared norm of each centred datapoint, shape (n_samples,), as float64 numpy.
+    def gram_frobenius(self) -> float:
+        """:math:`\\|X_c^T X_c\\|_F`, the norm linear CKA divides by (from the PCA spectrum;
+        0 or inf only where the value itself is beyond float64's range)."""
+        unit, top = self.unit_spectrum
+        with np.errstate(over="ignore", under="ignore"):
+            return float(top * top * np.sqrt(np.sum(unit**4)))
+
+    @cached_property
+    def unit_row_sqnorms(self) -> np.ndarray:
+        """Squared norm of each centred datapoint over sigma_max^2, shape (n_samples,), as
+        float64 numpy (relative, as :attr:`unit_spectrum`).
 
         The debiased (unbiased-HSIC) CKA needs them; one (n x rank) product, made once.
         """
-        u, sigma = self.pca
-        rows = self.ops.matmul_small(self.basis(), u * sigma[None, :])
+        u, _ = self.pca
+        unit, _ = self.unit_spectrum
+        rows = self.ops.matmul_small(self.basis(), u * unit[None, :])
         return self.ops.to_numpy((rows * rows).sum(1))
 
     def basis(self):
@@ -376,10 +394,16 @@ def _cholesky(matrix: np.ndarray):
         return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
 
 
-def pca_cross(fx: Factor, fy: Factor, m: np.ndarray) -> np.ndarray:
-    """A = Sigma_x U_x^T M U_y Sigma_y: X_c^T Y_c in the two sides' principal axes (M = Q_x^T Q_y)."""
+def pca_cross(fx: Factor, fy: Factor, m: np.ndarray, relative: bool = False) -> np.ndarray:
+    """A = Sigma_x U_x^T M U_y Sigma_y: X_c^T Y_c in the two sides' principal axes (M = Q_x^T Q_y).
+
+    With ``relative``, each Sigma is divided by its largest value (:attr:`Factor.unit_spectrum`):
+    A / (sigma_max,x sigma_max,y), for the ratios that are invariant to each side's scale.
+    """
     ux, sx = fx.pca
     uy, sy = fy.pca
+    if relative:
+        sx, sy = fx.unit_spectrum[0], fy.unit_spectrum[0]
     return (ux * sx[None, :]).T @ m @ (uy * sy[None, :])
 
 

@@ -144,6 +144,9 @@ def shape_from_factors(fx, fy, m, *, alpha: float, **_):
     uy, sy = fy.pca
     wx = alpha * np.asarray(sx, dtype=np.float64) + (1.0 - alpha)
     wy = alpha * np.asarray(sy, dtype=np.float64) + (1.0 - alpha)
+    # the value is invariant to scaling wx and wy each by a positive number: divided by
+    # their largest, the products below neither overflow nor underflow at extreme scales
+    wx, wy = wx / wx.max(), wy / wy.max()
     b = (ux * wx[None, :]).T @ m @ (uy * wy[None, :])
     nuclear = float(svd(b, compute_uv=False).sum())
     v = min(nuclear / float(np.linalg.norm(wx) * np.linalg.norm(wy)), 1.0)
