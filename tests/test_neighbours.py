@@ -109,3 +109,14 @@ def test_errors():
         ccalens.mutual_knn(zero, x, k=3)
     with pytest.raises(ValueError, match="same number of datapoints"):
         ccalens.cknna(x, x[:10], k=3)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e170, 1e300])
+def test_extreme_scales_give_the_same_neighbours(scale):
+    # cosine neighbours ignore the scale; the row norms overflowed at 1e170 (every
+    # similarity tied: mutual kNN 1.0 for 0.33) and underflowed at 1e-170 ("all activations 0")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 10))
+    y = x @ rng.standard_normal((10, 8)) + rng.standard_normal((300, 8))
+    for fn in (ccalens.mutual_knn, ccalens.cknna):
+        assert fn(x * scale, y * scale).similarity == pytest.approx(fn(x, y).similarity, abs=1e-12)

@@ -54,6 +54,12 @@ TIE_RTOL = 1e-12
 def _unit_rows(arr, name: str, layout: str) -> np.ndarray:
     x = host_matrix(arr, name, layout)
     check_square_memory(x.shape[0], "nearest neighbours need the n x n similarities", "matrix")
+    # cosine similarity ignores the scale: one exact power of two brings the largest value
+    # near 1, so the row norms neither overflow (1e170: every row a tie, kNN 1.0 for 0.33)
+    # nor underflow (1e-170: every row "all 0"); at ordinary scales nothing changes
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if top > 0:
+        x = np.ldexp(x, -int(np.frexp(top)[1]))
     norms = np.linalg.norm(x, axis=1)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
