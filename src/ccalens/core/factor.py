@@ -154,9 +154,7 @@ class Factor:
         1e77, where CKA became NaN and Procrustes 0 or 1. Relative to the largest they
         stay in range at any scale.
         """
-        sigma = np.asarray(self.pca[1], dtype=np.float64)
-        top = float(sigma.max()) if sigma.size else 0.0
-        return (sigma / top if top > 0 else sigma), top
+        return relative_to_largest(self.pca[1])
 
     @cached_property
     def gram_frobenius(self) -> float:
@@ -416,6 +414,14 @@ def correlation_eigh(gram: np.ndarray):
     with small_lapack(corr):
         lam, vec = np.linalg.eigh(corr)
     return lam, vec, scale
+
+
+def relative_to_largest(sigma) -> tuple[np.ndarray, float]:
+    """(sigma / max(sigma), max(sigma)) for non-negative singular values (unchanged when all
+    are 0): ratios of their powers then neither underflow nor overflow at any data scale."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    top = float(sigma.max()) if sigma.size else 0.0
+    return (sigma / top if top > 0 else sigma), top
 
 
 def centred_columns(arr: np.ndarray) -> np.ndarray:

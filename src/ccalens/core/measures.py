@@ -33,7 +33,7 @@ import numpy as np
 
 from . import validate, registry
 from ._backend import is_torch_tensor, small_lapack, svd
-from .factor import Factor, _factorize_pair, centred_columns, factorize_matrix
+from .factor import Factor, _factorize_pair, centred_columns, factorize_matrix, relative_to_largest
 from .results import CCAResult, MeanCCAResult, PWCCAResult, SVCCAResult
 
 COMPAT_MODES = (None, "svcca")
@@ -357,8 +357,7 @@ def _relative_variance(sigma: np.ndarray) -> np.ndarray:
     The shares SVCCA keeps are ratios; squaring sigma itself underflows for data below
     about 1e-154 (and overflows above 1e154), which made every share NaN and SVCCA keep
     the wrong directions (0.39 for 0.92 at a scale of 1e-170)."""
-    top = float(np.max(sigma)) if sigma.size else 0.0
-    return (sigma / top) ** 2 if top > 0 else np.zeros_like(sigma)
+    return relative_to_largest(sigma)[0] ** 2
 
 
 def _components_for(f: Factor, keep: float | None, n_components: int | None, name: str):
