@@ -12,35 +12,22 @@ of each) into its ``claims.json``:
 ``statistic``
     what was measured, in words, and every number the rule reads (``values``);
 ``value`` and ``interval``
-    the headline part's number and interval;
+    the headline number and its bootstrap interval ([low, high], with the method, the
+    resampled unit and the bootstrap's bias estimate), or None with the reason;
 ``rule``
-    the decision and its premise, in words and code, and ``parts``: for each of the rule's
-    parts (:class:`ccalens.experiments.rules.Part`) its statistic's value, its interval at
-    the family-wise level (``part_confidence`` = 1 - alpha / parts, Bonferroni), the
-    threshold and where it comes from (the paper, a control of the same run, or a
-    convention), ``held_if`` and the part's own status;
-``rule_commit`` and ``code_commit``
-    the last commit that changed :mod:`ccalens.experiments.rules`, and the commit whose code
-    made the run ("uncommitted" if the rules or the package had uncommitted changes): a
-    committed result must come from rules committed before it, and from its own commit or an
-    ancestor of it;
-``replicates``
-    independently trained networks (or seeds) per condition;
+    the decision and its premise, in words and as the code that decides them (a Python
+    expression over ``statistic.values``, evaluated here and nowhere else);
+``rule_commit``
+    the last commit that changed :mod:`ccalens.experiments.rules` when the run was made
+    ("uncommitted" if that file had uncommitted changes): a result must come from rules
+    committed before it;
 ``status``
-    ``held`` (every part's interval wholly on its held side), ``not held`` (some part's
-    interval wholly on the other side), ``inconclusive`` (otherwise: an interval straddles
-    its threshold or is undefined), or ``premise not met`` (the claim's premise, e.g. that
-    performance converged and training went on past it, did not hold, so the claim was not
-    tested; never a refutation).
+    ``held``, ``not held``, or ``premise not met`` (the claim's premise, e.g. that
+    performance converged, did not hold, so the claim was not tested; never a refutation).
 
-Where a claim has replicates (networks, seeds), its intervals come from a delete-one
-jackknife over them (:func:`network_jackknife`, a t interval with g - 1 degrees of freedom):
-the networks are the independent repetitions of the experiment. Permutation p-values carry
-their Monte Carlo interval (:func:`p_value_interval`), proportions a Wilson interval
-(:func:`proportion_interval`). The older machinery below is kept for statistics over one
-network's datapoints or windows:
-
-the method depends on the unit (:data:`DATAPOINT_METHOD`, :data:`UNIT_METHOD`):
+Intervals come from a bootstrap over the units that vary between repetitions of the
+experiment (networks within their groups, datapoints, probe windows, seeds), and the method
+depends on the unit (:data:`DATAPOINT_METHOD`, :data:`UNIT_METHOD`):
 
 * resampled **datapoints or probe windows** feed a CCA computed on the resample, whose
   repeated rows raise canonical correlations by about as much as the finite sample raises
@@ -80,14 +67,14 @@ import numpy as np
 
 from ..core.intervals import bootstrap_bias, check_method, interval_bounds
 
-STATUSES = ("held", "not held", "inconclusive", "premise not met")
+STATUSES = ("held", "not held", "premise not met")
 
 _SAFE = {"abs": abs, "min": min, "max": max, "all": all, "any": any, "len": len, "isfinite": math.isfinite,
          "sum": sum, "True": True, "False": False}
 
 
 def evaluate(code: str, values: Mapping[str, object]) -> bool:
-    """The truth of a premise's ``code`` (a Python expression) over ``values``; NaN compares False.
+    """The truth of a rule's ``code`` (a Python expression) over ``values``; NaN compares False.
 
     >>> evaluate("abs(a - b) <= 0.05 and c", {"a": 0.3, "b": 0.32, "c": True})
     True
@@ -100,141 +87,43 @@ def evaluate(code: str, values: Mapping[str, object]) -> bool:
         raise KeyError(f"the rule {code!r} reads a value the statistic does not have: {exc}") from None
 
 
-def _git(*args: str) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 @functools.lru_cache(maxsize=None)
 def rule_commit() -> str:
     """The last commit that changed ``rules.py``; "uncommitted" if it has changes; "unknown" without git."""
-    name = Path(__file__).with_name("rules.py").name
-    diff = _git("diff", "--quiet", "HEAD", "--", name)
-    if diff is None:
+    path = Path(__file__).with_name("rules.py")
+    try:
+        run = functools.partial(subprocess.run, cwd=path.parent, capture_output=True, text=True, timeout=30)
+        if run(["git", "diff", "--quiet", "HEAD", "--", path.name]).returncode != 0:
+            return "uncommitted"
+        out = run(["git", "log", "-1", "--format=%H", "--", path.name])
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
-    if diff.returncode != 0:
-        return "uncommitted"
-    out = _git("log", "-1", "--format=%H", "--", name)
-    return (out.stdout.strip() if out else "") or "unknown"
+    return out.stdout.strip() or "unknown"
 
 
-@functools.lru_cache(maxsize=None)
-def code_commit() -> str:
-    """The commit whose code makes the results: HEAD, or "uncommitted" when the package's sources
-    differ from it (a committed result must name a commit equal to or an ancestor of its own)."""
-    package = Path(__file__).parent.parent
-    diff = _git("diff", "--quiet", "HEAD", "--", str(package))
-    if diff is None:
-        return "unknown"
-    if diff.returncode != 0:
-        return "uncommitted"
-    out = _git("rev-parse", "HEAD")
-    return (out.stdout.strip() if out else "") or "unknown"
-
-
-def part_confidence(rule_id: str) -> float:
-    """The confidence of each part's interval: 1 - ALPHA / parts (Bonferroni over the rule's parts)."""
-    from .rules import ALPHA, RULES
-
-    return 1.0 - ALPHA / len(RULES[rule_id].parts)
-
-
-def decide_part(part, value, interval: dict | None, threshold: float, level: float) -> str:
-    """"held", "not held" or "inconclusive" for one part.
-
-    An interval part holds when its interval lies wholly on the held side of the threshold
-    (strictly), fails when it lies wholly on the other side, and is inconclusive when it
-    straddles or touches the threshold or is undefined. A p-value part (its interval the Monte
-    Carlo interval of the p-value) holds when that interval lies below ``level``, fails when
-    above it.
-
-    >>> from ccalens.experiments.rules import Part
-    >>> p = Part("d", "above", 0.0, "convention", "d > 0")
-    >>> [decide_part(p, 0.5, {"low": lo, "high": hi}, 0.0, 0.05) for lo, hi in ((0.1, 0.9), (-0.2, 0.9), (-0.9, -0.1))]
-    ['held', 'inconclusive', 'not held']
-    """
-    if interval is None or interval.get("low") is None or interval.get("high") is None:
-        return "inconclusive"
-    low, high = float(interval["low"]), float(interval["high"])
-    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(threshold)):
-        return "inconclusive"
-    if part.kind == "p":
-        threshold = level
-    above, below = low > threshold, high < threshold
-    if part.held_if == "above":
-        return "held" if above else "not held" if below else "inconclusive"
-    return "held" if below else "not held" if above else "inconclusive"
-
-
-def combine(part_statuses: Sequence[str]) -> str:
-    """A claim's status from its parts': held if all hold, not held if any fails, else inconclusive.
-
-    >>> combine(["held", "held"]), combine(["held", "not held", "inconclusive"]), combine(["held", "inconclusive"])
-    ('held', 'not held', 'inconclusive')
-    """
-    if part_statuses and all(s == "held" for s in part_statuses):
-        return "held"
-    if any(s == "not held" for s in part_statuses):
-        return "not held"
-    return "inconclusive"
-
-
-def decide(rule_id: str, values: Mapping[str, object], *, intervals: Mapping[str, dict | None],
-           scope: str | None = None, note: str | None = None, replicates: int | None = None) -> dict:
-    """The claim record of rule ``rule_id`` (see the module docstring).
-
-    ``values`` holds every number the rule and its premise read; ``intervals`` each part's
-    interval (at :func:`part_confidence`, or None with no interval: that part is then
-    inconclusive). ``replicates``: independently trained networks (or seeds) per condition;
-    a rule that requires replicates refuses fewer.
-    """
-    from .rules import ALPHA, RULES
+def decide(rule_id: str, values: Mapping[str, object], *, interval: dict | None = None, scope: str | None = None,
+           note: str | None = None) -> dict:
+    """The claim record of rule ``rule_id`` on the measured ``values`` (see the module docstring)."""
+    from .rules import RULES
 
     rule = RULES[rule_id]
     values = {k: _plain(v) for k, v in values.items()}
-    level = part_confidence(rule_id)
-    if rule.replicates and (replicates is None or replicates < 1):
-        raise ValueError(f"{rule_id} is decided over replicates: pass replicates= (networks per condition).")
-    parts, statuses = [], []
-    for part in rule.parts:
-        if part.name not in values:
-            raise KeyError(f"{rule_id}: the statistic has no value {part.name!r}; it has {sorted(values)}.")
-        if part.name not in intervals:
-            raise KeyError(f"{rule_id}: no interval for the part {part.name!r} (pass None with a reason in the note).")
-        interval = intervals[part.name]
-        if interval is not None and interval.get("confidence") is not None and part.kind != "p" \
-                and abs(float(interval["confidence"]) - level) > 1e-9:
-            raise ValueError(f"{rule_id}: the interval of {part.name!r} is at confidence {interval['confidence']}; "
-                             f"the rule's parts need {level:.4f} (1 - {ALPHA} / {len(rule.parts)}).")
-        threshold = values[part.threshold] if isinstance(part.threshold, str) and part.threshold != "level" \
-            else (ALPHA / len(rule.parts) if part.threshold == "level" else part.threshold)
-        status = decide_part(part, values[part.name], interval, float(threshold), ALPHA / len(rule.parts))
-        statuses.append(status)
-        parts.append({"name": part.name, "kind": part.kind, "words": part.words, "value": values[part.name],
-                      "interval": interval, "threshold": float(threshold), "threshold_source": part.source,
-                      "held_if": part.held_if, "status": status})
-    premise_met = evaluate(rule.premise, values)
-    status = combine(statuses) if premise_met else "premise not met"
-    if rule.replicates and replicates is not None and replicates < rule.replicates and premise_met:
+    if rule.value not in values:
+        raise KeyError(f"{rule_id}: the statistic has no value {rule.value!r}; it has {sorted(values)}.")
+    if not evaluate(rule.premise, values):
         status = "premise not met"
-        note = ((note + "; ") if note else "") + (f"{replicates} replicates, fewer than the "
-                                                  f"{rule.replicates} the rule requires")
-    headline = next(p for p in parts if p["name"] == rule.value)
+    else:
+        status = "held" if evaluate(rule.decision, values) else "not held"
     return {
         "id": rule_id,
         "scope": scope,
         "claim": rule.claim,
         "statistic": {"description": rule.statistic, "values": values},
-        "value": headline["value"],
-        "interval": headline["interval"],
-        "rule": {"decision": rule.words, "code": rule.decision, "parts": parts, "family_alpha": ALPHA,
-                 "part_confidence": level, "premise": rule.premise_words or "none", "premise_code": rule.premise,
-                 "premise_met": premise_met},
+        "value": values[rule.value],
+        "interval": interval,
+        "rule": {"decision": rule.words, "code": rule.decision, "premise": rule.premise_words or "none",
+                 "premise_code": rule.premise},
         "rule_commit": rule_commit(),
-        "code_commit": code_commit(),
-        "replicates": replicates,
         "status": status,
         "note": note,
     }
@@ -375,80 +264,6 @@ def jackknife_interval(n: int, statistic: Callable[[np.ndarray], float], *, grou
     return {"low": float(estimate - z * se), "high": float(estimate + z * se), "confidence": confidence,
             "method": label, "unit": unit, "draws": g, "undefined_draws": 0, "bias": bias, "se": se,
             "corrected": float(estimate - bias), "contains_estimate": True}
-
-
-def _t_interval(estimate: float, values: np.ndarray, confidence: float, label: str, unit: str) -> dict:
-    from scipy.stats import t as student
-
-    g = len(values)
-    if g < 2 or not np.all(np.isfinite(values)) or not np.isfinite(estimate):
-        return {"low": None, "high": None, "confidence": confidence, "method": label, "unit": unit, "draws": int(g),
-                "undefined_draws": int(np.count_nonzero(~np.isfinite(values))),
-                "reason": "fewer than 2 units, or the statistic is undefined without some unit"}
-    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
-    q = float(student.ppf(0.5 + confidence / 2, g - 1))
-    bias = float((g - 1) * (values.mean() - estimate))
-    return {"low": float(estimate - q * se), "high": float(estimate + q * se), "confidence": confidence,
-            "method": label, "unit": unit, "draws": int(g), "undefined_draws": 0, "bias": bias, "se": se,
-            "corrected": float(estimate - bias), "contains_estimate": True}
-
-
-def network_jackknife(units: Mapping[str, Sequence[str]] | Sequence[str], statistics: Callable[[dict], Mapping[str, float]],
-                      keys: Sequence[str], *, confidence: float, unit: str = "networks") -> dict[str, dict]:
-    """Delete-one jackknife t intervals over independently trained networks (or seeds).
-
-    ``units`` is a list of network ids, or ``{group: [ids]}``; each network in turn is left
-    out of its group and ``statistics(kept)`` (``{group: ids}``, or ``{"all": ids}`` for a
-    list) recomputed; the interval is estimate +- t * se with se^2 = (g - 1)/g * sum
-    (theta_(i) - mean)^2 and t Student's quantile with g - 1 degrees of freedom, g the
-    networks. For a mean over networks this is exactly the t interval of the networks'
-    values; for means over pairs of networks (U-statistics) the jackknife variance is
-    consistent. Each network's value is measured on the same datapoints, so the interval is
-    about the population of networks that the training recipe gives, on that probe set. It
-    never repeats a network (a bootstrap of 3-5 networks has very few distinct resamples).
-    Its coverage on simulated replicates is tested (``tests/test_claims.py``).
-    """
-    groups = {"all": list(units)} if not isinstance(units, Mapping) else {g: list(m) for g, m in units.items()}
-    estimate = statistics(groups)
-    left_out = [(g, i) for g, members in groups.items() for i in range(len(members))]
-    drawn = []
-    for g, i in left_out:
-        kept = {h: [m for j, m in enumerate(members) if not (h == g and j == i)] for h, members in groups.items()}
-        drawn.append(statistics(kept))
-    label = f"delete-one jackknife over {len(left_out)} {unit}, t with {len(left_out) - 1} df"
-    return {key: _t_interval(float(estimate[key]), np.array([float(d[key]) for d in drawn]), confidence, label, unit)
-            for key in keys}
-
-
-def p_value_interval(exceed: int, permutations: int, *, confidence: float) -> dict:
-    """The Monte Carlo interval of a permutation p-value (exact Clopper-Pearson on ``exceed`` of
-    ``permutations`` draws at least as extreme), with p = (exceed + 1) / (permutations + 1).
-
-    >>> r = p_value_interval(0, 9999, confidence=0.99)
-    >>> r["value"], 0 <= r["low"] < r["high"] < 0.001
-    (0.0001, True)
-    """
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(exceed), int(permutations)).proportion_ci(confidence_level=confidence, method="exact")
-    return {"low": float(ci.low), "high": float(ci.high), "confidence": confidence, "value": (exceed + 1) / (permutations + 1),
-            "method": "Clopper-Pearson interval of the Monte Carlo p-value", "unit": "permutations",
-            "draws": int(permutations)}
-
-
-def proportion_interval(successes: int, trials: int, *, confidence: float, shift: float = 0.0) -> dict:
-    """Wilson score interval of a proportion (always within [0, 1]), minus ``shift`` (a chance rate).
-
-    >>> r = proportion_interval(40, 40, confidence=0.95)
-    >>> r["high"], round(r["low"], 3)
-    (1.0, 0.912)
-    """
-    from scipy.stats import binomtest
-
-    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
-    return {"low": float(ci.low) - shift, "high": float(ci.high) - shift, "confidence": confidence,
-            "method": "Wilson score interval" + (f", minus the chance rate {shift:.4f}" if shift else ""),
-            "unit": "networks (as independent trials)", "draws": int(trials)}
 
 
 def draws_for(base: int, scale) -> int:

@@ -80,8 +80,7 @@ class RNNContext:
     def spec(self, layers: int, seed: int = 0) -> lstm.LMSpec:
         s = self.scale
         return lstm.LMSpec(layers=layers, hidden=s.hidden, embedding=s.embedding, seed=seed, epochs=s.epochs,
-                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, evals_per_epoch=s.evals_per_epoch,
-                           post_plateau_evals=s.post_plateau_evals)
+                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, evals_per_epoch=s.evals_per_epoch)
 
     def model(self, spec: lstm.LMSpec) -> dict:
         folder = lstm.lm_folder(self.root, spec, self.corpus)
@@ -215,15 +214,9 @@ def ordering_stats(curves: dict[str, dict[str, list[float]]], fractions: np.ndar
             "at_init": [curves[layer][measure][0] for layer in layers]}
 
 
-def replicate_specs(ctx: RNNContext) -> dict[str, dict[int, lstm.LMSpec]]:
-    """The models of every depth: "2-layer" -> {seed: spec} (``scale.seeds`` seeds each)."""
-    return {f"{d}-layer": {seed: ctx.spec(d, seed) for seed in range(ctx.scale.seeds)} for d in ctx.scale.depths}
-
-
 def train(ctx: RNNContext) -> dict:
-    """Train every replicate of the shallow and the deeper model; (name, seed) -> record."""
-    specs = replicate_specs(ctx)
-    return {(name, seed): ctx.model(specs[name][seed]) for seed in range(ctx.scale.seeds) for name in specs}
+    """Train the shallow and the deeper language model; name -> record."""
+    return {f"{d}-layer": ctx.model(ctx.spec(d)) for d in ctx.scale.depths}
 
 
 def window_groups(ctx: RNNContext) -> np.ndarray:
