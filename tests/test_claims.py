@@ -18,7 +18,8 @@ from ccalens.experiments import claims, fig1, fig2, fig3, fig4, rnn, seq
 from ccalens.experiments.claims import PairTable
 from ccalens.experiments.rules import RULES
 
-KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "status", "note"}
+KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "code_commit", "replicates",
+        "status", "note"}
 ISSUE_IDS = {
     "fig1.unconverged", "fig1.signal_stable_noise_decorrelates", "fig1rnn.unconverged",
     "fig1rnn.signal_stable_noise_decorrelates", "fig2.mean_underestimates", "fig2.pwcca_robust",
@@ -33,28 +34,130 @@ ISSUE_IDS = {
 def test_every_claim_of_the_issue_has_exactly_one_rule():
     assert set(RULES) == ISSUE_IDS
     for rule in RULES.values():
-        assert rule.claim and rule.statistic and rule.words
-        compile(rule.decision, "<rule>", "eval")
+        assert rule.claim and rule.statistic and rule.words and rule.parts
+        assert rule.value in [p.name for p in rule.parts]
         compile(rule.premise, "<premise>", "eval")
+        for part in rule.parts:
+            assert part.held_if in ("above", "below") and part.kind in ("interval", "p")
+            # a threshold comes from the paper, a control of the same run, or a stated convention
+            assert part.source.split(":")[0] in ("paper", "control", "convention"), (rule.id, part.source)
+            assert isinstance(part.threshold, (int, float)) or part.threshold == "level"
+    for rule_id in ("fig1.unconverged", "fig1.signal_stable_noise_decorrelates", "fig1rnn.unconverged",
+                    "fig1rnn.signal_stable_noise_decorrelates", "fig6.bottom_up", "seq.cca_beyond_cosine"):
+        assert RULES[rule_id].replicates >= 3
 
 
-# ---- the record -------------------------------------------------------------------------
-def test_decide_gives_each_status_and_the_full_record():
-    base = {"rr_minus_tt_conv1": 0.01, "min_train_accuracy": 1.0}
-    held = claims.decide("fig3.early_equal", base, scope="PWCCA")
-    assert set(held) == KEYS and held["status"] == "held" and held["value"] == 0.01 and held["scope"] == "PWCCA"
-    assert held["rule"]["code"] == "abs(rr_minus_tt_conv1) <= 0.05"
-    assert held["rule"]["premise_code"] == "min_train_accuracy >= 0.995"
-    assert held["statistic"]["values"] == base
-    assert claims.decide("fig3.early_equal", {**base, "rr_minus_tt_conv1": -0.2})["status"] == "not held"
-    unmet = claims.decide("fig3.early_equal", {**base, "min_train_accuracy": 0.9})
-    assert unmet["status"] == "premise not met"  # never "not held" when the premise failed
-    nan = claims.decide("fig3.early_equal", {**base, "rr_minus_tt_conv1": float("nan")})
-    assert nan["status"] == "not held"
-    with pytest.raises(KeyError, match="reads a value the statistic does not have"):
-        claims.decide("fig3.early_equal", {"rr_minus_tt_conv1": 0.0})
-    with pytest.raises(KeyError, match="has no value 'rr_minus_tt_conv1'"):
-        claims.decide("fig3.early_equal", {"min_train_accuracy": 1.0})
+# ---- the decision -------------------------------------------------------------------------
+def _iv(low, high, rule_id="fig3.late_generalisers_closer"):
+    return {"low": low, "high": high, "confidence": claims.part_confidence(rule_id)}
+
+
+def test_decide_reads_every_part_interval_against_its_threshold():
+    rid = "fig3.late_generalisers_closer"  # two parts, both held if above 0
+    base = {"rr_minus_tt_conv3": 0.1, "rr_minus_tt_fc1": 0.2, "min_train_accuracy": 1.0}
+
+    def status(conv3, fc1, values=base):
+        return claims.decide(rid, values, intervals={"rr_minus_tt_conv3": conv3, "rr_minus_tt_fc1": fc1})["status"]
+
+    assert status(_iv(0.05, 0.2), _iv(0.1, 0.3)) == "held"  # both wholly above
+    assert status(_iv(0.05, 0.2), _iv(-0.1, 0.3)) == "inconclusive"  # one straddles
+    assert status(_iv(0.05, 0.2), _iv(-0.3, -0.1)) == "not held"  # one wholly below
+    assert status(_iv(-0.1, 0.2), _iv(-0.3, -0.1)) == "not held"  # a failing part decides over a straddling one
+    assert status(_iv(0.0, 0.2), _iv(0.1, 0.3)) == "inconclusive"  # touching the threshold is not beyond it
+    assert status(None, _iv(0.1, 0.3)) == "inconclusive"  # no interval: undecided
+    assert status(_iv(0.05, 0.2), _iv(0.1, 0.3), {**base, "min_train_accuracy": 0.9}) == "premise not met"
+    record = claims.decide(rid, base, intervals={"rr_minus_tt_conv3": _iv(0.05, 0.2), "rr_minus_tt_fc1": _iv(0.1, 0.3)},
+                           scope="PWCCA", replicates=5)
+    assert set(record) == KEYS and record["replicates"] == 5 and record["value"] == 0.2
+    assert record["rule"]["part_confidence"] == pytest.approx(1 - 0.05 / 2)  # Bonferroni over the parts
+    assert [(p["name"], p["threshold"], p["held_if"], p["status"]) for p in record["rule"]["parts"]] == [
+        ("rr_minus_tt_conv3", 0.0, "above", "held"), ("rr_minus_tt_fc1", 0.0, "above", "held")]
+    below = "fig4.wider_closer"  # held if below 0
+    one = {"slope": -0.1}
+    assert claims.decide(below, one, intervals={"slope": _iv(-0.2, -0.05, below)})["status"] == "held"
+    assert claims.decide(below, one, intervals={"slope": _iv(0.01, 0.2, below)})["status"] == "not held"
+    assert claims.decide(below, one, intervals={"slope": _iv(-0.2, 0.2, below)})["status"] == "inconclusive"
+
+
+def test_decide_refuses_what_it_cannot_decide_honestly():
+    rid = "fig4.wider_closer"
+    with pytest.raises(KeyError, match="no value 'slope'"):
+        claims.decide(rid, {}, intervals={"slope": None})
+    with pytest.raises(KeyError, match="no interval for the part 'slope'"):
+        claims.decide(rid, {"slope": -1.0}, intervals={})
+    with pytest.raises(ValueError, match="confidence 0.9; the rule's parts need 0.9500"):
+        claims.decide(rid, {"slope": -1.0}, intervals={"slope": {"low": -2, "high": -1, "confidence": 0.9}})
+    with pytest.raises(ValueError, match="pass replicates="):
+        claims.decide("fig6.pwcca_clearer_than_mean", {"clarity_pwcca_minus_mean_cca": 1.0, "plateau_reached": True,
+                                                       "post_plateau_evals": 4},
+                      intervals={"clarity_pwcca_minus_mean_cca": None})
+
+
+def test_premises_fail_as_premise_not_met_never_as_not_held():
+    rid = "fig6.pwcca_clearer_than_mean"
+    good = {"clarity_pwcca_minus_mean_cca": 1.0, "plateau_reached": True, "post_plateau_evals": 4}
+    iv = {"clarity_pwcca_minus_mean_cca": _iv(-3.0, -1.0, rid)}
+    assert claims.decide(rid, good, intervals=iv, replicates=3)["status"] == "not held"
+    for bad in ({"plateau_reached": False}, {"post_plateau_evals": 2}):
+        assert claims.decide(rid, {**good, **bad}, intervals=iv, replicates=3)["status"] == "premise not met"
+    short = claims.decide(rid, good, intervals=iv, replicates=1)  # fewer replicates than the rule needs
+    assert short["status"] == "premise not met" and "fewer than the 3" in short["note"]
+    abl = "fig5.clusters_match_ablation"
+    values = {"ari_cca_vs_ablation": 0.5, "all_reached_target": True, "k_common": 30, "p_ablation_structure": 0.4}
+    ivs = {"ari_cca_vs_ablation": _iv(0.2, 0.8, abl)}
+    assert claims.decide(abl, values, intervals=ivs)["status"] == "premise not met"  # no lr structure in ablation
+    assert claims.decide(abl, {**values, "p_ablation_structure": 0.001}, intervals=ivs)["status"] == "held"
+    assert claims.decide(abl, {**values, "p_ablation_structure": 0.001, "k_common": 1},
+                         intervals=ivs)["status"] == "premise not met"
+
+
+def test_p_value_parts_read_their_monte_carlo_interval_against_the_level():
+    rid = "fig5.one_cluster_apart"
+    values = {"p_apart": 0.001, "all_reached_target": True, "k_common": 10}
+    level = claims.part_confidence(rid)
+    small = claims.p_value_interval(0, 999, confidence=level)
+    big = claims.p_value_interval(300, 999, confidence=level)
+    edge = claims.p_value_interval(50, 999, confidence=level)  # p near 0.05: the Monte Carlo interval straddles it
+    assert claims.decide(rid, values, intervals={"p_apart": small})["status"] == "held"
+    assert claims.decide(rid, values, intervals={"p_apart": big})["status"] == "not held"
+    assert claims.decide(rid, values, intervals={"p_apart": edge})["status"] == "inconclusive"
+
+
+def test_a_fraction_interval_stays_within_0_and_1():
+    for k, n in ((0, 10), (10, 10), (3, 40)):
+        r = claims.proportion_interval(k, n, confidence=0.99)
+        assert 0.0 <= r["low"] <= k / n <= r["high"] <= 1.0
+
+
+def test_network_jackknife_covers_the_population_mean_of_replicates():
+    """Simulated replicates: each network's value = mu + network effect + its own measurement noise;
+    the delete-one jackknife t interval over 3 and 5 networks covers mu at its level."""
+    rng = np.random.default_rng(5)
+    for g, level in ((3, 0.95), (5, 0.95), (5, 1 - 0.05 / 3)):
+        trials, covered = 2000, 0
+        for _ in range(trials):
+            x = 0.3 + 0.1 * rng.standard_normal(g) + 0.02 * rng.standard_normal(g)
+            iv = claims.network_jackknife(list(range(g)), lambda kept: {"m": float(np.mean(x[kept["all"]]))}, ["m"],
+                                          confidence=level)["m"]
+            covered += iv["low"] <= 0.3 <= iv["high"]
+        se = np.sqrt(level * (1 - level) / trials)
+        assert abs(covered / trials - level) < 3.5 * se + 0.005, (g, level, covered / trials)
+
+
+def test_network_jackknife_covers_a_mean_over_pairs_of_networks():
+    """Pairwise distances d_ij = mu + a_i + a_j + e_ij (networks' random effects a): the jackknife over
+    networks of the mean within-group pair distance covers mu at about its level (10 networks)."""
+    rng = np.random.default_rng(6)
+    trials, covered = 600, 0
+    nets = [f"n{i}" for i in range(10)]
+    for _ in range(trials):
+        a = dict(zip(nets, 0.05 * rng.standard_normal(10)))
+        table = PairTable({(p, q): 0.4 + a[p] + a[q] + 0.02 * rng.standard_normal()
+                           for i, p in enumerate(nets) for q in nets[i + 1:]})
+        iv = claims.network_jackknife({"g": nets}, lambda kept: {"m": table.mean(kept["g"])}, ["m"],
+                                      confidence=0.95)["m"]
+        covered += iv["low"] <= 0.4 <= iv["high"]
+    assert abs(covered / trials - 0.95) < 3.5 * np.sqrt(0.95 * 0.05 / trials) + 0.01, covered / trials
 
 
 def test_rule_code_cannot_reach_builtins():
@@ -322,22 +425,34 @@ def test_fig1_signal_stays_noise_decorrelates_and_the_random_control_lies_betwee
     R = np.mean([sim["R"][e] for e in after])
     assert S > 0.99 and B < 0.1 and B < R < S
     assert sim["S"][t_half] == pytest.approx(1.0) and sim["B"][t_half] == pytest.approx(1.0)  # the paper's spike
-    analysis = fig1.analyse_layer(L, T, 3, t_early, t_half, performance={"accuracy": [0.5] * (T + 1)}, draws=20)
-    records = fig1.decide_layer("fig1", "layer", analysis, premise={})
-    assert [r["status"] for r in records] == ["held", "held"]
-    assert records[1]["interval"]["low"] > 0.5 and records[1]["interval"]["unit"] == "datapoints"
+    # five replicates (different noise draws): S > R > B, and B within its shuffled null
+    analyses = {seed: fig1.analyse_layer(_moving_layer(seed=seed), T, 3, t_early, t_half,
+                                         performance={"accuracy": [0.5] * (T + 1)}) for seed in range(5)}
+    v = analyses[0]["values"]
+    assert v["B_minus_null95_after"] < 0 < v["R_minus_B_after"] and v["S_minus_R_after"] > 0
+    records = fig1.decide_layer("fig1", "layer", analyses, premise={})
+    assert records[1]["status"] == "held" and records[1]["replicates"] == 5
+    # the noise is redrawn every epoch, so the layer differs from its final state at t0 but does not
+    # approach it after t0: "continue to change" towards the final representation is not shown
+    parts = {p["name"]: p["status"] for p in records[0]["rule"]["parts"]}
+    assert parts == {"distance_t0": "held", "still_changing": "inconclusive"}
+    assert records[0]["status"] == "inconclusive"
+    assert records[1]["interval"]["unit"] == "networks" and "jackknife" in records[1]["interval"]["method"]
+    assert [p["name"] for p in records[1]["rule"]["parts"]] == ["S_minus_R_after", "R_minus_B_after",
+                                                               "B_minus_null95_after"]
 
 
 def test_fig1_premise_not_met_when_the_layer_stops_changing():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 6))
-    L = {t: X + (0.5 * rng.standard_normal((2000, 6)) if t < 2 else 0.0) for t in range(11)}
-    analysis = fig1.analyse_layer(L, 10, 3, 1, 5, performance={"a": [0.0] * 11}, draws=10)
-    records = fig1.decide_layer("fig1", "x", analysis, premise={})
-    assert records[1]["status"] == "premise not met" and analysis["values"]["rho_half_vs_final"] > 0.99
-    assert records[0]["status"] == "not held"  # converged at t0: no coefficient below 0.9
-    late = claims.decide("fig1.unconverged", {"fraction_below_0_9": 0.5, "t0": 10, "T": 10})
-    assert late["status"] == "premise not met"
+    analyses = {}
+    for seed in range(3):
+        L = {t: X + (0.5 * rng.standard_normal((2000, 6)) if t < 2 else 0.0) for t in range(11)}
+        analyses[seed] = fig1.analyse_layer(L, 10, 3, 1, 5, performance={"a": [0.0] * 11})
+    records = fig1.decide_layer("fig1", "x", analyses, premise={})
+    assert records[1]["status"] == "premise not met" and analyses[0]["values"]["rho_half_vs_final"] > 0.99
+    assert records[0]["status"] != "held"  # converged at t0: d(t0) = 0 and nothing changes after it
+    assert records[0]["statistic"]["values"]["distance_t0"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_choose_T_takes_the_last_epoch_where_the_layer_still_changes():
@@ -381,39 +496,43 @@ def _curves(delays, n=11):
                              for m in rnn.MEASURES} for i, d in enumerate(delays)}, frac
 
 
-def test_fig6_ordering_stats_and_clarity():
+def test_fig6_ordering_stats():
     curves, frac = _curves([0.2, 0.4, 0.6])
     st = rnn.ordering_stats(curves, frac, "pwcca")
     np.testing.assert_allclose(st["crossing"], [0.18, 0.36, 0.54])
     assert st["gap"] == pytest.approx(0.18) and st["ordering_score"] > 0
     assert rnn.crossing(frac, np.zeros(11)) != rnn.crossing(frac, np.zeros(11))  # NaN: never reached
-    assert rnn.clarity(0.2, [0.1, 0.3]) == pytest.approx(2.0)
-    assert rnn.clarity(0.0, [0.0, 0.0]) == 0.0
 
 
 def test_fig6_decisions_on_constructed_statistics():
-    def stats_for(gap_by_measure, t90=(0.2, 0.4)):
-        return {m: {"t90": list(t90), "crossing": list(t90), "ordering_score": 0.5, "gap": g, "at_init": [0, 0]}
+    def stats_for(gap_by_measure, t90=(0.2, 0.4), score=0.5):
+        return {m: {"t90": list(t90), "crossing": list(t90), "ordering_score": score, "gap": g, "at_init": [0, 0]}
                 for m, g in gap_by_measure.items()}
 
+    rng = np.random.default_rng(0)
     gaps = {"pwcca": 0.3, "pwcca_from_t": 0.3, "pwcca_from_final": 0.3, "mean_cca": 0.1, "cosine": 0.05,
             "euclidean": 0.02}
-    stats = {"2-layer": stats_for(gaps), "4-layer": stats_for(gaps)}
-    rng = np.random.default_rng(0)
-    draws = {n: {m: [{"gap": g + 0.05 * rng.standard_normal(), "ordering_score": 0.5} for _ in range(50)]
-                 for m, g in gaps.items()} for n in stats}
-    out = rnn.decide_fig6(stats, draws, {"2-layer": True, "4-layer": True})
-    assert [c["status"] for c in out] == ["held"] * 4
-    assert out[2]["interval"]["low"] > 0
-    out = rnn.decide_fig6(stats, draws, {"2-layer": True, "4-layer": False})
-    assert [c["status"] for c in out] == ["held", "premise not met", "premise not met", "premise not met"]
-    flat = {n: stats_for({**gaps, "pwcca": 0.0}, t90=(0.4, 0.2)) for n in stats}
-    out = rnn.decide_fig6(flat, draws, {"2-layer": True, "4-layer": True})
-    assert [c["status"] for c in out] == ["not held", "not held", "not held", "not held"]
+    seeds = {"2-layer": [0, 1, 2], "4-layer": [0, 1, 2]}
+    noise = {"pwcca": 0.01, "mean_cca": 0.1, "cosine": 0.1, "euclidean": 0.1}
+
+    def replicates(gaps, score=0.5):
+        return {(n, s): stats_for({m: g + noise.get(m, 0.01) * rng.standard_normal() for m, g in gaps.items()},
+                                  score=score + 0.01 * rng.standard_normal()) for n in seeds for s in seeds[n]}
+
+    good = {"plateau_reached": True, "post_plateau_evals": 4}
+    out = rnn.decide_fig6(replicates(gaps), seeds, good)
+    assert [c["status"] for c in out[:2]] == ["held", "held"] and out[0]["replicates"] == 3
+    assert [c["id"] for c in out[2:]] == ["fig6.pwcca_clearer_than_mean", "fig6.cca_clearer_than_cosine_euclid"]
+    out = rnn.decide_fig6(replicates(gaps), seeds, {**good, "post_plateau_evals": 0})
+    assert {c["status"] for c in out} == {"premise not met"}
+    out = rnn.decide_fig6(replicates({m: -0.3 for m in gaps}, score=-0.5), seeds, good)
+    assert [c["status"] for c in out[:2]] == ["not held", "not held"]
+    assert rnn.clarity([0.1, 0.3]) == pytest.approx(0.2 / np.std([0.1, 0.3], ddof=1))
+    assert rnn.clarity([0.0, 0.0]) == 0.0 and np.isnan(rnn.clarity([0.1]))
 
 
 # ---- seq ------------------------------------------------------------------------------
-def test_seq_values_correct_for_chance():
+def test_seq_values_correct_for_chance_and_read_lag_bands():
     T = 6
     lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
     null = np.full((T, T), 0.25)
@@ -423,13 +542,23 @@ def test_seq_values_correct_for_chance():
     values = seq.values_for(mats, nulls)
     assert values["mean_offdiag_cosine_corrected"] == pytest.approx(0.0)  # raw cosine at its chance level
     np.testing.assert_allclose(seq.corrected(mats["pwcca"], null), np.exp(-lag / 2.0))
-    premise = {"plateau_reached": True, "windows_per_neuron": 60}
-    out = seq.decide("lstm1", {**values, **premise})
-    assert [c["status"] for c in out] == ["held", "held"]
-    out = seq.decide("lstm1", {**values, **premise, "windows_per_neuron": 10})
+    assert values["adjacent_pwcca_corrected"] == pytest.approx(np.exp(-0.5))
+    assert values["far_pwcca_corrected"] == pytest.approx(np.mean(np.exp(-lag[lag >= 3] / 2.0)))
+    assert values["adjacent_gap"] == pytest.approx(np.exp(-0.5) - 0.02)
+    rng = np.random.default_rng(1)
+
+    def models(mats):
+        return {f"m{i}": seq.values_for({k: v + 0.003 * rng.standard_normal(v.shape) for k, v in mats.items()}, nulls)
+                for i in range(3)}
+
+    premise = {"plateau_reached": True, "post_plateau_evals": 4, "windows_per_neuron": 60}
+    out = seq.decide("lstm1", models(mats), premise)
+    assert [c["status"] for c in out] == ["held", "held"] and out[0]["replicates"] == 3
+    out = seq.decide("lstm1", models(mats), {**premise, "windows_per_neuron": 10})
     assert [c["status"] for c in out] == ["premise not met", "premise not met"]
-    flat = seq.values_for({k: np.ones((T, T)) for k in mats}, nulls)
-    assert [c["status"] for c in seq.decide("lstm1", {**flat, **premise})] == ["not held", "not held"]
+    flat = {k: np.where(lag == 0, 1.0, 0.6) for k in mats}  # every lag alike, cosine as high as PWCCA
+    out = seq.decide("lstm1", models(flat), premise)
+    assert out[0]["status"] == "not held" and out[1]["status"] in ("inconclusive", "not held")
 
 
 # ---- committed results -----------------------------------------------------------------
@@ -439,6 +568,12 @@ def _git(*args) -> str:
 
 
 def test_committed_results_come_after_the_rules_that_decide_them():
+    """Every committed record: decided by rules committed before it and unchanged since, from
+    code of its own commit or an ancestor, its status what its parts' intervals say, its
+    replicates where the rule needs them, no interval excluding its estimate without a reason,
+    and a fraction's interval inside [0, 1]. Records of rules that have since changed must be
+    marked superseded (results/<scale>/SUPERSEDED.json names the rules commit that replaced
+    them, and the README says so) until the rerun."""
     root = Path(__file__).resolve().parents[1]
     try:
         _git("rev-parse", "HEAD")
@@ -449,18 +584,44 @@ def test_committed_results_come_after_the_rules_that_decide_them():
     checked = 0
     for path in sorted(root.glob("results/*/*/claims.json")):
         doc = json.loads(path.read_text())
+        superseded = path.parent.parent / "SUPERSEDED.json"
+        added = _git("log", "-1", "--format=%H", "--", str(path.relative_to(root)))
         for c in doc["claims"]:
             if "rule_commit" not in c:
                 continue
             checked += 1
             assert re.fullmatch(r"[0-9a-f]{40}", c["rule_commit"]), (path, c["id"], c["rule_commit"])
-            added = _git("log", "-1", "--format=%H", "--", str(path.relative_to(root)))
             assert c["rule_commit"] != added, f"{path}: results committed together with their rules"
             _git("merge-base", "--is-ancestor", c["rule_commit"], added)  # raises when not an ancestor
+            if "parts" not in c["rule"]:  # decided by an earlier rule format
+                assert superseded.exists(), f"{path}: {c['id']} was decided by replaced rules; mark it superseded"
+                newer = json.loads(superseded.read_text())["rules_commit"]
+                _git("merge-base", "--is-ancestor", c["rule_commit"], newer)
+                assert "superseded" in (root / "README.md").read_text()
+                continue
             rule = RULES[c["id"]]
-            assert c["rule"]["code"] == rule.decision and c["rule"]["premise_code"] == rule.premise, (
+            assert [p["name"] for p in c["rule"]["parts"]] == [p.name for p in rule.parts], (
                 f"{path}: {c['id']}'s rule changed after this result; rerun it, and record the change in "
                 f"results/REVISIONS.md")
+            assert c["rule"]["premise_code"] == rule.premise
+            assert re.fullmatch(r"[0-9a-f]{40}", c["code_commit"]), (path, c["id"], c["code_commit"])
+            _git("merge-base", "--is-ancestor", c["code_commit"], added)
+            if rule.replicates:
+                assert c["replicates"] is not None and c["replicates"] >= 1, (path, c["id"])
+            statuses = [claims.decide_part(rp, p["value"], p["interval"], p["threshold"], 0.05 / len(rule.parts))
+                        for rp, p in zip(rule.parts, c["rule"]["parts"])]
+            expected = claims.combine(statuses) if c["rule"]["premise_met"] else "premise not met"
+            if c["status"] == "premise not met":
+                assert expected == "premise not met" or "fewer than" in (c.get("note") or "")
+            else:
+                assert c["status"] == expected, (path, c["id"], c["scope"])
+            for part in c["rule"]["parts"]:
+                iv = part["interval"] or {}
+                if iv.get("contains_estimate") is False:
+                    assert iv.get("note") or c.get("note"), f"{path}: {c['id']} excludes its estimate without a reason"
+                if "fraction" in part["name"] and iv.get("low") is not None:
+                    assert 0.0 <= iv["low"] <= iv["high"] <= 1.0
+    assert checked > 0
 
 
 def test_grouped_jackknife_interval_covers_the_mean_about_95_percent():

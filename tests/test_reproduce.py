@@ -24,7 +24,8 @@ from ccalens.experiments.rules import RULES  # noqa: E402
 FIGS = ("fig1", "fig3", "fig4", "fig5", "fig6", "seq")
 OUTPUTS = ("fig1", "fig1-rnn", "fig3", "fig4", "fig5", "fig6", "seq")  # fig1 has CNN and RNN panels
 runner = CliRunner()
-CLAIM_KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "status", "note"}
+CLAIM_KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "code_commit", "replicates",
+              "status", "note"}
 
 
 def _cli(args: list[str]) -> list[str]:
@@ -74,7 +75,10 @@ def test_every_figure_writes_its_outputs_and_claims(tiny_run):
         assert doc["claims"], fig
         for c in doc["claims"]:  # the claim record (ccalens.experiments.claims)
             assert set(c) == CLAIM_KEYS and c["status"] in STATUSES and c["id"] in RULES, c
-            assert c["rule"]["code"] == RULES[c["id"]].decision and c["rule_commit"]
+            assert c["rule"]["code"] == RULES[c["id"]].decision and c["rule_commit"] and c["code_commit"]
+            assert [p["name"] for p in c["rule"]["parts"]] == [p.name for p in RULES[c["id"]].parts]
+            if RULES[c["id"]].replicates:
+                assert c["replicates"] >= RULES[c["id"]].replicates, c["id"]
             assert c["statistic"]["values"][RULES[c["id"]].value] == c["value"] or c["value"] != c["value"]
             scope = f" [{c['scope']}]" if c["scope"] else ""
             assert f"{fig} {c['id']}{scope}: {c['status']}" in log

@@ -16,7 +16,10 @@ far by ``min_improvement`` (relative) multiplies the learning rate by ``lr_decay
 ``max_decays`` decays, the next such evaluation is the plateau (``plateau_reached``);
 training then goes on for ``post_plateau_evals`` more evaluations at the last learning rate
 (the paper's networks train long after their performance converged: Figure 1's "well
-after" needs that stretch) and ends. ``epochs`` is the most allowed. The full state (weights, optimiser, learning-rate state,
+after" needs that stretch) and ends. With ``escape_unigram`` > 0, evaluations count towards
+the plateau only once the validation perplexity has fallen below that multiple of the
+training split's unigram model's: a model still at the initial unigram stage (perplexity
+near 750 on PTB) has not converged, it has not started. ``epochs`` is the most allowed. The full state (weights, optimiser, learning-rate state,
 carried hidden state, step) is saved at every checkpoint, so a killed training resumes from
 its last checkpoint and ends with the same weights.
 
@@ -64,6 +67,7 @@ class RNNScale:
     bootstrap: float = 1.0  # share of each claim's bootstrap resamples (tiny: fewer, for CI's time)
     seeds: int = 3  # independently trained models per depth (the replicates of fig1-rnn, fig6 and seq)
     post_plateau_evals: int = 4  # evaluations trained past the plateau (the paper: long after convergence)
+    escape_unigram: float = 0.9  # the plateau rule starts once validation perplexity < this x the unigram model's
 
 
 RNN_SCALES = {
@@ -119,6 +123,7 @@ class LMSpec:
     lr_decay: float = 0.25
     max_decays: int = 2
     post_plateau_evals: int = 0  # evaluations trained after the plateau, at the last learning rate
+    escape_unigram: float = 0.0  # > 0: no plateau before validation perplexity < this x the unigram model's
 
     @property
     def name(self) -> str:
@@ -290,13 +295,19 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
                           post_evals=spec.post_plateau_evals)
         outcome = state["outcome"]
     started = time.perf_counter()
+    unigram = unigram_perplexity(corpus)
 
     def checkpoint():
         nonlocal outcome, plateau_step
         _atomic_save(model.state_dict(), folder / f"step{step}.pt")
         history[step] = perplexity(model, corpus.valid, bptt=spec.bptt)
         lrs[step] = opt.param_groups[0]["lr"]
-        outcome = plateau.update(history[step]) if step > 0 else "start"
+        if step == 0:
+            outcome = "start"
+        elif spec.escape_unigram and not plateau.plateaued and history[step] >= spec.escape_unigram * unigram:
+            outcome = "unigram stage"
+        else:
+            outcome = plateau.update(history[step])
         if outcome == "plateau" or (outcome == "stop" and plateau_step is None):
             plateau_step = step
         if outcome == "decay":
@@ -356,6 +367,13 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
         f"{'reached' if record['plateau_reached'] else 'NOT reached'}, {record['post_plateau_evals']} evaluations past it "
         f"({record['seconds_this_run']} s)")
     return record
+
+
+def unigram_perplexity(corpus) -> float:
+    """Validation perplexity of the training split's add-one-smoothed unigram model."""
+    counts = np.bincount(np.asarray(corpus.train), minlength=len(corpus.vocab)).astype(float) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(np.exp(-np.mean(logp[np.asarray(corpus.valid)])))
 
 
 def load_lm(spec: LMSpec, corpus, root: Path, step: int):
