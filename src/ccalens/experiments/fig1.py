@@ -123,22 +123,29 @@ def first_converged(performance, close) -> int:
     return next(t for t in range(len(performance)) if close(performance[t], final))
 
 
+def split_variates(L: dict, t_early: int, t_half: int) -> tuple[np.ndarray, int]:
+    """L(T/2)'s canonical variates from CCA with L(t_early), best converged first, and k (a quarter)."""
+    from ..core import cca
+
+    variates = np.asarray(cca(L[t_early], L[t_half], variates=True).y_variates)
+    return variates, max(1, variates.shape[1] // 4)
+
+
 def signal_noise(L: dict, T, t_early, t_half, *, control_draws: int = CONTROL_DRAWS, seed: int = 0,
-                 against_final: bool = True):
+                 against_final: bool = True, split=None):
     """The analysis of one layer, given its representation at every checkpoint ``L[t]``.
 
     Returns (rho_vs_final: {t: sorted coefficients of L[t] against L[T]},
     sim: {"S"|"B"|"R": {t: mean CCA similarity with L[t]} for t > t_early}, k). R (the random
-    control) is left out when ``control_draws`` is 0, rho_vs_final without ``against_final``.
+    control) is left out when ``control_draws`` is 0, rho_vs_final without ``against_final``;
+    ``split``: :func:`split_variates`'s result, when the caller has it already.
     """
     from ..core import cca, mean_cca
 
     checkpoints = sorted(L)
     rho_vs_final = {e: np.asarray(cca(L[e], L[T]).rho) for e in checkpoints} if against_final else {}
-    split = cca(L[t_early], L[t_half], variates=True)
-    variates = np.asarray(split.y_variates)
+    variates, k = split if split is not None else split_variates(L, t_early, t_half)
     c = variates.shape[1]
-    k = max(1, c // 4)
     parts = {"S": variates[:, :k], "B": variates[:, c - k:]}
     later = [e for e in checkpoints if e > t_early]
     sim = {name: {e: mean_cca(part, L[e]).similarity for e in later} for name, part in parts.items()}
@@ -164,12 +171,9 @@ def shuffled_null(part: np.ndarray, L: dict, checkpoints, *, draws: int = NULL_D
 
 def analyse_layer(L: dict, T: int, t0: int, t_early: int, t_half: int, *, performance: dict) -> dict:
     """Everything the fig1 claims read for one layer of one network (see the module docstring)."""
-    rho_vs_final, sim, k = signal_noise(L, T, t_early, t_half)
+    variates, k = split = split_variates(L, t_early, t_half)
+    rho_vs_final, sim, _ = signal_noise(L, T, t_early, t_half, split=split)
     after = [e for e in sorted(sim["S"]) if e > t_half]
-    from ..core import cca
-
-    split = cca(L[t_early], L[t_half], variates=True)
-    variates = np.asarray(split.y_variates)
     null = shuffled_null(variates[:, variates.shape[1] - k:], L, after)
     t_mid = (t0 + T) // 2
 
