@@ -205,9 +205,9 @@ def decide(rule_id: str, values: Mapping[str, object], *, intervals: Mapping[str
             raise KeyError(f"{rule_id}: no interval for the part {part.name!r} (pass None with a reason in the note).")
         interval = intervals[part.name]
         if interval is not None and interval.get("confidence") is not None and part.kind != "p" \
-                and abs(float(interval["confidence"]) - level) > 1e-9:
+                and float(interval["confidence"]) < level - 1e-9:  # a wider (simultaneous) interval is allowed
             raise ValueError(f"{rule_id}: the interval of {part.name!r} is at confidence {interval['confidence']}; "
-                             f"the rule's parts need {level:.4f} (1 - {ALPHA} / {len(rule.parts)}).")
+                             f"the rule's parts need at least {level:.4f} (1 - {ALPHA} / {len(rule.parts)}).")
         threshold = values[part.threshold] if isinstance(part.threshold, str) and part.threshold != "level" \
             else (ALPHA / len(rule.parts) if part.threshold == "level" else part.threshold)
         status = decide_part(part, values[part.name], interval, float(threshold), ALPHA / len(rule.parts))

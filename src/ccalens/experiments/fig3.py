@@ -187,13 +187,17 @@ def claim_values(tables: dict, G: dict, measure: str, min_train_accuracy: float,
         values[f"sd_{key}"] = sd[key]
     values["rr_minus_tt_conv1"] = values["rr_conv1"] - values["tt_conv1"]
     values["conv1_spread"] = 0.5 * (sd["tt_conv1"] + sd["rr_conv1"])
-    values["conv1_diff_minus_spread"] = abs(values["rr_minus_tt_conv1"]) - values["conv1_spread"]
+    # equivalence (two one-sided parts): -spread < rr - tt < +spread; the signed difference has a
+    # smooth jackknife, where |rr - tt| near 0 does not (its intervals straddled 0 on equal groups)
+    values["conv1_diff_minus_spread"] = values["rr_minus_tt_conv1"] - values["conv1_spread"]
+    values["conv1_diff_plus_spread"] = values["rr_minus_tt_conv1"] + values["conv1_spread"]
     for layer in ("conv3", "fc1"):
         values[f"rr_minus_tt_{layer}"] = values[f"rr_{layer}"] - values[f"tt_{layer}"]
     for layer in ("conv2", "conv3", "fc1"):
         spread = 0.5 * (sd[f"rr_{layer}"] + sd[f"tr_{layer}"])
         values[f"{layer}_rr_tr_spread"] = spread
-        values[f"{layer}_rr_tr_minus_spread"] = abs(values[f"rr_{layer}"] - values[f"tr_{layer}"]) - spread
+        values[f"{layer}_rr_tr_minus_spread"] = values[f"rr_{layer}"] - values[f"tr_{layer}"] - spread
+        values[f"{layer}_rr_tr_plus_spread"] = values[f"rr_{layer}"] - values[f"tr_{layer}"] + spread
     values["max_abs_rr_minus_tr"] = max(abs(values[f"rr_{layer}"] - values[f"tr_{layer}"])
                                         for layer in ("conv2", "conv3", "fc1"))
     values["max_within_softmax"] = max(values["tt_softmax"], values["rr_softmax"])

@@ -152,14 +152,18 @@ _RULES = [
     Rule("fig3.early_equal",
          "At early layers, all networks converged to equally similar solutions, regardless of whether they "
          "generalize or memorize.",
-         "|rr - tt| at conv1 (training images) minus the spread of within-group pair distances at conv1 (the "
-         "mean of sd_tt and sd_rr): 'equally similar' = a group difference smaller than the difference between "
-         "two pairs of networks of the same group.",
+         "rr - tt at conv1 (training images) against the spread of within-group pair distances at conv1 (the "
+         "mean of sd_tt and sd_rr), as an equivalence test (two one-sided parts): 'equally similar' = a group "
+         "difference within the difference between two pairs of networks of the same group, on either side.",
          "conv1_diff_minus_spread",
          (Part("conv1_diff_minus_spread", "below", 0.0,
                "control: the pair-to-pair spread of distances within a group, the same run",
-               "the groups' difference at conv1 is within the spread between pairs of one group"),),
-         "|rr - tt| at conv1 is below the within-group spread", _CNN_PREMISE, _CNN_PREMISE_WORDS),
+               "rr - tt at conv1 is below +spread"),
+          Part("conv1_diff_plus_spread", "above", 0.0,
+               "control: the pair-to-pair spread of distances within a group, the same run",
+               "rr - tt at conv1 is above -spread")),
+         "-spread < rr - tt < +spread at conv1 (equivalence within the within-group spread)", _CNN_PREMISE,
+         _CNN_PREMISE_WORDS),
     Rule("fig3.late_generalisers_closer",
          "At later layers, groups of generalizing networks converged to substantially more similar solutions "
          "than groups of memorizing networks.",
@@ -169,15 +173,13 @@ _RULES = [
          "rr - tt > 0 at conv3 and at fc1", _CNN_PREMISE, _CNN_PREMISE_WORDS),
     Rule("fig3.memorisers_as_close",
          "Memorizing networks are as similar to each other as they are to a generalizing network.",
-         "|rr - tr| minus the spread of pair distances (the mean of sd_rr and sd_tr) at each hidden layer after "
-         "conv1 (conv2, conv3, fc1; training images).", "fc1_rr_tr_minus_spread",
-         (Part("conv2_rr_tr_minus_spread", "below", 0.0, "control: the pair-to-pair spread, the same run",
-               "at conv2 |rr - tr| is within the spread of pairs"),
-          Part("conv3_rr_tr_minus_spread", "below", 0.0, "control: the pair-to-pair spread, the same run",
-               "at conv3 |rr - tr| is within the spread of pairs"),
-          Part("fc1_rr_tr_minus_spread", "below", 0.0, "control: the pair-to-pair spread, the same run",
-               "at fc1 |rr - tr| is within the spread of pairs")),
-         "|rr - tr| within the pair spread at conv2, conv3 and fc1", _CNN_PREMISE, _CNN_PREMISE_WORDS),
+         "rr - tr against the spread of pair distances (the mean of sd_rr and sd_tr) at each hidden layer after "
+         "conv1 (conv2, conv3, fc1; training images), as an equivalence test (two one-sided parts per layer).",
+         "fc1_rr_tr_minus_spread",
+         tuple(Part(f"{layer}_rr_tr_{side}_spread", held, 0.0, "control: the pair-to-pair spread, the same run",
+                    f"at {layer} rr - tr is {'below +' if side == 'minus' else 'above -'}spread")
+               for layer in ("conv2", "conv3", "fc1") for side, held in (("minus", "below"), ("plus", "above"))),
+         "-spread < rr - tr < +spread at conv2, conv3 and fc1", _CNN_PREMISE, _CNN_PREMISE_WORDS),
     Rule("fig3.softmax_converges_train",
          "At the softmax layer, sets of both generalizing and memorizing networks converged to highly similar "
          "solutions when CCA distance was computed based on training data.",
@@ -261,13 +263,16 @@ _RULES = [
          _FIG5_PREMISE_WORDS),
     Rule("fig5.one_cluster_apart",
          "One cluster highly dissimilar to the other clusters.",
-         "At the common rank: complete-linkage clusters of at least 3 networks each (as many as rates); for the "
-         "cluster farthest from the rest, its mean distance to the other clusters minus the mean distance between "
-         "the other clusters; its p-value against the same statistic with the networks' distances permuted "
-         "(clusters recomputed each time).", "p_apart",
-         (Part("p_apart", "below", "level", "control: permutation null of the same statistic", "one cluster is "
-               "farther from the rest than clusters of exchangeable networks are", kind="p"),),
-         "the farthest cluster's excess distance is beyond its permutation null", _FIG5_PREMISE, _FIG5_PREMISE_WORDS),
+         "At the common rank, over the learning-rate groups (the clusters that the paper's clusters correspond to; "
+         "each holds every seed of its rate): for each group g, excess_g = its mean distance to the other groups "
+         "minus the mean distance between the other groups; the farthest group is the one with the largest excess. "
+         "Intervals from a delete-one jackknife over networks within their rate, at the Bonferroni confidence over "
+         "the candidate groups (1 - alpha / groups), so that they hold simultaneously and the farthest group's "
+         "interval keeps its level although the group was chosen by the data.", "excess_farthest",
+         (Part("excess_farthest", "above", 0.0, "convention: 0 (every group as far from the rest as the rest are "
+               "from each other)", "one group is farther from the rest than the rest are from each other"),),
+         "the farthest learning-rate group's excess distance is above 0 (simultaneous intervals over the groups)",
+         _FIG5_PREMISE, _FIG5_PREMISE_WORDS),
     Rule("fig5.clusters_match_ablation",
          "The clusters found using CCA aligned nearly perfectly with those observed using ablation robustness "
          "(Figure 5b).",
