@@ -103,8 +103,8 @@ def test_premises_fail_as_premise_not_met_never_as_not_held():
     short = claims.decide(rid, good, intervals=iv, replicates=1)  # fewer replicates than the rule needs
     assert short["status"] == "premise not met" and "fewer than the 3" in short["note"]
     abl = "fig5.clusters_match_ablation"
-    values = {"ari_cca_vs_ablation": 0.5, "all_reached_target": True, "k_common": 30, "p_ablation_structure": 0.4}
-    ivs = {"ari_cca_vs_ablation": _iv(0.2, 0.8, abl)}
+    values = {"p_ari_cca_vs_ablation": 0.001, "all_reached_target": True, "k_common": 30, "p_ablation_structure": 0.4}
+    ivs = {"p_ari_cca_vs_ablation": claims.p_value_interval(0, 999, confidence=claims.part_confidence(abl))}
     assert claims.decide(abl, values, intervals=ivs)["status"] == "premise not met"  # no lr structure in ablation
     assert claims.decide(abl, {**values, "p_ablation_structure": 0.001}, intervals=ivs)["status"] == "held"
     assert claims.decide(abl, {**values, "p_ablation_structure": 0.001, "k_common": 1},
@@ -113,10 +113,11 @@ def test_premises_fail_as_premise_not_met_never_as_not_held():
 
 def test_p_value_parts_read_their_monte_carlo_interval_against_the_level():
     rid = "fig5.clusters_by_lr"
-    values = {"p_permutation": 0.001, "ari_complete": 0.8, "nn_recovery_minus_chance": 0.5,
+    values = {"p_permutation": 0.001, "p_ari_complete": 0.001, "nn_recovery_minus_chance": 0.5,
               "all_reached_target": True, "k_common": 10}
     level = claims.part_confidence(rid)
-    others = {"ari_complete": _iv(0.6, 0.9, rid), "nn_recovery_minus_chance": _iv(0.3, 0.6, rid)}
+    others = {"p_ari_complete": claims.p_value_interval(0, 999, confidence=level),
+              "nn_recovery_minus_chance": _iv(0.3, 0.6, rid)}
     small = claims.p_value_interval(0, 999, confidence=level)
     big = claims.p_value_interval(300, 999, confidence=level)
     edge = claims.p_value_interval(15, 999, confidence=level)  # p near 0.05 / 3: the Monte Carlo interval straddles it
@@ -265,8 +266,6 @@ def _blocks(groups=(5, 5, 5, 5), within=0.1, between=0.5, apart=None, noise=0.01
 
 def _fig5_by_lr(dist, labels, k=4, permutations=999):
     """fig5.clusters_by_lr decided on a distance matrix, its intervals from the same machinery as the run."""
-    from sklearn.metrics import adjusted_rand_score
-
     from ccalens.experiments import fig5
 
     rid = "fig5.clusters_by_lr"
@@ -274,15 +273,8 @@ def _fig5_by_lr(dist, labels, k=4, permutations=999):
     st = fig5.structure(dist, labels, k, permutations=permutations)
     n, seeds = len(labels), int(np.bincount(labels).min())
     chance = (seeds - 1) / (n - 1)
-    members = {g: [int(i) for i in np.flatnonzero(labels == g)] for g in range(k)}
-
-    def kept(G):
-        idx = [i for g in G for i in G[g]]
-        return {"ari_complete": float(adjusted_rand_score(labels[idx],
-                                                          fig5.cluster_labels(dist[np.ix_(idx, idx)], k, "complete")))}
-
     intervals = {"p_permutation": claims.p_value_interval(st["exceed"], permutations, confidence=level),
-                 **claims.network_jackknife(members, kept, ["ari_complete"], confidence=level),
+                 "p_ari_complete": claims.p_value_interval(st["ari_exceed"], permutations, confidence=level),
                  "nn_recovery_minus_chance": claims.proportion_interval(int(round(st["nn_recovery"] * n)), n,
                                                                         confidence=level, shift=chance)}
     values = {**st, "nn_recovery_minus_chance": st["nn_recovery"] - chance, "all_reached_target": True,
@@ -295,7 +287,7 @@ def test_fig5_statistics_on_block_and_random_matrices():
     from ccalens.experiments import fig5
 
     dist, labels = _blocks()
-    st = fig5.structure(dist, labels, 4)
+    st = fig5.structure(dist, labels, 4, permutations=1999)
     assert st["p_permutation"] < 0.001 and st["ari_complete"] == pytest.approx(1.0) and st["nn_recovery"] == 1.0
     assert st["gap"] == pytest.approx(0.4, abs=0.02)
     values, ivs = _fig5_by_lr(dist, labels)
@@ -771,3 +763,32 @@ def test_grouped_jackknife_with_few_groups_still_covers():
             seed=int(rng.integers(1 << 30)), unit="x"))
         for _ in range(300))
     assert 0.91 <= covered / 300 <= 0.99  # a normal quantile covered about 0.87 at 5 groups
+
+
+def test_a_correlation_s_jackknife_interval_stays_within_minus_1_and_1():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(8)
+    y = -x + 0.15 * rng.standard_normal(8)  # r near -0.99: the plain jackknife interval would pass -1
+    ids = [str(i) for i in range(8)]
+
+    def stats(kept):
+        idx = [int(i) for i in kept["all"]]
+        return {"r": float(np.corrcoef(x[idx], y[idx])[0, 1])}
+
+    plain = claims.network_jackknife(ids, stats, ["r"], confidence=0.99)["r"]
+    fisher = claims.network_jackknife(ids, stats, ["r"], confidence=0.99, correlations=("r",))["r"]
+    r = stats({"all": ids})["r"]
+    assert -1 < fisher["low"] < r < fisher["high"] < 1 and "Fisher's z" in fisher["method"]
+    assert plain["low"] < fisher["low"]  # the raw scale is symmetric and can leave [-1, 1]
+
+
+def test_fig5_ari_permutation_test():
+    pytest.importorskip("sklearn")
+    from ccalens.experiments import fig5
+
+    labels = np.repeat(np.arange(4), 5)
+    ari, p, _ = fig5.ari_permutation(labels, labels, permutations=499)
+    assert ari == pytest.approx(1.0) and p == pytest.approx(1 / 500)
+    rng = np.random.default_rng(5)
+    ps = [fig5.ari_permutation(labels, rng.permutation(labels), permutations=99, seed=s)[1] for s in range(60)]
+    assert 0.0 <= np.mean(np.array(ps) <= 0.05) <= 0.15  # uniform p under independence

@@ -394,7 +394,8 @@ def _t_interval(estimate: float, values: np.ndarray, confidence: float, label: s
 
 
 def network_jackknife(units: Mapping[str, Sequence[str]] | Sequence[str], statistics: Callable[[dict], Mapping[str, float]],
-                      keys: Sequence[str], *, confidence: float, unit: str = "networks") -> dict[str, dict]:
+                      keys: Sequence[str], *, confidence: float, unit: str = "networks",
+                      correlations: Sequence[str] = ()) -> dict[str, dict]:
     """Delete-one jackknife t intervals over independently trained networks (or seeds).
 
     ``units`` is a list of network ids, or ``{group: [ids]}``; each network in turn is left
@@ -407,6 +408,9 @@ def network_jackknife(units: Mapping[str, Sequence[str]] | Sequence[str], statis
     about the population of networks that the training recipe gives, on that probe set. It
     never repeats a network (a bootstrap of 3-5 networks has very few distinct resamples).
     Its coverage on simulated replicates is tested (``tests/test_claims.py``).
+
+    Keys in ``correlations`` are correlation coefficients: their interval is computed on
+    Fisher's z = atanh(r) and mapped back with tanh, so it stays within [-1, 1].
     """
     groups = {"all": list(units)} if not isinstance(units, Mapping) else {g: list(m) for g, m in units.items()}
     estimate = statistics(groups)
@@ -416,8 +420,23 @@ def network_jackknife(units: Mapping[str, Sequence[str]] | Sequence[str], statis
         kept = {h: [m for j, m in enumerate(members) if not (h == g and j == i)] for h, members in groups.items()}
         drawn.append(statistics(kept))
     label = f"delete-one jackknife over {len(left_out)} {unit}, t with {len(left_out) - 1} df"
-    return {key: _t_interval(float(estimate[key]), np.array([float(d[key]) for d in drawn]), confidence, label, unit)
-            for key in keys}
+    out = {}
+    for key in keys:
+        values = np.array([float(d[key]) for d in drawn])
+        if key not in correlations:
+            out[key] = _t_interval(float(estimate[key]), values, confidence, label, unit)
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.arctanh(np.clip(values, -1.0, 1.0))
+            iv = _t_interval(float(np.arctanh(np.clip(float(estimate[key]), -1.0, 1.0))), z, confidence,
+                             label + ", on Fisher's z", unit)
+        if iv["low"] is not None:
+            iv.update(low=float(np.tanh(iv["low"])), high=float(np.tanh(iv["high"])),
+                      corrected=float(np.tanh(iv["corrected"])))
+            iv.pop("bias"), iv.pop("se")
+            iv.update(bias_z=float((len(values) - 1) * (z.mean() - np.arctanh(float(estimate[key])))))
+        out[key] = iv
+    return out
 
 
 def p_value_interval(exceed: int, permutations: int, *, confidence: float) -> dict:

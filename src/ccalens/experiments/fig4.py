@@ -201,7 +201,7 @@ def evaluate_claims(rows: list[dict], members: dict, accuracy: dict, k_fixed: in
         rule = RULES[rule_id]
         intervals = claim_records.network_jackknife(groups, stats, [p.name for p in rule.parts],
                                                     confidence=claim_records.part_confidence(rule_id),
-                                                    unit="networks within their width")
+                                                    unit="networks within their width", correlations=("pearson",))
         note = None
         if rule_id == "fig4.distance_predicts_accuracy":
             note = (f"within-width correlation {values['within_width_pearson']:.3f} (mean over "
