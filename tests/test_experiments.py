@@ -203,9 +203,11 @@ def test_index_page_lists_claims(tmp_path):
     # the claim record: status, value, interval (with its bias when it misses the estimate), no raw JSON
     from ccalens.experiments.claims import decide
 
-    record = decide("fig3.early_equal", {"rr_minus_tt_conv1": 0.01234567, "min_train_accuracy": 0.9},
-                    interval={"low": 0.02, "high": 0.05, "unit": "networks", "bias": 0.025,
-                              "contains_estimate": False}, scope="PWCCA")
+    record = decide("fig3.early_equal", {"conv1_diff_minus_spread": 0.01234567, "conv1_diff_plus_spread": 0.05,
+                                         "min_train_accuracy": 0.9},
+                    intervals={"conv1_diff_minus_spread": {"low": 0.02, "high": 0.05, "unit": "networks", "bias": 0.025,
+                                                           "contains_estimate": False},
+                               "conv1_diff_plus_spread": None}, scope="PWCCA")
     doc["claims"] = [record]
     (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
     page = write_index(tmp_path).read_text()

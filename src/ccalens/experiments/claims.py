@@ -108,9 +108,30 @@ def decide(rule_id: str, values: Mapping[str, object], *, interval: dict | None 
 
     rule = RULES[rule_id]
     values = {k: _plain(v) for k, v in values.items()}
-    if rule.value not in values:
-        raise KeyError(f"{rule_id}: the statistic has no value {rule.value!r}; it has {sorted(values)}.")
-    if not evaluate(rule.premise, values):
+    level = part_confidence(rule_id)
+    if rule.replicates and (replicates is None or replicates < 1):
+        raise ValueError(f"{rule_id} is decided over replicates: pass replicates= (networks per condition).")
+    parts, statuses = [], []
+    for part in rule.parts:
+        if part.name not in values:
+            raise KeyError(f"{rule_id}: the statistic has no value {part.name!r}; it has {sorted(values)}.")
+        if part.name not in intervals:
+            raise KeyError(f"{rule_id}: no interval for the part {part.name!r} (pass None with a reason in the note).")
+        interval = intervals[part.name]
+        if interval is not None and interval.get("confidence") is not None and part.kind != "p" \
+                and float(interval["confidence"]) < level - 1e-9:  # a wider (simultaneous) interval is allowed
+            raise ValueError(f"{rule_id}: the interval of {part.name!r} is at confidence {interval['confidence']}; "
+                             f"the rule's parts need at least {level:.4f} (1 - {ALPHA} / {len(rule.parts)}).")
+        threshold = values[part.threshold] if isinstance(part.threshold, str) and part.threshold != "level" \
+            else (ALPHA / len(rule.parts) if part.threshold == "level" else part.threshold)
+        status = decide_part(part, values[part.name], interval, float(threshold), ALPHA / len(rule.parts))
+        statuses.append(status)
+        parts.append({"name": part.name, "kind": part.kind, "words": part.words, "value": values[part.name],
+                      "interval": interval, "threshold": float(threshold), "threshold_source": part.source,
+                      "held_if": part.held_if, "status": status})
+    premise_met = evaluate(rule.premise, values)
+    status = combine(statuses) if premise_met else "premise not met"
+    if rule.replicates and replicates is not None and replicates < rule.replicates and premise_met:
         status = "premise not met"
     else:
         status = "held" if evaluate(rule.decision, values) else "not held"
@@ -264,6 +285,99 @@ def jackknife_interval(n: int, statistic: Callable[[np.ndarray], float], *, grou
     return {"low": float(estimate - z * se), "high": float(estimate + z * se), "confidence": confidence,
             "method": label, "unit": unit, "draws": g, "undefined_draws": 0, "bias": bias, "se": se,
             "corrected": float(estimate - bias), "contains_estimate": True}
+
+
+def _t_interval(estimate: float, values: np.ndarray, confidence: float, label: str, unit: str) -> dict:
+    from scipy.stats import t as student
+
+    g = len(values)
+    if g < 2 or not np.all(np.isfinite(values)) or not np.isfinite(estimate):
+        return {"low": None, "high": None, "confidence": confidence, "method": label, "unit": unit, "draws": int(g),
+                "undefined_draws": int(np.count_nonzero(~np.isfinite(values))),
+                "reason": "fewer than 2 units, or the statistic is undefined without some unit"}
+    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
+    q = float(student.ppf(0.5 + confidence / 2, g - 1))
+    bias = float((g - 1) * (values.mean() - estimate))
+    return {"low": float(estimate - q * se), "high": float(estimate + q * se), "confidence": confidence,
+            "method": label, "unit": unit, "draws": int(g), "undefined_draws": 0, "bias": bias, "se": se,
+            "corrected": float(estimate - bias), "contains_estimate": True}
+
+
+def network_jackknife(units: Mapping[str, Sequence[str]] | Sequence[str], statistics: Callable[[dict], Mapping[str, float]],
+                      keys: Sequence[str], *, confidence: float, unit: str = "networks",
+                      correlations: Sequence[str] = ()) -> dict[str, dict]:
+    """Delete-one jackknife t intervals over independently trained networks (or seeds).
+
+    ``units`` is a list of network ids, or ``{group: [ids]}``; each network in turn is left
+    out of its group and ``statistics(kept)`` (``{group: ids}``, or ``{"all": ids}`` for a
+    list) recomputed; the interval is estimate +- t * se with se^2 = (g - 1)/g * sum
+    (theta_(i) - mean)^2 and t Student's quantile with g - 1 degrees of freedom, g the
+    networks. For a mean over networks this is exactly the t interval of the networks'
+    values; for means over pairs of networks (U-statistics) the jackknife variance is
+    consistent. Each network's value is measured on the same datapoints, so the interval is
+    about the population of networks that the training recipe gives, on that probe set. It
+    never repeats a network (a bootstrap of 3-5 networks has very few distinct resamples).
+    Its coverage on simulated replicates is tested (``tests/test_claims.py``).
+
+    Keys in ``correlations`` are correlation coefficients: their interval is computed on
+    Fisher's z = atanh(r) and mapped back with tanh, so it stays within [-1, 1].
+    """
+    groups = {"all": list(units)} if not isinstance(units, Mapping) else {g: list(m) for g, m in units.items()}
+    estimate = statistics(groups)
+    left_out = [(g, i) for g, members in groups.items() for i in range(len(members))]
+    drawn = []
+    for g, i in left_out:
+        kept = {h: [m for j, m in enumerate(members) if not (h == g and j == i)] for h, members in groups.items()}
+        drawn.append(statistics(kept))
+    label = f"delete-one jackknife over {len(left_out)} {unit}, t with {len(left_out) - 1} df"
+    out = {}
+    for key in keys:
+        values = np.array([float(d[key]) for d in drawn])
+        if key not in correlations:
+            out[key] = _t_interval(float(estimate[key]), values, confidence, label, unit)
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.arctanh(np.clip(values, -1.0, 1.0))
+            iv = _t_interval(float(np.arctanh(np.clip(float(estimate[key]), -1.0, 1.0))), z, confidence,
+                             label + ", on Fisher's z", unit)
+        if iv["low"] is not None:
+            iv.update(low=float(np.tanh(iv["low"])), high=float(np.tanh(iv["high"])),
+                      corrected=float(np.tanh(iv["corrected"])))
+            iv.pop("bias"), iv.pop("se")
+            iv.update(bias_z=float((len(values) - 1) * (z.mean() - np.arctanh(float(estimate[key])))))
+        out[key] = iv
+    return out
+
+
+def p_value_interval(exceed: int, permutations: int, *, confidence: float) -> dict:
+    """The Monte Carlo interval of a permutation p-value (exact Clopper-Pearson on ``exceed`` of
+    ``permutations`` draws at least as extreme), with p = (exceed + 1) / (permutations + 1).
+
+    >>> r = p_value_interval(0, 9999, confidence=0.99)
+    >>> r["value"], 0 <= r["low"] < r["high"] < 0.001
+    (0.0001, True)
+    """
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(exceed), int(permutations)).proportion_ci(confidence_level=confidence, method="exact")
+    return {"low": float(ci.low), "high": float(ci.high), "confidence": confidence, "value": (exceed + 1) / (permutations + 1),
+            "method": "Clopper-Pearson interval of the Monte Carlo p-value", "unit": "permutations",
+            "draws": int(permutations)}
+
+
+def proportion_interval(successes: int, trials: int, *, confidence: float, shift: float = 0.0) -> dict:
+    """Wilson score interval of a proportion (always within [0, 1]), minus ``shift`` (a chance rate).
+
+    >>> r = proportion_interval(40, 40, confidence=0.95)
+    >>> r["high"], round(r["low"], 3)
+    (1.0, 0.912)
+    """
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return {"low": float(ci.low) - shift, "high": float(ci.high) - shift, "confidence": confidence,
+            "method": "Wilson score interval" + (f", minus the chance rate {shift:.4f}" if shift else ""),
+            "unit": "networks (as independent trials)", "draws": int(trials)}
 
 
 def draws_for(base: int, scale) -> int:

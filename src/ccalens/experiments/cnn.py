@@ -51,6 +51,7 @@ class Scale:
     fig5_target_loss: float  # every learning rate trains to this training loss (the paper's premise)
     fig1_epochs: int
     device: str = "cpu"
+    fig1_seeds: int = 3  # fig1's replicates: independently trained networks
     description: str = ""
     bootstrap: float = 1.0  # share of each claim's bootstrap resamples (tiny: fewer, for CI's time)
 
@@ -63,7 +64,7 @@ SCALES = {
     "small": Scale("small", "fashion-mnist", 4000, 2000, width=16, epochs=20, epochs_random=250,
                    random_target=0.995, lr=1e-3, batch_size=64, group=5, widths=(8, 12, 16, 24, 32),
                    fig5_lrs=(0.003, 0.01, 0.03, 0.1), fig5_seeds=10, fig5_epochs=80, fig5_target_loss=0.05,
-                   fig1_epochs=30,
+                   fig1_epochs=30, fig1_seeds=5,
                    description="Fashion-MNIST, 4,000 training images; under an hour per figure on 2 CPU cores"),
     "paper": Scale("paper", "cifar10", None, 10000, width=32, epochs=60, epochs_random=300, random_target=0.995,
                    lr=1e-3, batch_size=128, group=5, widths=(32, 48, 64, 96, 128),

@@ -19,7 +19,8 @@ the shared signal accounts for more of the neurons' activity than the noise):
 The paper's outcome is decided by the rules ``fig2.*`` of :mod:`.rules`. The default number
 of datapoints is 50 per neuron of the widest layer, so that the finite-sample bias of CCA
 (which lifts every summary at few datapoints per neuron) cannot decide the SVCCA
-ordering. Intervals come from a bootstrap over seeds.
+ordering. Each part's interval is a delete-one jackknife t interval over the seeds, at the
+rule's Bonferroni confidence 1 - 0.05 / parts (:func:`.claims.part_confidence`).
 
 A second sweep shows the regime in which projection weighting is robust: the noise's
 standard deviation is varied too, and PWCCA's drop from its value at the highest
@@ -180,12 +181,13 @@ def claim_values(rows: list[dict], cfg: Fig2Config, seeds=None) -> dict:
     hi, lo = ratios[0], ratios[-1]
     values = {"mean_cca_drop": mean("mean_cca", hi) - mean("mean_cca", lo),
               "pwcca_drop": mean("pwcca", hi) - mean("pwcca", lo)}
+    values["drop_gap"] = values["mean_cca_drop"] - values["pwcca_drop"]
     values["drop_ratio"] = values["pwcca_drop"] / values["mean_cca_drop"] if values["mean_cca_drop"] else float("nan")
-    violations, gaps, tests = 0, [], {}
+    violations, gaps, tests = 0, {"svcca": [], "pwcca": []}, {}
     for ratio in ratios:
         for low, high in (("mean_cca", "svcca"), ("svcca", "pwcca")):
             diff = np.array([by[(s, ratio)][high] - by[(s, ratio)][low] for s in seeds])
-            gaps.append(float(diff.mean()))
+            gaps[high].append(float(diff.mean()))
             if len(diff) > 1 and np.ptp(diff) > 1e-12:
                 p = float(stats.ttest_1samp(diff, 0.0, alternative="less").pvalue)
             else:  # every seed the same difference (e.g. SVCCA keeps every direction: equal to mean CCA)
@@ -193,24 +195,31 @@ def claim_values(rows: list[dict], cfg: Fig2Config, seeds=None) -> dict:
             tests[f"{cfg.signal_dims}:{round(cfg.signal_dims / ratio)} {high}-{low}"] = {"mean": float(diff.mean()),
                                                                                           "p_below_0": p}
             violations += p < 0.05
-    values.update({"violations": int(violations), "min_gap": min(gaps), "paired_tests": tests,
+    values.update({"min_svcca_minus_mean": min(gaps["svcca"]), "min_pwcca_minus_svcca": min(gaps["pwcca"]),
+                   "violations": int(violations), "min_gap": min(gaps["svcca"] + gaps["pwcca"]), "paired_tests": tests,
                    "n_per_neuron": cfg.n / (cfg.signal_dims + max(cfg.noise_dims))})
     return values
 
 
 def evaluate_claims(result: Fig2Result) -> list[dict]:
+    """The fig2 rules' records: each part's interval a delete-one jackknife over the seeds."""
     from . import claims as claim_records
     from .rules import RULES
 
     cfg = result.config
-    values = {**claim_values(result.rows, cfg), "pwcca_robust_up_to_noise_mass": regime_boundary(result.regime)}
-    seeds = {"seeds": list(cfg.seeds)}
+    seeds = list(dict.fromkeys(r["seed"] for r in result.rows))
+    values = {**claim_values(result.rows, cfg, seeds), "pwcca_robust_up_to_noise_mass": regime_boundary(result.regime)}
     out = []
     for rule_id in ("fig2.mean_underestimates", "fig2.pwcca_robust", "fig2.svcca_between"):
-        key = RULES[rule_id].value
-        interval = claim_records.group_bootstrap(seeds, lambda G, k=key: claim_values(result.rows, cfg, G["seeds"])[k],
-                                                 draws=1000, unit="seeds")
-        out.append(claim_records.decide(rule_id, values, interval=interval))
+        keys = [part.name for part in RULES[rule_id].parts]
+        note = None
+        if len(seeds) >= 2:
+            intervals = claim_records.network_jackknife(
+                seeds, lambda kept: claim_values(result.rows, cfg, kept["all"]), keys,
+                confidence=claim_records.part_confidence(rule_id), unit="seeds")
+        else:  # a jackknife needs two seeds
+            intervals, note = {key: None for key in keys}, "one seed: no interval over seeds"
+        out.append(claim_records.decide(rule_id, values, intervals=intervals, note=note, replicates=len(seeds)))
     return out
 
 

@@ -14,8 +14,17 @@ low variance noise" (the figure's caption: each side cut to the leading singular
 directions holding 99 % of its variance, ``ccalens.pwcca(..., keep=0.99)``).
 
 The claims are decided by the rules in :mod:`.rules` (``fig3.*``), on plain PWCCA and,
-as a second record, on thresholded PWCCA; intervals come from a bootstrap over networks
-within each group (:func:`.claims.group_bootstrap`).
+as a second record, on thresholded PWCCA (the four claims about training images). Each
+rule names its parts, each one statistic measured here (:func:`claim_values`: e.g.
+``conv1_diff_minus_spread``, ``rr_minus_tt_fc1``, ``tt_softmax_minus_untrained``,
+``fc1_fall_pwcca_minus_mean_cca``, ``sep_cosine``) and decided by its interval against
+its threshold: ``held`` when every part's interval lies on its held side, ``not held``
+when one lies wholly on the other side, else ``inconclusive``
+(:func:`.claims.decide`). The intervals are delete-one jackknife t intervals over the
+networks of both groups (:func:`.claims.network_jackknife`, each network left out of its
+group in turn), at the rule's Bonferroni confidence 1 - 0.05 / parts
+(:func:`.claims.part_confidence`). The untrained networks (the generalisers'
+initialisations), the control of the softmax claims, are fixed and not resampled.
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ THRESHOLDED = "pwcca_svd99"  # PWCCA after an SVD truncation keeping 99% of each
 KEEP = 0.99
 LAYERS = cnn.LAYERS + ("softmax",)
 COMPARISONS = ("true-true", "random-random", "true-random", "untrained")
-DRAWS = 1000  # bootstrap resamples of the networks
 
 
 def comparison_of(a: str, b: str) -> str:
@@ -97,17 +105,21 @@ def run(ctx: Context) -> dict:
     test_reps = {name: with_softmax(ctx.activations(FIGURE, spec, data="test")) for name, spec in specs.items()}
     untrained = {f"untrained{k}": with_softmax(ctx.activations(FIGURE, specs[f"true{k}"], epoch=0))
                  for k in range(ctx.scale.group)}
+    untrained_test = {f"untrained{k}": with_softmax(ctx.activations(FIGURE, specs[f"true{k}"], epoch=0, data="test"))
+                      for k in range(ctx.scale.group)}
 
     rows = pair_rows(ctx, FIGURE, train_reps, LAYERS, MEASURES, {"data": "train"})
     rows += thresholded_rows(train_reps, LAYERS, {"data": "train"})
     rows += pair_rows(ctx, FIGURE, untrained, LAYERS, MEASURES, {"data": "train"})
+    rows += thresholded_rows(untrained, LAYERS, {"data": "train"})  # the softmax claim's control, thresholded
     rows += pair_rows(ctx, FIGURE, test_reps, LAYERS, ("pwcca", "mean_cca"), {"data": "test"})
+    rows += pair_rows(ctx, FIGURE, untrained_test, LAYERS, ("pwcca", "mean_cca"), {"data": "test"})
     for row in rows:
         row["comparison"] = comparison_of(row["a"], row["b"])
     summary = summarise(rows)
     groups = {"true": [n for n in specs if n.startswith("true")], "random": [n for n in specs if n.startswith("random")]}
     min_acc = min(records[n]["train_accuracy"] for n in specs)
-    claims = evaluate_claims(rows, groups, min_acc, draws=claim_records.draws_for(DRAWS, ctx.scale))
+    claims = evaluate_claims(rows, groups, min_acc)
     nets = [{"network": name, "labels": specs[name].labels, "seed": specs[name].seed,
              **{k: records[name].get(k) for k in ("epochs", "max_epochs", "target_reached", "train_accuracy",
                                                   "train_loss", "test_accuracy", "test_loss")}} for name in specs]
@@ -131,48 +143,86 @@ def _jsonable(summary: dict) -> list[dict]:
             for (d, m, c, layer), v in sorted(summary.items())]
 
 
+def _pairs(table: PairTable, A, B=None) -> list[float]:
+    """The distances over pairs of distinct networks within ``A``, or between ``A`` and ``B``."""
+    if B is None:
+        return [table.d[(A[i], A[j])] for i in range(len(A)) for j in range(i + 1, len(A)) if A[i] != A[j]]
+    return [table.d[(a, b)] for a in A for b in B if a != b]
+
+
 def separation(table: PairTable, T, R) -> float:
     """(rr - tt) / (sd_rr + sd_tt) over the pairs within each group.
 
-    NaN (an undefined resample, counted as such by the bootstrap) unless each group holds
-    at least two distinct pairs of networks: a resample whose group holds one network pair,
-    repeated, has a spread of rounding error, and dividing by it gave draws of 1e13.
+    NaN (an undefined statistic, whose interval is then undefined) unless each group holds
+    at least two distinct pairs of networks: one pair has no spread, and a spread of
+    rounding error gave values of 1e13.
     """
-    def within(names):
-        return [((names[i], names[j]) if names[i] < names[j] else (names[j], names[i]), table.d[(names[i], names[j])])
-                for i in range(len(names)) for j in range(i + 1, len(names)) if names[i] != names[j]]
-
-    tt, rr = within(T), within(R)
-    if len({pair for pair, _ in tt}) < 2 or len({pair for pair, _ in rr}) < 2:
+    tt, rr = _pairs(table, sorted(set(T))), _pairs(table, sorted(set(R)))
+    if len(tt) < 2 or len(rr) < 2:
         return float("nan")
-    tt, rr = [v for _, v in tt], [v for _, v in rr]
     spread = float(np.std(tt) + np.std(rr))
     return float(np.mean(rr) - np.mean(tt)) / spread if spread > 0 else float("nan")
 
 
-def claim_values(tables: dict, G: dict, measure: str, min_train_accuracy: float) -> dict:
-    """Every value the fig3 rules read, for one measure, on (possibly resampled) groups ``G``."""
+def _fall(top: float, low: float) -> float:
+    """The relative fall (top - low) / top; NaN when top is not positive."""
+    return (top - low) / top if np.isfinite(top) and top > 0 else float("nan")
+
+
+def claim_values(tables: dict, G: dict, measure: str, min_train_accuracy: float, untrained=()) -> dict:
+    """Every value the fig3 rules read, for one measure, on the groups ``G`` (a jackknife's kept networks).
+
+    ``untrained``: the untrained networks' names, the fixed control of the softmax claims
+    (their mean pair distance at the softmax, the same for both groups); the values that
+    need it are NaN (so their parts are inconclusive) where the tables hold no such pair.
+    """
     T, R = G["true"], G["random"]
     values = {"min_train_accuracy": min_train_accuracy}
+    sd = {}
     for layer in LAYERS:
         t = tables[("train", measure, layer)]
-        values[f"tt_{layer}"], values[f"rr_{layer}"], values[f"tr_{layer}"] = t.mean(T), t.mean(R), t.mean(T, R)
+        for key, pairs in (("tt", _pairs(t, T)), ("rr", _pairs(t, R)), ("tr", _pairs(t, T, R))):
+            values[f"{key}_{layer}"], sd[f"{key}_{layer}"] = mean_sd(pairs)
+    for key in ("tt_conv1", "rr_conv1"):
+        values[f"sd_{key}"] = sd[key]
     values["rr_minus_tt_conv1"] = values["rr_conv1"] - values["tt_conv1"]
-    values["rr_minus_tt_fc1"] = values["rr_fc1"] - values["tt_fc1"]
+    values["conv1_spread"] = 0.5 * (sd["tt_conv1"] + sd["rr_conv1"])
+    # equivalence (two one-sided parts): -spread < rr - tt < +spread; the signed difference has a
+    # smooth jackknife, where |rr - tt| near 0 does not (its intervals straddled 0 on equal groups)
+    values["conv1_diff_minus_spread"] = values["rr_minus_tt_conv1"] - values["conv1_spread"]
+    values["conv1_diff_plus_spread"] = values["rr_minus_tt_conv1"] + values["conv1_spread"]
+    for layer in ("conv3", "fc1"):
+        values[f"rr_minus_tt_{layer}"] = values[f"rr_{layer}"] - values[f"tt_{layer}"]
+    for layer in ("conv2", "conv3", "fc1"):
+        spread = 0.5 * (sd[f"rr_{layer}"] + sd[f"tr_{layer}"])
+        values[f"{layer}_rr_tr_spread"] = spread
+        values[f"{layer}_rr_tr_minus_spread"] = values[f"rr_{layer}"] - values[f"tr_{layer}"] - spread
+        values[f"{layer}_rr_tr_plus_spread"] = values[f"rr_{layer}"] - values[f"tr_{layer}"] + spread
     values["max_abs_rr_minus_tr"] = max(abs(values[f"rr_{layer}"] - values[f"tr_{layer}"])
                                         for layer in ("conv2", "conv3", "fc1"))
     values["max_within_softmax"] = max(values["tt_softmax"], values["rr_softmax"])
-    if ("test", measure, "softmax") in tables:
-        t = tables[("test", measure, "softmax")]
-        values["tt_softmax_test"], values["rr_softmax_test"] = t.mean(T), t.mean(R)
-        values["rr_minus_tt_softmax_test"] = values["rr_softmax_test"] - values["tt_softmax_test"]
+    for data, tail in (("train", ""), ("test", "_test")):
+        table = tables.get((data, measure, "softmax"))
+        if table is None:
+            continue
+        u = mean_sd(_pairs(table, list(untrained)))[0] if all(
+            (a, b) in table.d for i, a in enumerate(untrained) for b in untrained[i + 1:]) else float("nan")
+        values[f"untrained_softmax{tail}"] = u
+        if tail:
+            values["tt_softmax_test"], values["rr_softmax_test"] = table.mean(T), table.mean(R)
+            values["rr_minus_tt_softmax_test"] = values["rr_softmax_test"] - values["tt_softmax_test"]
+        for g in ("tt", "rr"):
+            values[f"{g}_softmax{tail}_minus_untrained"] = values[f"{g}_softmax{tail}"] - u
     if measure == "pwcca":
-        drops = {}
+        tt = {m: {layer: tables[("train", m, layer)].mean(T) for layer in ("conv3", "fc1", "logits")}
+              for m in ("pwcca", "mean_cca")}
         for m in ("pwcca", "mean_cca"):
-            tt = {layer: tables[("train", m, layer)].mean(T) for layer in ("conv3", "fc1", "logits")}
-            drops[m] = tt["conv3"] - 0.5 * (tt["fc1"] + tt["logits"])
-        values["late_drop_pwcca"], values["late_drop_mean_cca"] = drops["pwcca"], drops["mean_cca"]
-        values["late_drop_pwcca_minus_mean_cca"] = drops["pwcca"] - drops["mean_cca"]
+            values[f"late_drop_{m}"] = tt[m]["conv3"] - 0.5 * (tt[m]["fc1"] + tt[m]["logits"])
+            for layer in ("fc1", "logits"):
+                values[f"{layer}_fall_{m}"] = _fall(tt[m]["conv3"], tt[m][layer])
+        values["late_drop_pwcca_minus_mean_cca"] = values["late_drop_pwcca"] - values["late_drop_mean_cca"]
+        for layer in ("fc1", "logits"):
+            values[f"{layer}_fall_pwcca_minus_mean_cca"] = values[f"{layer}_fall_pwcca"] - values[f"{layer}_fall_mean_cca"]
         for m in ("pwcca", "mean_cca", "cosine", "euclidean"):
             values[f"sep_{m}"] = separation(tables[("train", m, "fc1")], T, R)
         values["sep_margin"] = values["sep_pwcca"] - max(values["sep_cosine"], values["sep_euclidean"])
@@ -188,28 +238,52 @@ CLAIMS = {  # claim id -> the measures it is decided on (the first is the paper'
     "fig3.unweighted_blurs": ("pwcca",),
     "fig3.cosine_euclid_miss": ("pwcca",),
 }
+_UNTRAINED_CONTROL = ("fig3.softmax_converges_train", "fig3.softmax_test_only_generalisers")
 
 
-def evaluate_claims(rows: list[dict], groups: dict[str, list[str]], min_train_accuracy: float,
-                    draws: int = DRAWS) -> list[dict]:
-    """The fig3 claim records: the rules of :mod:`.rules`, intervals from a network bootstrap."""
+def _note(rule, values: dict, intervals: dict, untrained: list[str]) -> str | None:
+    notes = []
+    if rule.id in _UNTRAINED_CONTROL:
+        notes.append(f"the control is the mean distance between the {len(untrained)} untrained networks (the "
+                     "generalisers' initialisations), the same for both groups, fixed: not resampled by the jackknife")
+        missing = [p.name for p in rule.parts if "untrained" in p.name and not np.isfinite(values[p.name])]
+        if missing:
+            notes.append("no untrained pairs on these images: " + ", ".join(missing) + " NaN (inconclusive)")
+    for part in rule.parts:
+        iv = intervals[part.name]
+        if iv is not None and iv.get("low") is None:
+            notes.append(f"{part.name}: no interval ({iv.get('reason')})")
+    return "; ".join(notes) or None
+
+
+def evaluate_claims(rows: list[dict], groups: dict[str, list[str]], min_train_accuracy: float) -> list[dict]:
+    """The fig3 claim records: the rules of :mod:`.rules` by parts, intervals from a network jackknife."""
     from .rules import RULES
 
     tables = {}
-    for r in rows:
-        if r["comparison"] != "untrained":
-            tables.setdefault((r["data"], r["measure"], r["layer"]), {})[(r["a"], r["b"])] = r["distance"]
+    for r in rows:  # the untrained networks' pairs are kept: the softmax claims' control
+        tables.setdefault((r["data"], r["measure"], r["layer"]), {})[(r["a"], r["b"])] = r["distance"]
     tables = {k: PairTable(v) for k, v in tables.items()}
+    untrained = sorted({n for r in rows if r.get("comparison") == "untrained" for n in (r["a"], r["b"])})
+    groups = {"true": list(groups["true"]), "random": list(groups["random"])}
+    replicates = min(len(groups["true"]), len(groups["random"]))
     out = []
     for measure in (m for m in ("pwcca", THRESHOLDED) if any(m in ms for ms in CLAIMS.values())):
         rule_ids = [rule_id for rule_id, measures in CLAIMS.items() if measure in measures]
-        values = claim_values(tables, groups, measure, min_train_accuracy)
-        keys = list(dict.fromkeys(RULES[rule_id].value for rule_id in rule_ids))
-        intervals = claim_records.group_bootstrap_many(  # one resample feeds every claim of the measure
-            groups, lambda G, m=measure: claim_values(tables, G, m, min_train_accuracy), keys, draws=draws)
+        stats = lambda G, m=measure: claim_values(tables, G, m, min_train_accuracy, untrained)  # noqa: E731
+        values = stats(groups)
+        intervals = {}
+        for level in sorted({claim_records.part_confidence(rule_id) for rule_id in rule_ids}):
+            keys = list(dict.fromkeys(p.name for rule_id in rule_ids for p in RULES[rule_id].parts
+                                      if claim_records.part_confidence(rule_id) == level))
+            intervals[level] = claim_records.network_jackknife(groups, stats, keys, confidence=level)
         scope = "PWCCA" if measure == "pwcca" else f"PWCCA after SVD thresholding ({KEEP:.0%} of the variance)"
-        out += [(rule_id, measure, claim_records.decide(rule_id, values, interval=intervals[RULES[rule_id].value],
-                                                        scope=scope)) for rule_id in rule_ids]
+        for rule_id in rule_ids:
+            rule = RULES[rule_id]
+            part_intervals = {p.name: intervals[claim_records.part_confidence(rule_id)][p.name] for p in rule.parts}
+            out.append((rule_id, measure, claim_records.decide(
+                rule_id, values, intervals=part_intervals, scope=scope, replicates=replicates,
+                note=_note(rule, values, part_intervals, untrained))))
     order = {(rule_id, m): i for i, (rule_id, ms) in enumerate(CLAIMS.items()) for m in ms}
     return [record for *_, record in sorted(out, key=lambda r: order[(r[0], r[1])])]
 

@@ -15,7 +15,8 @@ distance is set against the pair's mean test accuracy; the paper reports a corre
 
 The same networks at initialisation are compared the same way, as the untrained baseline:
 its correlation with width is reported next to the trained one. Claims: ``fig4.*`` in
-:mod:`.rules`; intervals from a bootstrap over networks within each width.
+:mod:`.rules`, decided by parts with intervals from a delete-one jackknife over the
+networks within each width.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ..plot import pyplot
 FIGURE = "fig4"
 LAYER = "conv3"  # the final conv layer
 SUBSETS = 20
-DRAWS = 1000
 
 
 def networks(ctx: Context) -> dict[int, dict[str, cnn.NetSpec]]:
@@ -112,7 +112,7 @@ def run(ctx: Context) -> dict:
                for state in ("trained", "untrained") for w in s.widths for layer, m in keys}
     members = {w: list(specs) for w, specs in groups.items()}
     accuracy = {name: records[name]["test_accuracy"] for name in records}
-    claims = evaluate_claims(rows, members, accuracy, k_fixed, draws=claim_records.draws_for(DRAWS, s))
+    claims = evaluate_claims(rows, members, accuracy, k_fixed)
     nets = [{"network": name, "width": spec.width, "seed": spec.seed,
              **{k: records[name].get(k) for k in ("epochs", "train_accuracy", "train_loss", "test_accuracy")}}
             for g in groups.values() for name, spec in g.items()]
@@ -127,54 +127,88 @@ def run(ctx: Context) -> dict:
     return {"claims": claims, "paths": paths, "summary": summary, "networks": nets}
 
 
+PAPER_R = -0.96  # the paper's correlation between pair distance and test accuracy (Section 3.2)
+
+
 def claim_values(tables: dict, G: dict, accuracy: dict, k_fixed: int) -> dict:
-    """Every value the fig4 rules read, on (possibly resampled) width groups ``G``."""
-    from scipy import stats
+    """Every value the fig4 rules read, on the width groups ``G`` ({width: [networks]}; a
+    jackknife passes them with one network left out).
 
+    ``slope``: least-squares slope of the width groups' mean pair distance (conv3, subset
+    averaged) on log2(width), each width weighted equally. ``pearson``: Pearson correlation,
+    pooled over every within-width pair, of the pair's distance with its mean test accuracy;
+    ``pearson_untrained``: the same with the distances of the same networks at initialisation
+    (what the architecture alone gives), and ``pearson_minus_untrained`` their difference.
+    ``within_width_pearson``: the mean over widths of the correlation inside one width (where a
+    width has at least 3 pairs); it separates the accuracy effect from the width effect.
+    """
     widths = sorted(G)
+    x = np.log2(np.asarray(widths, dtype=float))
 
-    def trend(table):
-        means = [table.mean(G[w]) for w in widths]
-        ok = len(widths) > 2 and np.all(np.isfinite(means)) and np.ptp(means) > 0
-        return (float(stats.spearmanr(widths, means).statistic) if ok else float("nan")), means
+    def slope(table):
+        means = np.array([table.mean(G[w]) for w in widths])
+        if len(widths) < 2 or not np.all(np.isfinite(means)):
+            return float("nan"), means.tolist()
+        return float(np.polyfit(x, means, 1)[0]), means.tolist()
 
-    def pearson(table):
+    def pairs(table, ws):
         d, acc = [], []
-        for w in widths:
+        for w in ws:
             names = G[w]
             for i in range(len(names)):
                 for j in range(i + 1, len(names)):
-                    if names[i] != names[j]:
-                        d.append(table.d[(names[i], names[j])])
-                        acc.append(0.5 * (accuracy[names[i]] + accuracy[names[j]]))
-        d, acc = np.array(d), np.array(acc)
-        return float(np.corrcoef(d, acc)[0, 1]) if len(d) > 2 and d.std() > 0 and acc.std() > 0 else float("nan")
+                    d.append(table.d[(names[i], names[j])])
+                    acc.append(0.5 * (accuracy[names[i]] + accuracy[names[j]]))
+        return np.array(d), np.array(acc)
 
-    values = {"widths": widths}
-    values["spearman"], values["group_means"] = trend(tables[("trained", f"{LAYER}-subsets", "pwcca")])
-    values["spearman_untrained"], values["group_means_untrained"] = trend(tables[("untrained", f"{LAYER}-subsets",
-                                                                                   "pwcca")])
-    values["spearman_svcca_fixed_k"], values["group_means_svcca_fixed_k"] = trend(
-        tables[("trained", LAYER, f"svcca_k{k_fixed}")])
-    values["pearson"] = pearson(tables[("trained", f"{LAYER}-subsets", "pwcca")])
-    values["pearson_untrained_distance"] = pearson(tables[("untrained", f"{LAYER}-subsets", "pwcca")])
-    values["pearson_svcca_fixed_k"] = pearson(tables[("trained", LAYER, f"svcca_k{k_fixed}")])
+    def pearson(d, acc):
+        ok = len(d) > 2 and d.std() > 0 and acc.std() > 0
+        return float(np.corrcoef(d, acc)[0, 1]) if ok else float("nan")
+
+    subsets = (f"{LAYER}-subsets", "pwcca")
+    trained, untrained = tables[("trained", *subsets)], tables[("untrained", *subsets)]
+    values = {"widths": widths, "paper_r": PAPER_R}
+    values["slope"], values["group_means"] = slope(trained)
+    values["slope_untrained"], values["group_means_untrained"] = slope(untrained)
+    values["slope_svcca_fixed_k"], values["group_means_svcca_fixed_k"] = slope(tables[("trained", LAYER,
+                                                                                        f"svcca_k{k_fixed}")])
+    values["pearson"] = pearson(*pairs(trained, widths))
+    values["pearson_untrained"] = pearson(*pairs(untrained, widths))
+    values["pearson_minus_untrained"] = values["pearson"] - values["pearson_untrained"]
+    values["pearson_svcca_fixed_k"] = pearson(*pairs(tables[("trained", LAYER, f"svcca_k{k_fixed}")], widths))
+    within = [pearson(*pairs(trained, [w])) for w in widths]
+    within = [r for r in within if np.isfinite(r)]
+    values["within_width_pearson"] = float(np.mean(within)) if within else float("nan")
+    values["within_width_pearson_widths"] = len(within)
     return values
 
 
-def evaluate_claims(rows: list[dict], members: dict, accuracy: dict, k_fixed: int, draws: int = DRAWS) -> list[dict]:
+def evaluate_claims(rows: list[dict], members: dict, accuracy: dict, k_fixed: int) -> list[dict]:
+    """The fig4 claim records: the rules of :mod:`.rules` by parts; intervals from a delete-one
+    jackknife over the networks within their widths (:func:`.claims.network_jackknife`)."""
     from .rules import RULES
 
     tables = {}
     for r in rows:
         tables.setdefault((r["state"], r["layer"], r["measure"]), {})[(r["a"], r["b"])] = r["distance"]
     tables = {k: PairTable(v) for k, v in tables.items()}
-    values = claim_values(tables, members, accuracy, k_fixed)
-    rule_ids = ("fig4.wider_closer", "fig4.distance_predicts_accuracy")
-    intervals = claim_records.group_bootstrap_many(
-        members, lambda G: claim_values(tables, G, accuracy, k_fixed), [RULES[r].value for r in rule_ids],
-        draws=draws, unit="networks within their width")
-    return [claim_records.decide(rule_id, values, interval=intervals[RULES[rule_id].value]) for rule_id in rule_ids]
+    groups = {w: list(m) for w, m in members.items()}
+    stats = lambda G: claim_values(tables, G, accuracy, k_fixed)  # noqa: E731
+    values = stats(groups)
+    replicates = min(len(m) for m in groups.values())
+    out = []
+    for rule_id in ("fig4.wider_closer", "fig4.distance_predicts_accuracy"):
+        rule = RULES[rule_id]
+        intervals = claim_records.network_jackknife(groups, stats, [p.name for p in rule.parts],
+                                                    confidence=claim_records.part_confidence(rule_id),
+                                                    unit="networks within their width", correlations=("pearson",))
+        note = None
+        if rule_id == "fig4.distance_predicts_accuracy":
+            note = (f"within-width correlation {values['within_width_pearson']:.3f} (mean over "
+                    f"{values['within_width_pearson_widths']} widths); untrained {values['pearson_untrained']:.3f}; "
+                    f"the paper's r = {PAPER_R}")
+        out.append(claim_records.decide(rule_id, values, intervals=intervals, replicates=replicates, note=note))
+    return out
 
 
 def plot(rows, summary, widths, path, claims, title: str = "", k_fixed: int = 8, size: int = 16) -> None:
@@ -203,8 +237,8 @@ def plot(rows, summary, widths, path, claims, title: str = "", k_fixed: int = 8,
     axes[1].set_xticks(widths, [str(w) for w in widths])
     axes[1].set_xlabel("width (conv1 filters)")
     axes[1].set_ylabel(f"{LAYER} distance within group")
-    rho = next(c for c in claims if c["id"] == "fig4.wider_closer")["value"]
-    axes[1].set_title(f"(a') {LAYER}, equal-size comparisons: Spearman {rho:.2f}", fontsize=10)
+    slope = next(c for c in claims if c["id"] == "fig4.wider_closer")["value"]
+    axes[1].set_title(f"(a') {LAYER}, equal-size comparisons: slope {slope:.3f} per doubling", fontsize=10)
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
     for w in widths:
@@ -212,7 +246,7 @@ def plot(rows, summary, widths, path, claims, title: str = "", k_fixed: int = 8,
                if r["layer"] == f"{LAYER}-subsets" and r["width"] == w and r["state"] == "trained"]
         d, a = zip(*pts)
         axes[2].scatter(d, a, color=colour[w], label=f"width {w}", s=18)
-    r = next(c for c in claims if c["id"] == "fig4.distance_predicts_accuracy")["value"]
+    r = next(c for c in claims if c["id"] == "fig4.distance_predicts_accuracy")["statistic"]["values"]["pearson"]
     axes[2].set_xlabel(f"PWCCA distance at {LAYER} ({size}-unit subsets)")
     axes[2].set_ylabel("mean test accuracy of the pair")
     axes[2].set_title(f"(b) distance vs test accuracy: r = {r:.2f} (paper: -0.96)", fontsize=10)

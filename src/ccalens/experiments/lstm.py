@@ -13,8 +13,13 @@ CPU. It runs to a validation-perplexity plateau (the paper's premise that perfor
 converged): the validation perplexity is measured ``evals_per_epoch`` times an epoch, and
 each evaluation is a kept checkpoint. An evaluation that does not improve on the best so
 far by ``min_improvement`` (relative) multiplies the learning rate by ``lr_decay``; after
-``max_decays`` decays, the next such evaluation ends training (``plateau_reached``).
-``epochs`` is the most allowed. The full state (weights, optimiser, learning-rate state,
+``max_decays`` decays, the next such evaluation is the plateau (``plateau_reached``);
+training then goes on for ``post_plateau_evals`` more evaluations at the last learning rate
+(the paper's networks train long after their performance converged: Figure 1's "well
+after" needs that stretch) and ends. With ``escape_unigram`` > 0, evaluations count towards
+the plateau only once the validation perplexity has fallen below that multiple of the
+training split's unigram model's: a model still at the initial unigram stage (perplexity
+near 750 on PTB) has not converged, it has not started. ``epochs`` is the most allowed. The full state (weights, optimiser, learning-rate state,
 carried hidden state, step) is saved at every checkpoint, so a killed training resumes from
 its last checkpoint and ends with the same weights.
 
@@ -60,6 +65,9 @@ class RNNScale:
     device: str = "cpu"
     description: str = ""
     bootstrap: float = 1.0  # share of each claim's bootstrap resamples (tiny: fewer, for CI's time)
+    seeds: int = 3  # independently trained models per depth (the replicates of fig1-rnn, fig6 and seq)
+    post_plateau_evals: int = 4  # evaluations trained past the plateau (the paper: long after convergence)
+    escape_unigram: float = 0.9  # the plateau rule starts once validation perplexity < this x the unigram model's
 
 
 RNN_SCALES = {
@@ -113,6 +121,8 @@ class LMSpec:
     min_improvement: float = 0.01  # relative validation-perplexity gain that counts as progress
     lr_decay: float = 0.25
     max_decays: int = 2
+    post_plateau_evals: int = 0  # evaluations trained after the plateau, at the last learning rate
+    escape_unigram: float = 0.0  # > 0: no plateau before validation perplexity < this x the unigram model's
 
     @property
     def name(self) -> str:
@@ -270,13 +280,21 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
         plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays, state["plateau"])
         outcome = state["outcome"]
     started = time.perf_counter()
+    unigram = unigram_perplexity(corpus)
 
     def checkpoint():
         nonlocal outcome
         _atomic_save(model.state_dict(), folder / f"step{step}.pt")
         history[step] = perplexity(model, corpus.valid, bptt=spec.bptt)
         lrs[step] = opt.param_groups[0]["lr"]
-        outcome = plateau.update(history[step]) if step > 0 else "start"
+        if step == 0:
+            outcome = "start"
+        elif spec.escape_unigram and not plateau.plateaued and history[step] >= spec.escape_unigram * unigram:
+            outcome = "unigram stage"
+        else:
+            outcome = plateau.update(history[step])
+        if outcome == "plateau" or (outcome == "stop" and plateau_step is None):
+            plateau_step = step
         if outcome == "decay":
             for group in opt.param_groups:
                 group["lr"] *= spec.lr_decay
@@ -330,6 +348,13 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
         f"{history[0]:.0f} -> {history[step]:.1f} (best {min(history.values()):.1f}); plateau "
         f"{'reached' if record['plateau_reached'] else 'NOT reached'} ({record['seconds_this_run']} s)")
     return record
+
+
+def unigram_perplexity(corpus) -> float:
+    """Validation perplexity of the training split's add-one-smoothed unigram model."""
+    counts = np.bincount(np.asarray(corpus.train), minlength=len(corpus.vocab)).astype(float) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(np.exp(-np.mean(logp[np.asarray(corpus.valid)])))
 
 
 def load_lm(spec: LMSpec, corpus, root: Path, step: int):

@@ -28,7 +28,18 @@ def _interval(interval) -> str:
     return text + f"<br><small>{html.escape(interval.get('unit', ''))}</small>"
 
 
-STATUS_CLASS = {"held": "held", "not held": "not", "premise not met": "premise"}
+STATUS_CLASS = {"held": "held", "not held": "not", "inconclusive": "inconclusive", "premise not met": "premise"}
+
+
+def _parts(rule) -> str:
+    """A record's parts, one line each: value, interval, threshold (and its source), status."""
+    lines = []
+    for p in rule.get("parts", []) if isinstance(rule, dict) else []:
+        side = ">" if p["held_if"] == "above" else "<"
+        lines.append(f"{html.escape(p['name'])} = {_number(p['value'])} {_interval(p.get('interval'))}, held if "
+                     f"{side} {_number(p['threshold'])} ({html.escape(p['threshold_source'])}): "
+                     f"<b>{html.escape(p['status'])}</b>")
+    return "<br>".join(lines)
 
 
 def write_index(root) -> Path:
@@ -52,8 +63,9 @@ def write_index(root) -> Path:
             rows.append(
                 f"<tr class='{STATUS_CLASS.get(status, 'not')}'><td>{html.escape(c.get('id', c.get('name', '')))}"
                 f"{scope}</td><td>{html.escape(c['claim'])}</td>"
-                f"<td>{html.escape(str(rule_text))}<br><small>premise: {html.escape(str(premise))}; rule commit "
-                f"<code>{html.escape(commit)}</code></small></td>"
+                f"<td>{html.escape(str(rule_text))}<br><small>{_parts(rule)}</small><br><small>premise: "
+                f"{html.escape(str(premise))}; rule commit <code>{html.escape(commit)}</code>; replicates "
+                f"{html.escape(str(c.get('replicates', '—')))}</small></td>"
                 f"<td>{_number(c.get('value'))}</td><td>{_interval(c.get('interval'))}</td>"
                 f"<td>{html.escape(status)}</td></tr>"
             )
@@ -70,15 +82,16 @@ body {{ font-family: sans-serif; margin: 2em; max-width: 1500px; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; }}
 tr.held td:last-child {{ background: #d8f0d8; }} tr.not td:last-child {{ background: #f6d6d6; }}
-tr.premise td:last-child {{ background: #eeeeee; }}
+tr.premise td:last-child {{ background: #eeeeee; }} tr.inconclusive td:last-child {{ background: #f6ecc8; }}
 img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
 code {{ font-size: 0.9em; }}
 </style></head><body>
 <h1>Morcos, Raghu &amp; Bengio (2018), reproduced with ccalens</h1>
-<p>Each claim is decided by the rule shown, committed before the run (the rule commit). A claim whose premise
-was not met was not tested. Figures: {", ".join(
+<p>Each claim is decided by the rule shown, committed before the run (the rule commit): held when every part's
+interval (at the family-wise level) lies on its held side of its threshold, not held when one lies wholly on the
+other side, inconclusive otherwise. A claim whose premise was not met was not tested. Figures: {", ".join(
         f"<a href='#{html.escape(p.parent.name)}'>{html.escape(p.parent.name)}</a>" for p in found) or "none yet"}.</p>
-<table><tr><th>claim</th><th>in the paper's words</th><th>rule</th><th>value</th><th>95% interval</th>
+<table><tr><th>claim</th><th>in the paper's words</th><th>rule</th><th>value</th><th>interval</th>
 <th>status</th></tr>
 {"".join(rows)}
 </table>
@@ -95,7 +108,7 @@ def claims_markdown(root) -> str:
     root = Path(root)
     found = sorted(root.glob("*/claims.json"),
                    key=lambda p: (ORDER.index(p.parent.name) if p.parent.name in ORDER else 99, p.parent.name))
-    lines = ["| claim | scope | value | 95% interval | status |", "|---|---|---|---|---|"]
+    lines = ["| claim | scope | value | interval | status |", "|---|---|---|---|---|"]
     for path in found:
         for c in json.loads(path.read_text()).get("claims", []):
             interval = c.get("interval") or {}

@@ -53,7 +53,6 @@ from .pipeline import Pipeline
 
 FIGURE = "fig6"
 FIG1 = "fig1-rnn"
-DRAWS = 100  # bootstrap resamples of the probe windows
 CLARITY_MEASURES = ("pwcca", "mean_cca", "cosine", "euclidean")
 
 
@@ -80,7 +79,8 @@ class RNNContext:
     def spec(self, layers: int, seed: int = 0) -> lstm.LMSpec:
         s = self.scale
         return lstm.LMSpec(layers=layers, hidden=s.hidden, embedding=s.embedding, seed=seed, epochs=s.epochs,
-                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, evals_per_epoch=s.evals_per_epoch)
+                           lr=s.lr, batch_size=s.batch_size, bptt=s.bptt, evals_per_epoch=s.evals_per_epoch,
+                           post_plateau_evals=s.post_plateau_evals, escape_unigram=s.escape_unigram)
 
     def model(self, spec: lstm.LMSpec) -> dict:
         folder = lstm.lm_folder(self.root, spec, self.corpus)
@@ -219,102 +219,105 @@ def train(ctx: RNNContext) -> dict:
     return {f"{d}-layer": ctx.model(ctx.spec(d)) for d in ctx.scale.depths}
 
 
-def window_groups(ctx: RNNContext) -> np.ndarray:
-    """The probe window of every datapoint (rows are window-major: window, then position)."""
-    return np.repeat(np.arange(ctx.scale.probe_sequences), ctx.scale.probe_length)
-
-
 def run(ctx: RNNContext) -> dict:
     from ..store import load_array
 
     s = ctx.scale
-    ctx.log(f"{FIGURE}: LSTM language models of depth {s.depths[0]} and {s.depths[1]}, {s.hidden} units, "
-            f"{len(ctx.corpus.train):,} training tokens")
-    specs = {f"{d}-layer": ctx.spec(d) for d in s.depths}
+    ctx.log(f"{FIGURE}: LSTM language models of depth {s.depths[0]} and {s.depths[1]}, {s.seeds} of each, "
+            f"{s.hidden} units, {len(ctx.corpus.train):,} training tokens")
+    specs = replicate_specs(ctx)
     records = train(ctx)
     ratios = [ctx.check_ratio(s.probe_sequences * s.probe_length, s.hidden, "probe positions")]
-    groups = window_groups(ctx)
-    labels = np.unique(groups)
-    rng = np.random.default_rng(0)
-    resamples = [np.concatenate([np.flatnonzero(groups == g) for g in rng.choice(labels, len(labels))])
-                 for _ in range(claim_records.draws_for(DRAWS, s))]
-    rows, curves, stats, draws = [], {}, {}, {}
-    for name, spec in specs.items():
-        rec = records[name]
-        steps = rec["checkpoints"]
-        final = steps[-1]
-        fractions = np.array(steps) / final
-        acts = {step: ctx.activations(FIGURE, spec, step) for step in steps}
-        layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
-        arrays = {layer: {step: load_array(acts[step][layer]) for step in steps} for layer in layer_names}
-        curves[name] = {layer: similarity_to_final(arrays[layer], final) for layer in layer_names}
-        for layer in layer_names:
-            for i, step in enumerate(steps):
-                rows.append({"model": name, "layer": layer, "step": step, "fraction": float(fractions[i]),
-                             "validation_perplexity": rec["validation_perplexity"][str(step)],
-                             **{m: curves[name][layer][m][i] for m in MEASURES}})
-        stats[name] = {m: ordering_stats(curves[name], fractions, m) for m in MEASURES}
-        ctx.log(f"  {name}: bootstrap over probe windows ({len(resamples)} resamples)")
-        boot = [{layer: similarity_to_final(arrays[layer], final, idx) for layer in layer_names} for idx in resamples]
-        draws[name] = {m: [ordering_stats(b, fractions, m) for b in boot] for m in MEASURES}
-    claims = decide_fig6(stats, draws, {n: records[n]["plateau_reached"] for n in specs})
-    models = [{"model": n, "spec": asdict(specs[n]), "steps": records[n]["steps"],
-               "epochs_trained": records[n].get("epochs_trained"), "plateau_reached": records[n].get("plateau_reached"),
-               "validation_perplexity": records[n]["validation_perplexity"]} for n in specs]
-    paths = write_outputs(ctx, FIGURE, rows, claims, {"models": models, "datapoints_per_neuron": ratios,
-                                                      "statistics": stats, "dataset_tokens": len(ctx.corpus.train)})
+    rows, curves, stats = [], {}, {}
+    for name, seeds in specs.items():
+        for seed, spec in seeds.items():
+            rec = records[(name, seed)]
+            steps = rec["checkpoints"]
+            final = steps[-1]
+            fractions = np.array(steps) / final
+            acts = {step: ctx.activations(FIGURE, spec, step) for step in steps}
+            layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
+            arrays = {layer: {step: load_array(acts[step][layer]) for step in steps} for layer in layer_names}
+            curve = {layer: similarity_to_final(arrays[layer], final) for layer in layer_names}
+            for layer in layer_names:
+                for i, step in enumerate(steps):
+                    rows.append({"model": name, "seed": seed, "layer": layer, "step": step,
+                                 "fraction": float(fractions[i]),
+                                 "validation_perplexity": rec["validation_perplexity"][str(step)],
+                                 **{m: curve[layer][m][i] for m in MEASURES}})
+            stats[(name, seed)] = {m: ordering_stats(curve, fractions, m) for m in MEASURES}
+            if seed == min(seeds):
+                curves[name] = curve
+    premise = {"plateau_reached": all(bool(r["plateau_reached"]) for r in records.values()),
+               "post_plateau_evals": min(int(r.get("post_plateau_evals", 0)) for r in records.values())}
+    claims = decide_fig6(stats, {name: list(seeds) for name, seeds in specs.items()}, premise)
+    models = [{"model": n, "seed": seed, "spec": asdict(specs[n][seed]), "steps": records[(n, seed)]["steps"],
+               **{k: records[(n, seed)].get(k) for k in ("epochs_trained", "plateau_reached", "plateau_step",
+                                                          "post_plateau_evals", "validation_perplexity")}}
+              for n in specs for seed in specs[n]]
+    first = {n: records[(n, min(seeds))] for n, seeds in specs.items()}
+    first_stats = {n: stats[(n, min(seeds))] for n, seeds in specs.items()}
+    paths = write_outputs(ctx, FIGURE, rows, claims, {
+        "models": models, "datapoints_per_neuron": ratios, "dataset_tokens": len(ctx.corpus.train),
+        "statistics": {f"{n} seed {seed}": st for (n, seed), st in stats.items()}})
     paths["png"] = ctx.root / FIGURE / f"{FIGURE}.png"
-    plot(curves, records, stats, paths["png"], title=f"Penn Treebank, {s.hidden} units")
+    plot(curves, first, first_stats, paths["png"], title=f"Penn Treebank, {s.hidden} units, seed 0 of {s.seeds}")
     return {"claims": claims, "paths": paths, "statistics": stats}
 
 
-def clarity(estimate: float, draws) -> float:
-    """An ordering gap over its bootstrap standard deviation (0 when both are 0)."""
-    arr = np.asarray(draws, dtype=float)
+def clarity(gaps) -> float:
+    """The mean of replicate models' ordering gaps over their standard deviation (ddof 1)."""
+    arr = np.asarray(gaps, dtype=float)
     arr = arr[np.isfinite(arr)]
-    sd = float(arr.std()) if arr.size > 1 else float("nan")
-    if not np.isfinite(estimate) or not np.isfinite(sd):
+    if arr.size < 2:
         return float("nan")
+    sd = float(arr.std(ddof=1))
     if sd == 0:
-        return 0.0 if estimate == 0 else float(np.sign(estimate)) * float("inf")
-    return estimate / sd
+        return 0.0 if arr.mean() == 0 else float(np.sign(arr.mean())) * float("inf")
+    return float(arr.mean() / sd)
 
 
-def decide_fig6(stats: dict, draws: dict, plateau: dict) -> list[dict]:
-    """The fig6 claim records from each model's statistics and their bootstrap draws."""
-    claims = []
-    for name in stats:
-        st = stats[name]["pwcca"]
-        t90s = np.asarray(st["t90"], dtype=float)
-        values = {"t90": st["t90"], "crossing": st["crossing"], "ordering_score": st["ordering_score"],
-                  "t90_nondecreasing": bool(np.all(np.isfinite(t90s)) and np.all(np.diff(t90s) >= 0)),
-                  "pwcca_at_init": st["at_init"], "plateau_reached": bool(plateau[name])}
-        interval = claim_records.bootstrap_interval([d["ordering_score"] for d in draws[name]["pwcca"]],
-                                                     st["ordering_score"], unit="probe windows")
-        claims.append(claim_records.decide("fig6.bottom_up", values, interval=interval, scope=name))
-    models = list(stats)
-    sds = {(n, m): np.nanstd([d["gap"] for d in draws[n][m]]) for n in models for m in CLARITY_MEASURES}
-    values = {"plateau_reached": all(bool(plateau[n]) for n in models)}
+def fig6_statistics(stats: dict, kept: dict[str, list]) -> dict:
+    """Every fig6 part on the models ``kept`` ({depth name: [seeds]}): per depth means, and the
+    clarity differences averaged over depths."""
+    out = {}
+    for name, seeds in kept.items():
+        st = [stats[(name, seed)]["pwcca"] for seed in seeds]
+        out[f"{name}/ordering_score"] = float(np.mean([x["ordering_score"] for x in st]))
+        out[f"{name}/crossing_gap"] = float(np.mean([x["gap"] for x in st]))
     for m in CLARITY_MEASURES:
-        values[f"gap_{m}"] = [stats[n][m]["gap"] for n in models]
-        values[f"clarity_{m}"] = float(np.mean([clarity(stats[n][m]["gap"], [d["gap"] for d in draws[n][m]])
-                                                for n in models]))
+        out[f"clarity_{m}"] = float(np.mean([clarity([stats[(n, seed)][m]["gap"] for seed in seeds])
+                                             for n, seeds in kept.items()]))
+    for m in ("mean_cca", "cosine", "euclidean"):
+        out[f"clarity_pwcca_minus_{m}"] = out["clarity_pwcca"] - out[f"clarity_{m}"]
+    return out
 
-    def standardised(m, b):
-        return np.mean([draws[n][m][b]["gap"] / sds[(n, m)] if sds[(n, m)] > 0 else np.nan for n in models])
 
-    nb = min(len(draws[n]["pwcca"]) for n in models)
-    values["clarity_pwcca_minus_mean_cca"] = values["clarity_pwcca"] - values["clarity_mean_cca"]
-    values["clarity_margin"] = values["clarity_pwcca"] - max(values["clarity_cosine"], values["clarity_euclidean"])
-    diff = [standardised("pwcca", b) - standardised("mean_cca", b) for b in range(nb)]
-    margin = [standardised("pwcca", b) - max(standardised("cosine", b), standardised("euclidean", b))
-              for b in range(nb)]
-    claims.append(claim_records.decide("fig6.pwcca_clearer_than_mean", values, interval=claim_records.bootstrap_interval(
-        diff, values["clarity_pwcca_minus_mean_cca"], unit="probe windows (gaps standardised by their bootstrap sd)")))
-    claims.append(claim_records.decide("fig6.cca_clearer_than_cosine_euclid", values,
-                                       interval=claim_records.bootstrap_interval(
-                                           margin, values["clarity_margin"],
-                                           unit="probe windows (gaps standardised by their bootstrap sd)")))
+def decide_fig6(stats: dict, seeds: dict[str, list], premise: dict) -> list[dict]:
+    """The fig6 claim records from every replicate model's statistics ({(depth name, seed): ...})."""
+    values_all = fig6_statistics(stats, seeds)
+    keys = list(values_all)
+    replicates = min(len(v) for v in seeds.values())
+    claims = []
+    for name in seeds:
+        rule_id = "fig6.bottom_up"
+        iv = claim_records.network_jackknife(seeds, lambda kept: fig6_statistics(stats, kept), keys,
+                                             confidence=claim_records.part_confidence(rule_id), unit="models")
+        values = {"ordering_score": values_all[f"{name}/ordering_score"],
+                  "crossing_gap": values_all[f"{name}/crossing_gap"],
+                  "t90_each": [stats[(name, seed)]["pwcca"]["t90"] for seed in seeds[name]],
+                  "crossing_each": [stats[(name, seed)]["pwcca"]["crossing"] for seed in seeds[name]], **premise}
+        intervals = {"ordering_score": iv[f"{name}/ordering_score"], "crossing_gap": iv[f"{name}/crossing_gap"]}
+        claims.append(claim_records.decide(rule_id, values, intervals=intervals, scope=name, replicates=replicates,
+                                           note="intervals: delete-one jackknife over both depths' models; only "
+                                                "this depth's models change this depth's values"))
+    for rule_id in ("fig6.pwcca_clearer_than_mean", "fig6.cca_clearer_than_cosine_euclid"):
+        iv = claim_records.network_jackknife(seeds, lambda kept: fig6_statistics(stats, kept), keys,
+                                             confidence=claim_records.part_confidence(rule_id), unit="models")
+        values = {**{k: v for k, v in values_all.items() if k.startswith("clarity")},
+                  **{f"gap_{m}_each": {f"{n} seed {seed}": stats[(n, seed)][m]["gap"] for n in seeds
+                                       for seed in seeds[n]} for m in CLARITY_MEASURES}, **premise}
+        claims.append(claim_records.decide(rule_id, values, intervals=iv, replicates=replicates))
     return claims
 
 
@@ -353,53 +356,52 @@ def plot(curves, records, stats, path, title: str = "") -> None:
     plt.close(fig)
 
 
-def unigram_perplexity(corpus) -> float:
-    """Validation perplexity of the training split's add-one-smoothed unigram model."""
-    counts = np.bincount(np.asarray(corpus.train), minlength=len(corpus.vocab)).astype(float) + 1.0
-    logp = np.log(counts / counts.sum())
-    return float(np.exp(-np.mean(logp[np.asarray(corpus.valid)])))
-
-
 def run_fig1(ctx: RNNContext) -> dict:
-    """Figure 1's signal/noise analysis on the shallow model's layers (checkpoint indices as time)."""
+    """Figure 1's signal/noise analysis on the shallow model's replicates (checkpoint indices as time)."""
     from ..store import load_array
     from . import fig1
 
     s = ctx.scale
-    spec = ctx.spec(s.depths[0])
-    rec = ctx.model(spec)
-    steps = rec["checkpoints"]
-    ppl = [rec["validation_perplexity"][str(step)] for step in steps]
-    ctx.log(f"{FIG1}: {spec.name}, {len(steps) - 1} checkpoints after initialisation")
+    specs = replicate_specs(ctx)[f"{s.depths[0]}-layer"]
+    ctx.log(f"{FIG1}: {len(specs)} models of depth {s.depths[0]}")
     ratios = [ctx.check_ratio(s.probe_sequences * s.probe_length, s.hidden, "probe positions")]
-    acts = {i: ctx.activations(FIGURE, spec, step) for i, step in enumerate(steps)}
-    layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
-    layers = {layer: {i: load_array(acts[i][layer]) for i in range(len(steps))} for layer in layer_names}
-    T, _ = fig1.choose_T(layers, len(steps) - 1)
-    t0 = fig1.first_converged(ppl[: T + 1], lambda v, final: v <= 1.02 * final)
-    unigram = unigram_perplexity(ctx.corpus)
-    t_half = T // 2
-    past_unigram = next((i for i, v in enumerate(ppl) if v < 0.9 * unigram), 1)
-    t_early = min(max(1, past_unigram), max(1, t_half - 1))
-    ctx.log(f"  T = checkpoint {T}; t0 = {t0}; t_early = {t_early} (unigram perplexity {unigram:.0f})")
-    rows, claims, panels = [], [], {}
-    for layer in layer_names:
-        L = {i: layers[layer][i] for i in range(T + 1)}
-        analysis = fig1.analyse_layer(L, T, t0, t_early, t_half, performance={"validation_perplexity": ppl},
-                                      groups=window_groups(ctx), unit="probe windows",
-                                      draws=claim_records.draws_for(fig1.DRAWS, s))
-        for row in analysis["rows"]:
-            row["step"] = steps[row["t"]]
-        rows += analysis["rows"]
-        claims += fig1.decide_layer("fig1rnn", layer, analysis,
-                                    premise={"plateau_reached": bool(rec["plateau_reached"])})
-        panels[layer] = (analysis["rho_vs_final"], analysis["sim"], analysis["k"])
-    paths = write_outputs(ctx, FIG1, rows, claims, {"model": spec.name, "steps": steps, "T": T, "t0": t0,
-                                                    "t_early": t_early, "t_half": t_half,
-                                                    "unigram_perplexity": unigram,
-                                                    "plateau_reached": rec["plateau_reached"],
+    unigram = lstm.unigram_perplexity(ctx.corpus)
+    rows, analyses, panels, times, records = [], {}, {}, {}, {}
+    for seed, spec in specs.items():
+        rec = records[seed] = ctx.model(spec)
+        steps = rec["checkpoints"]
+        ppl = [rec["validation_perplexity"][str(step)] for step in steps]
+        acts = {i: ctx.activations(FIGURE, spec, step) for i, step in enumerate(steps)}
+        layer_names = [f"lstm{i + 1}" for i in range(spec.layers)]
+        layers = {layer: {i: load_array(acts[i][layer]) for i in range(len(steps))} for layer in layer_names}
+        T, _ = fig1.choose_T(layers, len(steps) - 1)
+        t0 = fig1.first_converged(ppl[: T + 1], lambda v, final: v <= 1.02 * final)
+        t_half = T // 2
+        past_unigram = next((i for i, v in enumerate(ppl) if v < 0.9 * unigram), 1)
+        t_early = min(max(1, past_unigram), max(1, t_half - 1))
+        times[seed] = {"model": spec.name, "T": T, "t0": t0, "t_early": t_early, "t_half": t_half,
+                       "plateau_step": rec.get("plateau_step"), "post_plateau_evals": rec.get("post_plateau_evals")}
+        ctx.log(f"  {spec.name}: T = checkpoint {T}; t0 = {t0}; t_early = {t_early} (unigram perplexity "
+                f"{unigram:.0f})")
+        for layer in layer_names:
+            a = fig1.analyse_layer({i: layers[layer][i] for i in range(T + 1)}, T, t0, t_early, t_half,
+                                   performance={"validation_perplexity": ppl})
+            for row in a["rows"]:
+                row.update(step=steps[row["t"]], layer=layer, seed=seed)
+            rows += a["rows"]
+            analyses.setdefault(layer, {})[seed] = a
+            if seed == min(specs):
+                panels[layer] = (a["rho_vs_final"], a["sim"], a["k"])
+                times["plot"] = (ppl[: T + 1], t0, t_early, t_half, T, spec.name)
+    premise = {"plateau_reached": all(bool(r["plateau_reached"]) for r in records.values()),
+               "post_plateau_evals": min(int(r.get("post_plateau_evals", 0)) for r in records.values())}
+    claims = []
+    for layer, per_seed in analyses.items():
+        claims += fig1.decide_layer("fig1rnn", layer, per_seed, premise=premise)
+    ppl0, t0, t_early, t_half, T, name = times.pop("plot")
+    paths = write_outputs(ctx, FIG1, rows, claims, {"models": times, "unigram_perplexity": unigram,
                                                     "datapoints_per_neuron": ratios})
     paths["png"] = ctx.root / FIG1 / f"{FIG1}.png"
-    fig1.plot(panels, ppl[: T + 1], t0, t_early, t_half, T, paths["png"], title=f"Penn Treebank, {spec.name}",
+    fig1.plot(panels, ppl0, t0, t_early, t_half, T, paths["png"], title=f"Penn Treebank, {name} (1 of {len(specs)})",
               performance="validation perplexity", time="checkpoint")
     return {"claims": claims, "paths": paths}

@@ -90,8 +90,18 @@ _RULES = [
     Rule("fig3.early_equal",
          "At early layers, all networks converged to equally similar solutions, regardless of whether they "
          "generalize or memorize.",
-         "tt and rr at conv1 (training images).", "rr_minus_tt_conv1", "abs(rr_minus_tt_conv1) <= 0.05",
-         "|rr - tt| <= 0.05 at conv1", _CNN_PREMISE, _CNN_PREMISE_WORDS),
+         "rr - tt at conv1 (training images) against the spread of within-group pair distances at conv1 (the "
+         "mean of sd_tt and sd_rr), as an equivalence test (two one-sided parts): 'equally similar' = a group "
+         "difference within the difference between two pairs of networks of the same group, on either side.",
+         "conv1_diff_minus_spread",
+         (Part("conv1_diff_minus_spread", "below", 0.0,
+               "control: the pair-to-pair spread of distances within a group, the same run",
+               "rr - tt at conv1 is below +spread"),
+          Part("conv1_diff_plus_spread", "above", 0.0,
+               "control: the pair-to-pair spread of distances within a group, the same run",
+               "rr - tt at conv1 is above -spread")),
+         "-spread < rr - tt < +spread at conv1 (equivalence within the within-group spread)", _CNN_PREMISE,
+         _CNN_PREMISE_WORDS),
     Rule("fig3.late_generalisers_closer",
          "At later layers, groups of generalizing networks converged to substantially more similar solutions "
          "than groups of memorizing networks.",
@@ -100,9 +110,13 @@ _RULES = [
          _CNN_PREMISE, _CNN_PREMISE_WORDS),
     Rule("fig3.memorisers_as_close",
          "Memorizing networks are as similar to each other as they are to a generalizing network.",
-         "|rr - tr| at every hidden layer after conv1 (conv2, conv3, fc1; training images); the largest.",
-         "max_abs_rr_minus_tr", "max_abs_rr_minus_tr <= 0.05", "|rr - tr| <= 0.05 at conv2, conv3 and fc1",
-         _CNN_PREMISE, _CNN_PREMISE_WORDS),
+         "rr - tr against the spread of pair distances (the mean of sd_rr and sd_tr) at each hidden layer after "
+         "conv1 (conv2, conv3, fc1; training images), as an equivalence test (two one-sided parts per layer).",
+         "fc1_rr_tr_minus_spread",
+         tuple(Part(f"{layer}_rr_tr_{side}_spread", held, 0.0, "control: the pair-to-pair spread, the same run",
+                    f"at {layer} rr - tr is {'below +' if side == 'minus' else 'above -'}spread")
+               for layer in ("conv2", "conv3", "fc1") for side, held in (("minus", "below"), ("plus", "above"))),
+         "-spread < rr - tr < +spread at conv2, conv3 and fc1", _CNN_PREMISE, _CNN_PREMISE_WORDS),
     Rule("fig3.softmax_converges_train",
          "At the softmax layer, sets of both generalizing and memorizing networks converged to highly similar "
          "solutions when CCA distance was computed based on training data.",
@@ -142,27 +156,47 @@ _RULES = [
     # ---- Figure 5: learning rates ---------------------------------------------------------
     Rule("fig5.clusters_by_lr",
          "Networks converged to distinct clusters of solutions, which corresponded with the learning rate used.",
-         "fc1 PWCCA distances between networks: mean between-learning-rate minus mean within-learning-rate "
-         "distance (gap), its permutation p-value (learning rates shuffled over networks, 10,000 draws), the "
-         "adjusted Rand index of complete-linkage clusters (as many as learning rates) with the learning rates, "
-         "and 1-nearest-neighbour recovery (the share of networks whose nearest network has their rate).",
-         "gap", "p_permutation <= 0.05 and ari_complete >= 0.5 and nn_recovery >= 0.5",
-         "permutation p <= 0.05, complete-linkage ARI >= 0.5 and 1-NN recovery >= 0.5",
-         "all_reached_target", "every network reached the same training-loss target (the paper: similar train loss)"),
+         "fc1 distances between networks at a common rank: PWCCA on each network's leading k principal components, "
+         "k = the smallest fc1 rank over networks (CCA counts min(rank) correlations, so a network with dead units "
+         "would otherwise look close to every other); full-rank PWCCA is reported beside. The gap (mean between- "
+         "minus within-rate distance) and its permutation p (rates shuffled over networks); the adjusted Rand index "
+         "of complete-linkage clusters (as many as rates) with the rates; 1-nearest-neighbour recovery against its "
+         "chance rate (seeds - 1) / (networks - 1). The ARI is tested against the rates shuffled over networks "
+         "(p_ari_complete; a clustering index is not a smooth function of the networks, so it has no jackknife "
+         "interval).", "p_ari_complete",
+         (Part("p_permutation", "below", "level", "convention: the family-wise level", "the gap is beyond chance",
+               kind="p"),
+          Part("p_ari_complete", "below", "level", "control: the ARI with the rates permuted over networks",
+               "the clusters agree with the rates beyond chance", kind="p"),
+          Part("nn_recovery_minus_chance", "above", 0.0, "convention: chance, (seeds - 1) / (networks - 1)",
+               "a network's nearest neighbour shares its rate more often than chance")),
+         "gap beyond its permutation null, ARI above 0, 1-NN recovery above chance", _FIG5_PREMISE,
+         _FIG5_PREMISE_WORDS),
     Rule("fig5.one_cluster_apart",
          "One cluster highly dissimilar to the other clusters.",
-         "Complete-linkage clusters of the fc1 distances: for the cluster farthest from the rest, its mean "
-         "distance to the other clusters divided by the mean distance among the other clusters.",
-         "apart_ratio", "apart_ratio >= 1.5", "the farthest cluster is at least 1.5x as far from the others as "
-         "they are from each other", "all_reached_target",
-         "every network reached the same training-loss target (the paper: similar train loss)"),
+         "At the common rank, over the learning-rate groups (the clusters that the paper's clusters correspond to; "
+         "each holds every seed of its rate): for each group g, excess_g = its mean distance to the other groups "
+         "minus the mean distance between the other groups; the farthest group is the one with the largest excess. "
+         "Intervals from a delete-one jackknife over networks within their rate, at the Bonferroni confidence over "
+         "the candidate groups (1 - alpha / groups), so that they hold simultaneously and the farthest group's "
+         "interval keeps its level although the group was chosen by the data.", "excess_farthest",
+         (Part("excess_farthest", "above", 0.0, "convention: 0 (every group as far from the rest as the rest are "
+               "from each other)", "one group is farther from the rest than the rest are from each other"),),
+         "the farthest learning-rate group's excess distance is above 0 (simultaneous intervals over the groups)",
+         _FIG5_PREMISE, _FIG5_PREMISE_WORDS),
     Rule("fig5.clusters_match_ablation",
          "The clusters found using CCA aligned nearly perfectly with those observed using ablation robustness "
          "(Figure 5b).",
-         "Adjusted Rand index between the complete-linkage CCA clusters and Ward clusters (as many) of the "
-         "networks in the standardised plane of generalisation error and ablation robustness.",
-         "ari_cca_vs_ablation", "ari_cca_vs_ablation >= 0.5", "adjusted Rand index >= 0.5", "all_reached_target",
-         "every network reached the same training-loss target (the paper: similar train loss)"),
+         "Adjusted Rand index between the complete-linkage CCA clusters (common rank) and Ward clusters (as many) "
+         "of the networks in the standardised plane of generalisation error and ablation robustness, tested "
+         "against the ablation clusters permuted over networks (a clustering index has no jackknife interval).",
+         "p_ari_cca_vs_ablation",
+         (Part("p_ari_cca_vs_ablation", "below", "level", "control: the ARI with one clustering permuted over "
+               "networks", "the two clusterings agree beyond chance", kind="p"),),
+         "ARI between the clusterings above 0",
+         _FIG5_PREMISE + " and p_ablation_structure <= 0.05",
+         _FIG5_PREMISE_WORDS + ", and the ablation curves carry learning-rate structure (permutation test of the "
+         "between- minus within-rate distance of the curves, p <= 0.05)"),
     # ---- Figure 6: RNNs through training ----------------------------------------------
     Rule("fig6.bottom_up",
          "RNNs exhibit bottom-up convergence: early layers converge to their final representation before later "

@@ -1,6 +1,7 @@
 """The paper's Appendix A.3: how an LSTM's hidden state changes over sequence timesteps.
 
-Within the trained shallow language model of :mod:`.rnn` (trained to a validation plateau),
+Within each replicate of the trained shallow language model of :mod:`.rnn` (trained to a
+validation plateau and past it),
 the hidden state of each layer at timestep t1 is compared with that at t2 over the probe
 windows (one datapoint per window, every window run from a zero state, at least 50 windows
 per neuron): a timestep x timestep matrix with PWCCA (symmetrised, through
@@ -11,10 +12,11 @@ Unrelated representations of this size are not at similarity 0 for any of these 
 so each is compared with its chance level: the same measure with the windows shuffled on
 one side (``NULL_DRAWS`` shuffles, a null per timestep pair), and reported as the
 beyond-chance similarity (s - null) / (1 - null): 0 at chance, 1 for identical states.
-Claims: ``seq.*`` in :mod:`.rules` per layer; intervals from a grouped jackknife over
-windows (:func:`.claims.jackknife_interval`): each replicate deletes a group of windows from
-the data and from the same shuffled pairings as the estimate's null, so no window repeats
-(a bootstrap's repeated windows raise the similarity but not a shuffled null).
+The claims (``seq.*`` in :mod:`.rules`, per layer) read lag bands: the adjacent band
+(|t1 - t2| = 1) and the far band (|t1 - t2| >= T/2); averaging all timestep pairs would let
+the far pairs, which are most of them, decide a point the paper makes about nearby
+timesteps. Values are means over the replicate models, intervals a delete-one jackknife over
+them (:func:`.claims.network_jackknife`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .rnn import RNNContext
 FIGURE = "seq"
 MEASURES = ("pwcca", "cosine", "cosine_centred")
 NULL_DRAWS = 3
-JACKKNIFE_GROUPS = 25
+PART_KEYS = ("adjacent_gap", "far_minus_adjacent")
 
 
 def cosine_matrix(raw: list[np.ndarray], rows=None, centred: bool = False) -> np.ndarray:
@@ -92,69 +94,78 @@ def corrected(similarity: np.ndarray, null: np.ndarray) -> np.ndarray:
 
 
 def values_for(mats: dict, nulls: dict) -> dict:
-    """What the seq rules read, from the similarity matrices and their nulls."""
+    """What the seq rules read, from the similarity matrices and their nulls (one model, one layer)."""
     T = len(mats["pwcca"])
     off = ~np.eye(T, dtype=bool)
     lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
-    far = lag >= max(1, T // 2)
+    bands = {"adjacent": lag == 1, "far": lag >= max(1, T // 2)}
     c = {m: corrected(mats[m], nulls[m]) for m in MEASURES}
-    out = {f"mean_offdiag_{m}": float(mats[m][off].mean()) for m in MEASURES}
-    out.update({f"mean_offdiag_{m}_null": float(nulls[m][off].mean()) for m in MEASURES})
-    out.update({f"mean_offdiag_{m}_corrected": float(np.nanmean(c[m][off])) for m in MEASURES})
-    out["far_pwcca_corrected"] = float(np.nanmean(c["pwcca"][far]))
+    out = {f"mean_offdiag_{m}_corrected": float(np.nanmean(c[m][off])) for m in MEASURES}
+    for band, mask in bands.items():
+        out.update({f"{band}_{m}_corrected": float(np.nanmean(c[m][mask])) for m in MEASURES})
+        out.update({f"{band}_{m}_null": float(nulls[m][mask].mean()) for m in MEASURES})
     out["far_lag"] = int(max(1, T // 2))
-    out["gap"] = out["mean_offdiag_pwcca_corrected"] - max(out["mean_offdiag_cosine_corrected"],
-                                                           out["mean_offdiag_cosine_centred_corrected"])
+    out["adjacent_gap"] = out["adjacent_pwcca_corrected"] - max(out["adjacent_cosine_corrected"],
+                                                                out["adjacent_cosine_centred_corrected"])
+    out["far_gap"] = out["far_pwcca_corrected"] - max(out["far_cosine_corrected"], out["far_cosine_centred_corrected"])
+    out["far_minus_adjacent"] = out["far_pwcca_corrected"] - out["adjacent_pwcca_corrected"]
     return out
 
 
-def decide(layer: str, values: dict, intervals: dict | None = None) -> list[dict]:
-    """The claim records for one layer (``values`` from :func:`values_for` plus the premise's)."""
-    intervals = intervals or {}
-    return [claim_records.decide("seq.cca_beyond_cosine", values, interval=intervals.get("gap"), scope=layer),
-            claim_records.decide("seq.nonlinear_over_time", values, interval=intervals.get("far_pwcca_corrected"),
-                                 scope=layer)]
+def decide(layer: str, per_model: dict[str, dict], premise: dict) -> list[dict]:
+    """The claim records for one layer from every replicate model's values ({model: values_for(...)})."""
+    models = list(per_model)
+    keys = list(next(iter(per_model.values())))
+    values = {k: float(np.mean([per_model[m][k] for m in models])) for k in keys}
+    values.update({f"{k}_each": [per_model[m][k] for m in models] for k in PART_KEYS})
+    values.update({"models": models, **premise})
+    out = []
+    for rule_id in ("seq.cca_beyond_cosine", "seq.nonlinear_over_time"):
+        intervals = claim_records.network_jackknife(
+            models, lambda kept: {k: float(np.mean([per_model[m][k] for m in kept["all"]])) for k in PART_KEYS},
+            PART_KEYS, confidence=claim_records.part_confidence(rule_id), unit="models")
+        out.append(claim_records.decide(rule_id, values, intervals=intervals, scope=layer, replicates=len(models)))
+    return out
 
 
 def run(ctx: RNNContext) -> dict:
     from ..store import load_array
+    from .rnn import replicate_specs
 
     s = ctx.scale
-    spec = ctx.spec(s.depths[0])
-    rec = ctx.model(spec)
-    final = rec["checkpoints"][-1]
-    ctx.log(f"{FIGURE}: {spec.name}, hidden state at each of {s.seq_length} timesteps over {s.seq_sequences} windows")
+    specs = replicate_specs(ctx)[f"{s.depths[0]}-layer"]
+    ctx.log(f"{FIGURE}: {len(specs)} models of depth {s.depths[0]}, hidden state at each of {s.seq_length} "
+            f"timesteps over {s.seq_sequences} windows")
     ratios = [ctx.check_ratio(s.seq_sequences, s.hidden, "probe windows per timestep")]
-    arrays = ctx.activations(FIGURE, spec, final, sequence="each", kind="sequence-time")
-    rows, claims, mats = [], [], {}
-    premise = {"plateau_reached": bool(rec["plateau_reached"]), "windows_per_neuron": s.seq_sequences / s.hidden}
-    for layer in [f"lstm{i + 1}" for i in range(spec.layers)]:
-        raw = [np.asarray(load_array(arrays[f"{layer}@t{t}"]), dtype=np.float64) for t in range(s.seq_length)]
-        m, nulls = matrices(raw), null_matrices(raw)
-        values = {**values_for(m, nulls), **premise}
-        cache: dict = {}
-
-        def replicate(rows, raw=raw):
-            key = rows.tobytes()
-            if key not in cache:  # one replicate feeds both statistics
-                cache[key] = values_for(matrices(raw, rows), null_matrices(raw, rows=rows))
-            return cache[key]
-
-        groups = max(5, int(round(JACKKNIFE_GROUPS * min(1.0, getattr(s, "bootstrap", 1.0) * 2))))
-        intervals = {key: claim_records.jackknife_interval(
-            len(raw[0]), lambda rows, key=key: replicate(rows)[key] if len(rows) < len(raw[0]) else values[key],
-            groups=groups, seed=1, unit="probe windows") for key in ("gap", "far_pwcca_corrected")}
-        mats[layer] = {**m, **{f"{k}_corrected": corrected(m[k], nulls[k]) for k in MEASURES}}
-        for i in range(s.seq_length):
-            for j in range(s.seq_length):
-                rows.append({"layer": layer, "t1": i, "t2": j, **{k: float(v[i, j]) for k, v in m.items()},
-                             **{f"{k}_null": float(nulls[k][i, j]) for k in MEASURES},
-                             **{f"{k}_corrected": float(mats[layer][f"{k}_corrected"][i, j]) for k in MEASURES}})
-        claims += decide(layer, values, intervals)
-    paths = write_outputs(ctx, FIGURE, rows, claims, {"model": spec.name, "step": final,
-                                                      "datapoints_per_neuron": ratios})
+    rows, per_layer, mats, records = [], {}, {}, {}
+    for seed, spec in specs.items():
+        rec = records[spec.name] = ctx.model(spec)
+        final = rec["checkpoints"][-1]
+        arrays = ctx.activations(FIGURE, spec, final, sequence="each", kind="sequence-time")
+        for layer in [f"lstm{i + 1}" for i in range(spec.layers)]:
+            raw = [np.asarray(load_array(arrays[f"{layer}@t{t}"]), dtype=np.float64) for t in range(s.seq_length)]
+            m, nulls = matrices(raw), null_matrices(raw)
+            per_layer.setdefault(layer, {})[spec.name] = values_for(m, nulls)
+            corr = {f"{k}_corrected": corrected(m[k], nulls[k]) for k in MEASURES}
+            if seed == min(specs):
+                mats[layer] = {**m, **corr}
+            for i in range(s.seq_length):
+                for j in range(s.seq_length):
+                    rows.append({"model": spec.name, "layer": layer, "t1": i, "t2": j,
+                                 **{k: float(v[i, j]) for k, v in m.items()},
+                                 **{f"{k}_null": float(nulls[k][i, j]) for k in MEASURES},
+                                 **{k: float(v[i, j]) for k, v in corr.items()}})
+    premise = {"plateau_reached": all(bool(r["plateau_reached"]) for r in records.values()),
+               "post_plateau_evals": min(int(r.get("post_plateau_evals", 0)) for r in records.values()),
+               "windows_per_neuron": s.seq_sequences / s.hidden}
+    claims = []
+    for layer, per_model in per_layer.items():
+        claims += decide(layer, per_model, premise)
+    first = specs[min(specs)]
+    paths = write_outputs(ctx, FIGURE, rows, claims, {"models": list(records), "datapoints_per_neuron": ratios,
+                                                      "steps": {n: r["checkpoints"][-1] for n, r in records.items()}})
     paths["png"] = ctx.root / FIGURE / f"{FIGURE}.png"
-    plot(mats, paths["png"], title=f"Penn Treebank, {spec.name}, {s.seq_sequences} windows")
+    plot(mats, paths["png"], title=f"Penn Treebank, {first.name} (1 of {len(specs)}), {s.seq_sequences} windows")
     return {"claims": claims, "paths": paths}
 
 
