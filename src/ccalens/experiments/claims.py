@@ -12,22 +12,35 @@ of each) into its ``claims.json``:
 ``statistic``
     what was measured, in words, and every number the rule reads (``values``);
 ``value`` and ``interval``
-    the headline number and its bootstrap interval ([low, high], with the method, the
-    resampled unit and the bootstrap's bias estimate), or None with the reason;
+    the headline part's number and interval;
 ``rule``
-    the decision and its premise, in words and as the code that decides them (a Python
-    expression over ``statistic.values``, evaluated here and nowhere else);
-``rule_commit``
-    the last commit that changed :mod:`ccalens.experiments.rules` when the run was made
-    ("uncommitted" if that file had uncommitted changes): a result must come from rules
-    committed before it;
+    the decision and its premise, in words and code, and ``parts``: for each of the rule's
+    parts (:class:`ccalens.experiments.rules.Part`) its statistic's value, its interval at
+    the family-wise level (``part_confidence`` = 1 - alpha / parts, Bonferroni), the
+    threshold and where it comes from (the paper, a control of the same run, or a
+    convention), ``held_if`` and the part's own status;
+``rule_commit`` and ``code_commit``
+    the last commit that changed :mod:`ccalens.experiments.rules`, and the commit whose code
+    made the run ("uncommitted" if the rules or the package had uncommitted changes): a
+    committed result must come from rules committed before it, and from its own commit or an
+    ancestor of it;
+``replicates``
+    independently trained networks (or seeds) per condition;
 ``status``
-    ``held``, ``not held``, or ``premise not met`` (the claim's premise, e.g. that
-    performance converged, did not hold, so the claim was not tested; never a refutation).
+    ``held`` (every part's interval wholly on its held side), ``not held`` (some part's
+    interval wholly on the other side), ``inconclusive`` (otherwise: an interval straddles
+    its threshold or is undefined), or ``premise not met`` (the claim's premise, e.g. that
+    performance converged and training went on past it, did not hold, so the claim was not
+    tested; never a refutation).
 
-Intervals come from a bootstrap over the units that vary between repetitions of the
-experiment (networks within their groups, datapoints, probe windows, seeds), and the method
-depends on the unit (:data:`DATAPOINT_METHOD`, :data:`UNIT_METHOD`):
+Where a claim has replicates (networks, seeds), its intervals come from a delete-one
+jackknife over them (:func:`network_jackknife`, a t interval with g - 1 degrees of freedom):
+the networks are the independent repetitions of the experiment. Permutation p-values carry
+their Monte Carlo interval (:func:`p_value_interval`), proportions a Wilson interval
+(:func:`proportion_interval`). The older machinery below is kept for statistics over one
+network's datapoints or windows:
+
+the method depends on the unit (:data:`DATAPOINT_METHOD`, :data:`UNIT_METHOD`):
 
 * resampled **datapoints or probe windows** feed a CCA computed on the resample, whose
   repeated rows raise canonical correlations by about as much as the finite sample raises
@@ -67,14 +80,14 @@ import numpy as np
 
 from ..core.intervals import bootstrap_bias, check_method, interval_bounds
 
-STATUSES = ("held", "not held", "premise not met")
+STATUSES = ("held", "not held", "inconclusive", "premise not met")
 
 _SAFE = {"abs": abs, "min": min, "max": max, "all": all, "any": any, "len": len, "isfinite": math.isfinite,
          "sum": sum, "True": True, "False": False}
 
 
 def evaluate(code: str, values: Mapping[str, object]) -> bool:
-    """The truth of a rule's ``code`` (a Python expression) over ``values``; NaN compares False.
+    """The truth of a premise's ``code`` (a Python expression) over ``values``; NaN compares False.
 
     >>> evaluate("abs(a - b) <= 0.05 and c", {"a": 0.3, "b": 0.32, "c": True})
     True
@@ -87,24 +100,97 @@ def evaluate(code: str, values: Mapping[str, object]) -> bool:
         raise KeyError(f"the rule {code!r} reads a value the statistic does not have: {exc}") from None
 
 
+def _git(*args: str) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 @functools.lru_cache(maxsize=None)
 def rule_commit() -> str:
     """The last commit that changed ``rules.py``; "uncommitted" if it has changes; "unknown" without git."""
-    path = Path(__file__).with_name("rules.py")
-    try:
-        run = functools.partial(subprocess.run, cwd=path.parent, capture_output=True, text=True, timeout=30)
-        if run(["git", "diff", "--quiet", "HEAD", "--", path.name]).returncode != 0:
-            return "uncommitted"
-        out = run(["git", "log", "-1", "--format=%H", "--", path.name])
-    except (OSError, subprocess.SubprocessError):
+    name = Path(__file__).with_name("rules.py").name
+    diff = _git("diff", "--quiet", "HEAD", "--", name)
+    if diff is None:
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    if diff.returncode != 0:
+        return "uncommitted"
+    out = _git("log", "-1", "--format=%H", "--", name)
+    return (out.stdout.strip() if out else "") or "unknown"
 
 
-def decide(rule_id: str, values: Mapping[str, object], *, interval: dict | None = None, scope: str | None = None,
-           note: str | None = None) -> dict:
-    """The claim record of rule ``rule_id`` on the measured ``values`` (see the module docstring)."""
-    from .rules import RULES
+@functools.lru_cache(maxsize=None)
+def code_commit() -> str:
+    """The commit whose code makes the results: HEAD, or "uncommitted" when the package's sources
+    differ from it (a committed result must name a commit equal to or an ancestor of its own)."""
+    package = Path(__file__).parent.parent
+    diff = _git("diff", "--quiet", "HEAD", "--", str(package))
+    if diff is None:
+        return "unknown"
+    if diff.returncode != 0:
+        return "uncommitted"
+    out = _git("rev-parse", "HEAD")
+    return (out.stdout.strip() if out else "") or "unknown"
+
+
+def part_confidence(rule_id: str) -> float:
+    """The confidence of each part's interval: 1 - ALPHA / parts (Bonferroni over the rule's parts)."""
+    from .rules import ALPHA, RULES
+
+    return 1.0 - ALPHA / len(RULES[rule_id].parts)
+
+
+def decide_part(part, value, interval: dict | None, threshold: float, level: float) -> str:
+    """"held", "not held" or "inconclusive" for one part.
+
+    An interval part holds when its interval lies wholly on the held side of the threshold
+    (strictly), fails when it lies wholly on the other side, and is inconclusive when it
+    straddles or touches the threshold or is undefined. A p-value part (its interval the Monte
+    Carlo interval of the p-value) holds when that interval lies below ``level``, fails when
+    above it.
+
+    >>> from ccalens.experiments.rules import Part
+    >>> p = Part("d", "above", 0.0, "convention", "d > 0")
+    >>> [decide_part(p, 0.5, {"low": lo, "high": hi}, 0.0, 0.05) for lo, hi in ((0.1, 0.9), (-0.2, 0.9), (-0.9, -0.1))]
+    ['held', 'inconclusive', 'not held']
+    """
+    if interval is None or interval.get("low") is None or interval.get("high") is None:
+        return "inconclusive"
+    low, high = float(interval["low"]), float(interval["high"])
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(threshold)):
+        return "inconclusive"
+    if part.kind == "p":
+        threshold = level
+    above, below = low > threshold, high < threshold
+    if part.held_if == "above":
+        return "held" if above else "not held" if below else "inconclusive"
+    return "held" if below else "not held" if above else "inconclusive"
+
+
+def combine(part_statuses: Sequence[str]) -> str:
+    """A claim's status from its parts': held if all hold, not held if any fails, else inconclusive.
+
+    >>> combine(["held", "held"]), combine(["held", "not held", "inconclusive"]), combine(["held", "inconclusive"])
+    ('held', 'not held', 'inconclusive')
+    """
+    if part_statuses and all(s == "held" for s in part_statuses):
+        return "held"
+    if any(s == "not held" for s in part_statuses):
+        return "not held"
+    return "inconclusive"
+
+
+def decide(rule_id: str, values: Mapping[str, object], *, intervals: Mapping[str, dict | None],
+           scope: str | None = None, note: str | None = None, replicates: int | None = None) -> dict:
+    """The claim record of rule ``rule_id`` (see the module docstring).
+
+    ``values`` holds every number the rule and its premise read; ``intervals`` each part's
+    interval (at :func:`part_confidence`, or None with no interval: that part is then
+    inconclusive). ``replicates``: independently trained networks (or seeds) per condition;
+    a rule that requires replicates refuses fewer.
+    """
+    from .rules import ALPHA, RULES
 
     rule = RULES[rule_id]
     values = {k: _plain(v) for k, v in values.items()}
@@ -133,18 +219,22 @@ def decide(rule_id: str, values: Mapping[str, object], *, interval: dict | None 
     status = combine(statuses) if premise_met else "premise not met"
     if rule.replicates and replicates is not None and replicates < rule.replicates and premise_met:
         status = "premise not met"
-    else:
-        status = "held" if evaluate(rule.decision, values) else "not held"
+        note = ((note + "; ") if note else "") + (f"{replicates} replicates, fewer than the "
+                                                  f"{rule.replicates} the rule requires")
+    headline = next(p for p in parts if p["name"] == rule.value)
     return {
         "id": rule_id,
         "scope": scope,
         "claim": rule.claim,
         "statistic": {"description": rule.statistic, "values": values},
-        "value": values[rule.value],
-        "interval": interval,
-        "rule": {"decision": rule.words, "code": rule.decision, "premise": rule.premise_words or "none",
-                 "premise_code": rule.premise},
+        "value": headline["value"],
+        "interval": headline["interval"],
+        "rule": {"decision": rule.words, "code": rule.decision, "parts": parts, "family_alpha": ALPHA,
+                 "part_confidence": level, "premise": rule.premise_words or "none", "premise_code": rule.premise,
+                 "premise_met": premise_met},
         "rule_commit": rule_commit(),
+        "code_commit": code_commit(),
+        "replicates": replicates,
         "status": status,
         "note": note,
     }

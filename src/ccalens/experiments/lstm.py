@@ -71,14 +71,15 @@ class RNNScale:
 
 
 RNN_SCALES = {
-    "tiny": RNNScale("tiny", 60_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=3, lr=3e-3,
+    "tiny": RNNScale("tiny", 20_000, 10_000, embedding=32, hidden=32, depths=(2, 4), epochs=3, lr=3e-3,
                      batch_size=20, bptt=35, evals_per_epoch=4, probe_sequences=40, probe_length=20,
-                     seq_sequences=1600, seq_length=12, description="60k tokens of PTB; a minute or two; run by CI",
+                     seq_sequences=1600, seq_length=12, description="20k tokens of PTB, 3 models per depth; a minute or two; run by CI",
                      bootstrap=0.1),
-    "small": RNNScale("small", None, None, embedding=128, hidden=128, depths=(2, 4), epochs=10, lr=2e-3,
+    "small": RNNScale("small", 200_000, 20_000, embedding=64, hidden=64, depths=(2, 4), epochs=12, lr=3e-3,
                       batch_size=32, bptt=35, evals_per_epoch=4, probe_sequences=100, probe_length=35,
-                      seq_sequences=6400, seq_length=25,
-                      description="full PTB, 128 units, trained to a validation plateau; about an hour on 2 CPU cores"),
+                      seq_sequences=3200, seq_length=25,
+                      description="the first 200k tokens of PTB, 64 units, 3 models per depth, trained to a "
+                                  "validation plateau and 4 evaluations past it; about 40 minutes on 2 CPU cores"),
     "paper": RNNScale("paper", None, None, embedding=650, hidden=650, depths=(2, 4), epochs=40, lr=1e-3,
                       batch_size=64, bptt=35, evals_per_epoch=4, probe_sequences=400, probe_length=35,
                       seq_sequences=32500, seq_length=35, device="auto",
@@ -218,16 +219,27 @@ class Plateau:
     >>> p = Plateau(min_improvement=0.01, lr_decay=0.5, max_decays=1)
     >>> [p.update(v) for v in (100.0, 90.0, 89.5, 80.0, 79.9)]
     ['improved', 'improved', 'decay', 'improved', 'stop']
+    >>> p = Plateau(min_improvement=0.01, lr_decay=0.5, max_decays=0, post_evals=2)
+    >>> [p.update(v) for v in (100.0, 99.9, 99.0, 98.0)]
+    ['improved', 'plateau', 'post-plateau', 'stop']
     """
 
-    def __init__(self, min_improvement: float, lr_decay: float, max_decays: int, state: dict | None = None):
+    def __init__(self, min_improvement: float, lr_decay: float, max_decays: int, state: dict | None = None,
+                 post_evals: int = 0):
         self.min_improvement, self.lr_decay, self.max_decays = min_improvement, lr_decay, max_decays
-        self.best, self.decays = math.inf, 0
+        self.post_evals = post_evals
+        self.best, self.decays, self.post_done, self.plateaued = math.inf, 0, 0, False
         if state:
             self.best, self.decays = state["best"], state["decays"]
+            self.post_done, self.plateaued = state.get("post_done", 0), state.get("plateaued", False)
 
     def update(self, perplexity: float) -> str:
-        """'improved', 'decay' (multiply the learning rate by lr_decay) or 'stop' (plateau)."""
+        """'improved', 'decay' (multiply the learning rate by lr_decay), 'plateau' (reached, and
+        ``post_evals`` evaluations follow), 'post-plateau' or 'stop' (end training)."""
+        if self.plateaued:
+            self.post_done += 1
+            self.best = min(self.best, perplexity)
+            return "stop" if self.post_done >= self.post_evals else "post-plateau"
         if perplexity < self.best * (1.0 - self.min_improvement):
             self.best = perplexity
             return "improved"
@@ -235,10 +247,11 @@ class Plateau:
         if self.decays < self.max_decays:
             self.decays += 1
             return "decay"
-        return "stop"
+        self.plateaued = True
+        return "plateau" if self.post_evals > 0 else "stop"
 
     def state(self) -> dict:
-        return {"best": self.best, "decays": self.decays}
+        return {"best": self.best, "decays": self.decays, "post_done": self.post_done, "plateaued": self.plateaued}
 
 
 def train_lm(spec: LMSpec, corpus, root: Path, *, device: str = "cpu", log=print, progress: bool = False) -> dict:
@@ -269,21 +282,23 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
     torch.manual_seed(spec.seed)
     model = build_lm(len(corpus.vocab), spec.embedding, spec.hidden, spec.layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    step, states, history, lrs, outcome = 0, None, {}, {}, None
-    plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays)
+    step, states, history, lrs, outcome, plateau_step = 0, None, {}, {}, None, None
+    plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays, post_evals=spec.post_plateau_evals)
     resume = folder / "resume.pt"
     if resume.exists():
         state = torch.load(resume, weights_only=False, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, states, history, lrs = state["step"], state["states"], state["history"], state["lrs"]
-        plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays, state["plateau"])
+        plateau_step = state.get("plateau_step")
+        plateau = Plateau(spec.min_improvement, spec.lr_decay, spec.max_decays, state["plateau"],
+                          post_evals=spec.post_plateau_evals)
         outcome = state["outcome"]
     started = time.perf_counter()
     unigram = unigram_perplexity(corpus)
 
     def checkpoint():
-        nonlocal outcome
+        nonlocal outcome, plateau_step
         _atomic_save(model.state_dict(), folder / f"step{step}.pt")
         history[step] = perplexity(model, corpus.valid, bptt=spec.bptt)
         lrs[step] = opt.param_groups[0]["lr"]
@@ -299,7 +314,8 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
             for group in opt.param_groups:
                 group["lr"] *= spec.lr_decay
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "states": states,
-                      "history": history, "lrs": lrs, "plateau": plateau.state(), "outcome": outcome}, resume)
+                      "history": history, "lrs": lrs, "plateau": plateau.state(), "outcome": outcome,
+                      "plateau_step": plateau_step}, resume)
         log(f"  {spec.name}: step {step}/{total} (epoch {step / per_epoch:.2f}), validation perplexity "
             f"{history[step]:.1f}, lr {lrs[step]:g}: {outcome}")
 
@@ -337,7 +353,9 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
     kept = sorted(history)
     record = {"name": spec.name, "spec": asdict(spec), "folder": folder.name, "steps": step, "max_steps": total,
               "steps_per_epoch": per_epoch, "epochs_trained": round(step / per_epoch, 3),
-              "tokens_per_epoch": int(data.numel()), "checkpoints": kept, "plateau_reached": outcome == "stop",
+              "tokens_per_epoch": int(data.numel()), "checkpoints": kept, "plateau_reached": plateau_step is not None,
+              "plateau_step": plateau_step,
+              "post_plateau_evals": sum(1 for k in kept if plateau_step is not None and k > plateau_step),
               "validation_perplexity": {str(k): history[k] for k in kept},
               "learning_rate": {str(k): lrs[k] for k in kept},
               "seconds_this_run": round(time.perf_counter() - started, 1), "device": str(dev),
@@ -346,7 +364,8 @@ def _train_lm(spec: LMSpec, corpus, root: Path, *, device, log, progress) -> dic
     resume.unlink(missing_ok=True)
     log(f"  trained {spec.name}: {step} steps ({record['epochs_trained']} epochs), validation perplexity "
         f"{history[0]:.0f} -> {history[step]:.1f} (best {min(history.values()):.1f}); plateau "
-        f"{'reached' if record['plateau_reached'] else 'NOT reached'} ({record['seconds_this_run']} s)")
+        f"{'reached' if record['plateau_reached'] else 'NOT reached'}, {record['post_plateau_evals']} evaluations past it "
+        f"({record['seconds_this_run']} s)")
     return record
 
 

@@ -214,9 +214,15 @@ def ordering_stats(curves: dict[str, dict[str, list[float]]], fractions: np.ndar
             "at_init": [curves[layer][measure][0] for layer in layers]}
 
 
+def replicate_specs(ctx: RNNContext) -> dict[str, dict[int, lstm.LMSpec]]:
+    """The models of every depth: "2-layer" -> {seed: spec} (``scale.seeds`` seeds each)."""
+    return {f"{d}-layer": {seed: ctx.spec(d, seed) for seed in range(ctx.scale.seeds)} for d in ctx.scale.depths}
+
+
 def train(ctx: RNNContext) -> dict:
-    """Train the shallow and the deeper language model; name -> record."""
-    return {f"{d}-layer": ctx.model(ctx.spec(d)) for d in ctx.scale.depths}
+    """Train every replicate of the shallow and the deeper model; (name, seed) -> record."""
+    specs = replicate_specs(ctx)
+    return {(name, seed): ctx.model(specs[name][seed]) for seed in range(ctx.scale.seeds) for name in specs}
 
 
 def run(ctx: RNNContext) -> dict:
