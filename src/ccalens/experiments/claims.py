@@ -356,35 +356,25 @@ def jackknife_interval(n: int, statistic: Callable[[np.ndarray], float], *, grou
     row-shuffled null). ``statistic(index)`` receives the rows kept; the identity is the
     estimate. The record carries the jackknife's bias estimate (g - 1)(mean - estimate).
     """
-    from scipy.stats import t as student
-
     from ..core.intervals import jackknife_groups
 
     estimate = statistic(np.arange(n))
     parts = jackknife_groups(n, np.random.default_rng(seed), groups)
     values = np.array([statistic(np.setdiff1d(np.arange(n), part)) for part in parts], dtype=float)
     g = len(parts)
-    label = f"grouped jackknife ({g} groups), t with {g - 1} df"
-    if not np.all(np.isfinite(values)) or not np.isfinite(estimate):
-        return {"low": None, "high": None, "method": label, "unit": unit, "draws": g,
-                "undefined_draws": int(np.count_nonzero(~np.isfinite(values))),
-                "reason": "the statistic is undefined without some group"}
-    se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
-    z = float(student.ppf(0.5 + confidence / 2, g - 1))
-    bias = float((g - 1) * (values.mean() - estimate))
-    return {"low": float(estimate - z * se), "high": float(estimate + z * se), "confidence": confidence,
-            "method": label, "unit": unit, "draws": g, "undefined_draws": 0, "bias": bias, "se": se,
-            "corrected": float(estimate - bias), "contains_estimate": True}
+    return _t_interval(estimate, values, confidence, f"grouped jackknife ({g} groups), t with {g - 1} df", unit,
+                       reason="the statistic is undefined without some group")
 
 
-def _t_interval(estimate: float, values: np.ndarray, confidence: float, label: str, unit: str) -> dict:
+def _t_interval(estimate: float, values: np.ndarray, confidence: float, label: str, unit: str,
+                reason: str = "fewer than 2 units, or the statistic is undefined without some unit") -> dict:
+    """Delete-one or delete-d jackknife t interval from the leave-out values (g - 1 df)."""
     from scipy.stats import t as student
 
     g = len(values)
     if g < 2 or not np.all(np.isfinite(values)) or not np.isfinite(estimate):
         return {"low": None, "high": None, "confidence": confidence, "method": label, "unit": unit, "draws": int(g),
-                "undefined_draws": int(np.count_nonzero(~np.isfinite(values))),
-                "reason": "fewer than 2 units, or the statistic is undefined without some unit"}
+                "undefined_draws": int(np.count_nonzero(~np.isfinite(values))), "reason": reason}
     se = float(np.sqrt((g - 1) / g * np.sum((values - values.mean()) ** 2)))
     q = float(student.ppf(0.5 + confidence / 2, g - 1))
     bias = float((g - 1) * (values.mean() - estimate))
