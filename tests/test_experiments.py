@@ -217,7 +217,17 @@ def test_index_page_lists_claims(tmp_path):
     from ccalens.experiments.report import claims_markdown
 
     table = claims_markdown(tmp_path).splitlines()
-    assert table[2] == "| `fig3.early_equal` | PWCCA | 0.0123 | [0.02, 0.05] | premise not met |"
+    assert table[2] == "| `fig3.early_equal` | PWCCA | 0.0123 | [0.02, 0.05] | premise not met | confirmatory |"
+    assert record["analysis"] == "confirmatory" and record["post_hoc"] is None and "CIFAR" in record["caveats"]
+    blurs = decide("fig3.unweighted_blurs", {k: 0.1 for k in ("fc1_fall_pwcca", "fc1_fall_pwcca_minus_mean_cca",
+                                                             "logits_fall_pwcca", "logits_fall_pwcca_minus_mean_cca")}
+                   | {"min_train_accuracy": 1.0}, intervals=dict.fromkeys(("fc1_fall_pwcca",
+                   "fc1_fall_pwcca_minus_mean_cca", "logits_fall_pwcca", "logits_fall_pwcca_minus_mean_cca")))
+    assert blurs["analysis"] == "exploratory" and "after its outcome" in blurs["post_hoc"]
+    doc["claims"] = [record, blurs]
+    (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
+    assert claims_markdown(tmp_path).splitlines()[3].endswith("| inconclusive | exploratory |")
+    assert "exploratory" in write_index(tmp_path).read_text()
     doc.pop("scale"), doc.pop("command")
     (tmp_path / "fig3" / "claims.json").write_text(json.dumps(doc))
     assert "scale: ;" not in write_index(tmp_path).read_text()  # no empty facts

@@ -147,8 +147,9 @@ def decide_part(part, value, interval: dict | None, threshold: float, level: flo
     An interval part holds when its interval lies wholly on the held side of the threshold
     (strictly), fails when it lies wholly on the other side, and is inconclusive when it
     straddles or touches the threshold or is undefined. A p-value part (its interval the Monte
-    Carlo interval of the p-value) holds when that interval lies below ``level``, fails when
-    above it.
+    Carlo interval of the p-value) holds when that interval lies below ``level`` and is
+    inconclusive otherwise: a test that does not reject shows no effect, it does not refute one
+    (only an interval on the effect's size can).
 
     >>> from ccalens.experiments.rules import Part
     >>> p = Part("d", "above", 0.0, "convention", "d > 0")
@@ -160,8 +161,8 @@ def decide_part(part, value, interval: dict | None, threshold: float, level: flo
     low, high = float(interval["low"]), float(interval["high"])
     if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(threshold)):
         return "inconclusive"
-    if part.kind == "p":
-        threshold = level
+    if part.kind == "p":  # a p-value shows an effect or shows nothing: not significant is not a refutation
+        return "held" if high < level else "inconclusive"
     above, below = low > threshold, high < threshold
     if part.held_if == "above":
         return "held" if above else "not held" if below else "inconclusive"
@@ -236,6 +237,10 @@ def decide(rule_id: str, values: Mapping[str, object], *, intervals: Mapping[str
         "code_commit": code_commit(),
         "replicates": replicates,
         "status": status,
+        "analysis": rule.analysis,
+        "post_hoc": rule.post_hoc or None,
+        "direction_only": rule.direction_only or None,
+        "caveats": rule.caveats or None,
         "note": note,
     }
 

@@ -67,7 +67,7 @@ def write_index(root) -> Path:
                 f"{html.escape(str(premise))}; rule commit <code>{html.escape(commit)}</code>; replicates "
                 f"{html.escape(str(c.get('replicates', '—')))}</small></td>"
                 f"<td>{_number(c.get('value'))}</td><td>{_interval(c.get('interval'))}</td>"
-                f"<td>{html.escape(status)}</td></tr>"
+                f"<td>{html.escape(status)}<br><small>{html.escape(_reading(c))}</small></td></tr>"
             )
         images = "".join(f"<img src='{html.escape(figure)}/{html.escape(png.name)}' alt='{html.escape(figure)}'>"
                          for png in sorted(path.parent.glob("*.png")))
@@ -89,7 +89,10 @@ code {{ font-size: 0.9em; }}
 <h1>Morcos, Raghu &amp; Bengio (2018), reproduced with ccalens</h1>
 <p>Each claim is decided by the rule shown, committed before the run (the rule commit): held when every part's
 interval (at the family-wise level) lies on its held side of its threshold, not held when one lies wholly on the
-other side, inconclusive otherwise. A claim whose premise was not met was not tested. Figures: {", ".join(
+other side, inconclusive otherwise. A claim whose premise was not met was not tested. Under each status, its
+reading: <i>exploratory</i> where the rule was changed after an outcome of the same design had been seen (the
+record says what changed), <i>confirmatory</i> otherwise; <i>direction only</i> where the paper names a size
+("largely", "much more") that the rule does not quantify. Figures: {", ".join(
         f"<a href='#{html.escape(p.parent.name)}'>{html.escape(p.parent.name)}</a>" for p in found) or "none yet"}.</p>
 <table><tr><th>claim</th><th>in the paper's words</th><th>rule</th><th>value</th><th>interval</th>
 <th>status</th></tr>
@@ -103,12 +106,21 @@ other side, inconclusive otherwise. A claim whose premise was not met was not te
     return out
 
 
+def _reading(c: dict) -> str:
+    """How far a record's status can be read: exploratory (its rule changed after an outcome was
+    seen) or confirmatory, and "direction only" where the paper names a size the rule does not test."""
+    words = [c.get("analysis", "confirmatory")]
+    if c.get("direction_only"):
+        words.append("direction only")
+    return ", ".join(words)
+
+
 def claims_markdown(root) -> str:
     """Every claim record under ``root/<figure>/claims.json`` as one Markdown table (for the README)."""
     root = Path(root)
     found = sorted(root.glob("*/claims.json"),
                    key=lambda p: (ORDER.index(p.parent.name) if p.parent.name in ORDER else 99, p.parent.name))
-    lines = ["| claim | scope | value | interval | status |", "|---|---|---|---|---|"]
+    lines = ["| claim | scope | value | interval | status | reading |", "|---|---|---|---|---|---|"]
     for path in found:
         for c in json.loads(path.read_text()).get("claims", []):
             interval = c.get("interval") or {}
@@ -116,7 +128,7 @@ def claims_markdown(root) -> str:
             value = c.get("value")
             value = f"{value:.3g}" if isinstance(value, float) else str(value)
             status = c["status"] if c["status"] != "held" else "**held**"
-            lines.append(f"| `{c['id']}` | {c.get('scope') or ''} | {value} | {span} | {status} |")
+            lines.append(f"| `{c['id']}` | {c.get('scope') or ''} | {value} | {span} | {status} | {_reading(c)} |")
     return "\n".join(lines)
 
 

@@ -307,16 +307,17 @@ def decide_fig6(stats: dict, seeds: dict[str, list], premise: dict) -> list[dict
     claims = []
     for name in seeds:
         rule_id = "fig6.bottom_up"
-        iv = claim_records.network_jackknife(seeds, lambda kept: fig6_statistics(stats, kept), keys,
-                                             confidence=claim_records.part_confidence(rule_id), unit="models")
+        depth_keys = [f"{name}/ordering_score", f"{name}/crossing_gap"]
+        iv = claim_records.network_jackknife({name: seeds[name]}, lambda kept: fig6_statistics(stats, kept),
+                                             depth_keys, confidence=claim_records.part_confidence(rule_id),
+                                             unit="models")
         values = {"ordering_score": values_all[f"{name}/ordering_score"],
                   "crossing_gap": values_all[f"{name}/crossing_gap"],
                   "t90_each": [stats[(name, seed)]["pwcca"]["t90"] for seed in seeds[name]],
                   "crossing_each": [stats[(name, seed)]["pwcca"]["crossing"] for seed in seeds[name]], **premise}
         intervals = {"ordering_score": iv[f"{name}/ordering_score"], "crossing_gap": iv[f"{name}/crossing_gap"]}
         claims.append(claim_records.decide(rule_id, values, intervals=intervals, scope=name, replicates=replicates,
-                                           note="intervals: delete-one jackknife over both depths' models; only "
-                                                "this depth's models change this depth's values"))
+                                           note="intervals: delete-one jackknife over this depth's models"))
     for rule_id in ("fig6.pwcca_clearer_than_mean", "fig6.cca_clearer_than_cosine_euclid"):
         iv = claim_records.network_jackknife(seeds, lambda kept: fig6_statistics(stats, kept), keys,
                                              confidence=claim_records.part_confidence(rule_id), unit="models")
