@@ -26,7 +26,7 @@ FIGS = ("fig1", "fig3", "fig4", "fig5", "fig6", "seq")
 OUTPUTS = ("fig1", "fig1-rnn", "fig3", "fig4", "fig5", "fig6", "seq")  # fig1 has CNN and RNN panels
 runner = CliRunner()
 CLAIM_KEYS = {"id", "scope", "claim", "statistic", "value", "interval", "rule", "rule_commit", "code_commit", "replicates",
-              "status", "note"}
+              "status", "analysis", "post_hoc", "direction_only", "caveats", "note"}
 
 
 def _cli(args: list[str]) -> list[str]:
