@@ -76,7 +76,7 @@ def test_degenerate_bca_says_so():
 def test_method_errors_name_the_choices():
     x = np.random.default_rng(4).standard_normal((60, 3))
     with pytest.raises(ValueError, match=r"interval method must be one of \('percentile', 'basic', 'bca', "
-                                         r"'bias_corrected'\); got 'student'"):
+                                         r"'bias_corrected', 'subsample', 'jackknife'\); got 'student'"):
         ccalens.pwcca(x, x, bootstrap=10, interval="student")
     with pytest.raises(ValueError, match="bootstrap=2,000,000 is more than 1,000,000"):
         ccalens.cka(x, x, bootstrap=2 * MAX_DRAWS)
@@ -97,13 +97,16 @@ def test_every_method_reports_the_estimate_bias_and_corrected_value():
         r = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval=method)
         b = r.bootstrap
         assert b.method == method and b.estimate == r.similarity
-        assert b.bias == pytest.approx(np.mean(b.values) - r.similarity)
+        excess = np.mean(b.values) - r.similarity
+        scale = {"bootstrap": 1.0, "subsample": 1.0, "jackknife": b.resamples - 1}[intervals.SCHEMES[method]]
+        assert b.bias == pytest.approx(scale * excess)  # half of n: m / (n - m) = 1
         assert b.corrected == pytest.approx(r.similarity - b.bias)
-        assert b.bias > 0  # resamples repeat datapoints: CCA-type values go up
+        if intervals.SCHEMES[method] != "jackknife":
+            assert b.bias > 0  # resamples and half-samples have fewer distinct datapoints: CCA-type values go up
         # the same resamples give every other method's interval
         assert b.interval(method) == (b.low, b.high)
         text = b.describe()
-        if method in ("basic", "bias_corrected") or not b.contains_estimate:
+        if method in intervals.CENTRED_ON_CORRECTED or not b.contains_estimate:
             assert f"bias-corrected {b.corrected:.4f}" in text and f"{b.bias:+.4f}" in text
     pct = ccalens.pwcca(x, y, bootstrap=60, seed=1, interval="percentile").bootstrap
     assert not pct.contains_estimate  # the reason the methods exist: the percentile interval misses its estimate

@@ -5,11 +5,12 @@ The public face of :mod:`ccalens.core.resampling` (the draws) and
 those modules for the methods and references.
 """
 
-from .core.intervals import DEFAULT_METHOD, METHODS, RELIABLE_DATAPOINTS_PER_NEURON
+from .core.intervals import DEFAULT_BY_FAMILY, DEFAULT_METHOD, METHODS, RELIABLE_DATAPOINTS_PER_NEURON
 from .core.resampling import (
     MAX_DRAWS,
     bootstrap_interval,
     bootstrap_values,
+    default_method,
     jackknife_values,
     null_distribution,
     progress,
@@ -18,6 +19,7 @@ from .core.resampling import (
 )
 from .core.results import BootstrapResult, NullResult
 
-__all__ = ["BootstrapResult", "DEFAULT_METHOD", "MAX_DRAWS", "METHODS", "NullResult",
-           "RELIABLE_DATAPOINTS_PER_NEURON", "bootstrap_interval", "bootstrap_values", "jackknife_values",
+__all__ = ["BootstrapResult", "DEFAULT_BY_FAMILY", "DEFAULT_METHOD", "MAX_DRAWS", "METHODS", "NullResult",
+           "RELIABLE_DATAPOINTS_PER_NEURON", "bootstrap_interval", "bootstrap_values", "default_method",
+           "jackknife_values",
            "null_distribution", "progress", "summarise_bootstrap", "summarise_null"]

@@ -183,9 +183,10 @@ def _matched_measure(measure, X, Y, layout, permutations, bootstrap, confidence,
 
 registry.register(registry.MeasureSpec(
     "procrustes", "Procrustes", "factor", registry.ORTHOGONAL, procrustes, from_factors=_procrustes_from_factors,
-    streamable=True, distance=registry.procrustes_distance))
+    streamable=True, distance=registry.procrustes_distance, family="shape"))
 registry.register(registry.MeasureSpec(
-    "cosine", "cosine (matched neurons)", "raw", frozenset({"isotropic_scaling"}), cosine, same_width=True))
+    "cosine", "cosine (matched neurons)", "raw", frozenset({"isotropic_scaling"}), cosine, same_width=True,
+    family="neuronwise"))
 registry.register(registry.MeasureSpec(
     "euclidean", "Euclidean (matched neurons)", "raw", frozenset(), euclidean, same_width=True,
-    distance=registry.negated, identical=0.0, bounded=False))
+    distance=registry.negated, identical=0.0, bounded=False, family="neuronwise"))

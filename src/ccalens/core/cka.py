@@ -421,12 +421,13 @@ def _host64(arr, name: str) -> np.ndarray:
 
 
 registry.register(registry.MeasureSpec(
-    "cka", "linear CKA", "factor", registry.ORTHOGONAL, cka, from_factors=_cka_from_factors, streamable=True))
+    "cka", "linear CKA", "factor", registry.ORTHOGONAL, cka, from_factors=_cka_from_factors, streamable=True,
+    family="cka"))
 registry.register(registry.MeasureSpec(
     "cka_debiased", "debiased linear CKA", "factor", registry.ORTHOGONAL, cka, fixed={"debiased": True},
-    from_factors=_cka_debiased_from_factors))
+    from_factors=_cka_debiased_from_factors, family="cka"))
 registry.register(registry.MeasureSpec(
-    "cka_rbf", "RBF CKA", "kernel", registry.ORTHOGONAL, cka, fixed={"kernel": "rbf"}))
+    "cka_rbf", "RBF CKA", "kernel", registry.ORTHOGONAL, cka, fixed={"kernel": "rbf"}, family="cka"))
 registry.register(registry.MeasureSpec(
     "cka_rbf_kornblith", "RBF CKA (Kornblith et al.'s bandwidth rule)", "kernel", registry.ORTHOGONAL, cka,
-    fixed={"kernel": "rbf", "bandwidth_rule": "kornblith"}))
+    fixed={"kernel": "rbf", "bandwidth_rule": "kornblith"}, family="cka"))

@@ -223,7 +223,7 @@ def cca(
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
         mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
         level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
-        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
+        the measure family's, :func:`ccalens.core.resampling.default_method`). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -318,7 +318,7 @@ def mean_cca(
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
         mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
         level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
-        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
+        the measure family's, :func:`ccalens.core.resampling.default_method`). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -425,7 +425,7 @@ def svcca(
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
         mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
         level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
-        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
+        the measure family's, :func:`ccalens.core.resampling.default_method`). See :mod:`ccalens.stats`.
 
     Returns
     -------
@@ -553,7 +553,7 @@ def pwcca(
         Uncertainty: ``permutations=N`` adds a shuffled-datapoints null (``result.null``:
         mean, sd, p-value, baseline-corrected similarity), ``bootstrap=N`` an interval at
         level ``confidence`` by the method ``interval`` (``result.bootstrap``; None is
-        :data:`ccalens.core.resampling.DEFAULT_METHOD`). See :mod:`ccalens.stats`.
+        the measure family's, :func:`ccalens.core.resampling.default_method`). See :mod:`ccalens.stats`.
 
     Examples
     --------
@@ -722,12 +722,13 @@ def _pwcca_batched(ops, m, proj_a, proj_b):
 # X's neurons changes them (transforms of Y alone do not)
 registry.register(registry.MeasureSpec(
     "pwcca", "PWCCA", "factor", frozenset({"isotropic_scaling", "permutation", "translation"}), pwcca,
-    from_factors=_pwcca_from_factors, batched=_pwcca_batched, directed=True, streamable=True))
+    from_factors=_pwcca_from_factors, batched=_pwcca_batched, directed=True, streamable=True, family="cca"))
 registry.register(registry.MeasureSpec(
-    "svcca", "SVCCA", "factor", registry.ORTHOGONAL, svcca, from_factors=_svcca_from_factors, streamable=True))
+    "svcca", "SVCCA", "factor", registry.ORTHOGONAL, svcca, from_factors=_svcca_from_factors, streamable=True,
+    family="cca"))
 registry.register(registry.MeasureSpec(
     "mean_cca", "mean CCA", "factor", registry.ALL_LINEAR, mean_cca, from_factors=_mean_cca_from_factors,
-    batched=_mean_cca_batched, streamable=True))
+    batched=_mean_cca_batched, streamable=True, family="cca"))
 registry.register(registry.MeasureSpec(
     "cca", "mean CCA (cca)", "factor", registry.ALL_LINEAR, cca, from_factors=_mean_cca_from_factors,
-    batched=_mean_cca_batched, streamable=True, alias_of="mean_cca"))
+    batched=_mean_cca_batched, streamable=True, alias_of="mean_cca", family="cca"))

@@ -189,5 +189,6 @@ def cknna(X, Y, *, k: int = DEFAULT_K, layout: str = "datapoints_first", permuta
 
 
 _ROTATIONS = frozenset({"orthogonal", "isotropic_scaling", "permutation"})
-registry.register(registry.MeasureSpec("mutual_knn", "mutual k-NN alignment", "raw", _ROTATIONS, mutual_knn))
-registry.register(registry.MeasureSpec("cknna", "CKNNA", "raw", _ROTATIONS, cknna))
+registry.register(registry.MeasureSpec("mutual_knn", "mutual k-NN alignment", "raw", _ROTATIONS, mutual_knn,
+                                        family="neighbours"))
+registry.register(registry.MeasureSpec("cknna", "CKNNA", "raw", _ROTATIONS, cknna, family="neighbours"))

@@ -140,4 +140,4 @@ def predictivity(
 
 registry.register(registry.MeasureSpec(
     "predictivity", "linear predictivity (ridge, held-out R^2)", "raw", registry.ORTHOGONAL, predictivity,
-    directed=True, identical=None))
+    directed=True, identical=None, family="predictivity"))

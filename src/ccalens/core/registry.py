@@ -47,11 +47,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Mapping
 
-__all__ = ["MEASURES", "MeasureSpec", "TRANSFORMS", "angular", "check_measure", "distance", "from_cross", "names",
+__all__ = ["FAMILIES", "MEASURES", "MeasureSpec", "TRANSFORMS", "angular", "check_measure", "distance", "from_cross", "names",
            "negated", "one_minus", "procrustes_distance", "register", "unregister"]
 
 #: transforms of one side's neurons that the invariance checks apply (``ccalens sanity``)
 TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutation", "translation")
+
+#: the families of measures that share an interval method's default and its measured
+#: coverage (:mod:`ccalens.core.intervals`)
+FAMILIES = ("cca", "cka", "shape", "neuronwise", "rsa", "predictivity", "neighbours")
 
 #: invariances shared by several measures
 ALL_LINEAR = frozenset(TRANSFORMS)
@@ -117,6 +121,9 @@ class MeasureSpec:
         (a ridge regression of X on X, held out, is not perfect).
     bounded : bool
         No similarity exceeds ``identical`` = 1, so a chance-adjusted value exists.
+    family : str or None
+        One of :data:`FAMILIES`: the measures whose intervals share a default method
+        (``ccalens.core.intervals.default_method``); None for a measure added by a user.
     """
 
     name: str
@@ -134,6 +141,7 @@ class MeasureSpec:
     distance: Callable = field(default=one_minus, repr=False)
     identical: float | None = 1.0
     bounded: bool = True
+    family: str | None = None
 
     @cached_property  # read on every recompute of a resample: the signature is inspected once
     def options(self) -> frozenset:
@@ -167,6 +175,8 @@ def register(spec: MeasureSpec) -> MeasureSpec:
     if not set(spec.invariant_to) <= set(TRANSFORMS):
         raise ValueError(f"invariant_to names unknown transforms {sorted(set(spec.invariant_to) - set(TRANSFORMS))}; "
                          f"the transforms are {TRANSFORMS}.")
+    if spec.family is not None and spec.family not in FAMILIES:
+        raise ValueError(f"family must be None or one of {FAMILIES}; got {spec.family!r}.")
     if spec.function is None or (spec.kind == "factor" and spec.from_factors is None):
         raise ValueError(f"{spec.name!r} needs its function (and, being of kind 'factor', from_factors).")
     MEASURES[spec.name] = spec

@@ -47,8 +47,8 @@ from .intervals import (DEFAULT_METHOD, JACKKNIFE_GROUPS, METHODS, RELIABLE_DATA
 from .registry import MEASURES, check_measure, from_cross
 from .results import BootstrapResult, NullResult
 
-__all__ = ["BootstrapResult", "MAX_DRAWS", "NullResult", "bootstrap_interval", "null_distribution", "progress",
-           "summarise_null"]
+__all__ = ["BootstrapResult", "MAX_DRAWS", "NullResult", "bootstrap_interval", "default_method", "null_distribution",
+           "progress", "summarise_null"]
 
 #: entries of the stacked permuted bases per product (bounds the memory of the batches)
 _BATCH_ENTRIES = 1 << 24
@@ -183,23 +183,25 @@ def _factor_values_on_rows(measure, data, fx, fy, opts, rows):
     return forward, reverse
 
 
-def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng):
-    """Both directions' values over datapoint resamples, from the factors alone.
+def factor_bootstrap_both(measure, fx, fy, opts, resamples, rng, method: str = "basic"):
+    """Both directions' values over the draws of ``method`` (resamples with replacement,
+    half-samples or jackknife groups: :func:`ccalens.core.intervals.draw_rows`), from the
+    factors alone.
 
     The factor-based measures depend on the data only through their centred, kept
-    neurons, which the factor reproduces as Q_0 @ projections; each resample re-centres
-    and re-factorises those.
+    neurons, which the factor reproduces as Q_0 @ projections; each draw re-centres and
+    re-factorises those.
     """
     data = _factor_data(fx, fy)
     n = fx.n_samples
-    forward, reverse = np.empty(resamples), np.empty(resamples)
-    for k in range(resamples):
-        rows = rng.integers(0, n, n)
+    count = intervals.draw_count(method, n, resamples)
+    forward, reverse = np.empty(count), np.empty(count)
+    for k, rows in enumerate(intervals.draw_rows(method, n, resamples, rng)):
         try:
             forward[k], reverse[k] = _factor_values_on_rows(measure, data, fx, fy, opts, rows)
         except ValueError as err:
-            raise _resample_error(k, resamples, n, err) from None
-        _tick("bootstrap", k + 1, resamples)
+            raise _resample_error(k, count, n, err, method) from None
+        _tick("bootstrap", k + 1, count)
     return forward, reverse
 
 
@@ -287,18 +289,19 @@ def summarise_null(measure: str, observed: float, values: np.ndarray) -> NullRes
                       permutations=int(values.size), values=values)
 
 
-def bootstrap_values(measure, data, opts, resamples: int, rng) -> np.ndarray:
-    """The similarity on ``resamples`` draws of the datapoints with replacement."""
+def bootstrap_values(measure, data, opts, resamples: int, rng, method: str = "basic") -> np.ndarray:
+    """The similarity on the draws of ``method``: ``resamples`` draws of the datapoints with
+    replacement, half-samples without, or jackknife groups left out."""
     x, y = _arrays(data, "the bootstrap", opts)
     n = x.shape[0]
-    values = np.empty(resamples)
-    for k in range(resamples):
-        rows = rng.integers(0, n, n)
+    count = intervals.draw_count(method, n, resamples)
+    values = np.empty(count)
+    for k, rows in enumerate(intervals.draw_rows(method, n, resamples, rng)):
         try:
             values[k] = recompute(measure, _take_rows(x, rows), _take_rows(y, rows), opts)
         except ValueError as err:
-            raise _resample_error(k, resamples, n, err) from None
-        _tick("bootstrap", k + 1, resamples)
+            raise _resample_error(k, count, n, err, method) from None
+        _tick("bootstrap", k + 1, count)
     return values
 
 
@@ -325,47 +328,64 @@ def _factor_route(measure, factors, opts) -> bool:
             and not opts.get("compat"))
 
 
+def default_method(measure: str) -> str:
+    """The interval method of ``measure`` when none is named: its family's
+    (:data:`ccalens.core.intervals.DEFAULT_BY_FAMILY`)."""
+    return intervals.default_method(check_measure(measure).family)
+
+
 def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, rng, *, estimate: float,
-                       method: str = intervals.DEFAULT_METHOD, neurons: int | None = None,
+                       method: str | None = None, neurons: int | None = None,
                        factors=None) -> BootstrapResult:
-    """The ``method`` interval of the similarity over datapoint resamples (with replacement).
+    """The ``method`` interval of the similarity over ``method``'s draws of the datapoints
+    (None: the measure's default, :func:`default_method`).
 
     With ``factors`` (and a factor measure) the resamples are drawn from the factors, as
     :func:`ccalens.pairwise` does; otherwise the measure is recomputed on resampled rows of
     ``data``. Both draw the same rows from ``rng``.
     """
+    method = method or default_method(measure)
     if _factor_route(measure, factors, opts):
         fold = (lambda f, r: 0.5 * (f + r)) if opts.get("symmetric") else (lambda f, r: f)
-        values = fold(*factor_bootstrap_both(measure, *factors, opts, resamples, rng))
+        values = fold(*factor_bootstrap_both(measure, *factors, opts, resamples, rng, method))
         jack = fold(*factor_jackknife_both(measure, *factors, opts, rng)) if method == "bca" else None
         n = factors[0].n_samples
     else:
-        values = bootstrap_values(measure, data, opts, resamples, rng)
+        values = bootstrap_values(measure, data, opts, resamples, rng, method)
         jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
         n = _arrays(data, "the bootstrap", opts)[0].shape[0]
     return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons)
 
 
 def summarise_bootstrap(estimate: float, values, confidence: float, method: str = intervals.DEFAULT_METHOD, *,
-                        jackknife=None, n_samples: int | None = None, neurons: int | None = None) -> BootstrapResult:
-    """A :class:`BootstrapResult` from resampled values (and, for BCa, jackknife values)."""
+                        jackknife=None, n_samples: int | None = None, neurons: int | None = None,
+                        notes=()) -> BootstrapResult:
+    """A :class:`BootstrapResult` from ``method``'s draws' values (and, for BCa, jackknife
+    values); ``notes`` are further warnings to carry (a regime where coverage was short)."""
     values = np.asarray(values, dtype=np.float64)
-    low, high, note = intervals.interval_bounds(estimate, values, confidence, method, jackknife=jackknife)
+    low, high, note = intervals.interval_bounds(estimate, values, confidence, method, jackknife=jackknife,
+                                                n_samples=n_samples)
     regime = intervals.few_datapoints_note(n_samples, neurons)
-    note = "; ".join(t for t in (note, regime) if t) or None
-    sd = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
-    return BootstrapResult(low=low, high=high, confidence=float(confidence), sd=sd, resamples=int(values.size),
+    note = "; ".join(t for t in (note, regime, *notes) if t) or None
+    return BootstrapResult(low=low, high=high, confidence=float(confidence),
+                           sd=intervals.standard_error(method, values, n_samples), resamples=int(values.size),
                            values=values, method=method, estimate=float(estimate),
-                           bias=intervals.bootstrap_bias(estimate, values), note=note,
-                           jackknife=None if jackknife is None else np.asarray(jackknife, dtype=np.float64))
+                           bias=intervals.estimate_bias(method, estimate, values, n_samples), note=note,
+                           jackknife=None if jackknife is None else np.asarray(jackknife, dtype=np.float64),
+                           n_samples=n_samples)
 
 
-def _resample_error(k: int, resamples: int, n: int, err: Exception) -> ValueError:
-    """A bootstrap resample the measure cannot use: say so, rather than blame the data."""
+def _resample_error(k: int, resamples: int, n: int, err: Exception, method: str = "basic") -> ValueError:
+    """A draw the measure cannot use: say so, rather than blame the data."""
+    scheme = intervals.SCHEMES[method]
+    what = {"bootstrap": f"the {n} datapoints drawn with replacement",
+            "subsample": f"{intervals.subsample_size(n)} of the {n} datapoints, drawn without replacement",
+            "jackknife": f"the {n} datapoints without one group"}[scheme]
+    kind = {"bootstrap": "bootstrap resample", "subsample": "half-sample", "jackknife": "jackknife group"}[scheme]
+    why = ("resamples repeat many of them" if scheme == "bootstrap" else "a draw keeps too few of them")
     return ValueError(
-        f"bootstrap resample {k + 1} of {resamples} (the {n} datapoints drawn with replacement) "
-        f"cannot be measured: {err} The data themselves can be; with so few datapoints, "
-        f"resamples repeat many of them. Use more datapoints, or leave out bootstrap=.")
+        f"{kind} {k + 1} of {resamples} ({what}) cannot be measured: {err} The data "
+        f"themselves can be; with so few datapoints, {why}. Use more datapoints, or leave out bootstrap=.")
 
 
 def _arrays(data, what: str, opts: dict):
@@ -395,7 +415,7 @@ def attach(result, measure: str, data, opts: dict, permutations: int, bootstrap:
     if bootstrap:
         changes["bootstrap"] = bootstrap_interval(measure, data, opts, bootstrap, confidence, rng,
                                                   estimate=result.similarity,
-                                                  method=interval or intervals.DEFAULT_METHOD,
+                                                  method=interval or default_method(measure),
                                                   neurons=_neurons(result, data, opts, factors), factors=factors)
     return dataclasses.replace(result, **changes)
 

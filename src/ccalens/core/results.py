@@ -55,7 +55,8 @@ class NullResult:
 
 @dataclass(frozen=True, eq=False)
 class BootstrapResult:
-    """A bootstrap confidence interval over datapoints.
+    """A confidence interval over draws of the datapoints (bootstrap resamples, half-samples
+    or jackknife groups, by ``method``).
 
     Attributes
     ----------
@@ -63,22 +64,27 @@ class BootstrapResult:
         The interval's ends, by ``method`` (see :mod:`ccalens.core.resampling`).
     confidence : float
     sd : float
-        Bootstrap standard error.
+        The estimate's standard error by ``method``'s draws (the bootstrap values' sd, the
+        half-samples' sd rescaled to n, or Tukey's jackknife error).
     resamples : int
+        The draws: resamples, half-samples or jackknife groups.
     values : ndarray, shape (resamples,)
-        The similarity on each resample.
-    method : {"percentile", "basic", "bca", "bias_corrected"}
+        The similarity on each draw.
+    method : {"percentile", "basic", "bca", "bias_corrected", "subsample", "jackknife"}
     estimate : float
         The similarity of the data themselves.
     bias : float
-        The bootstrap's bias estimate, mean(values) - estimate. CCA-type similarities
-        are biased upward at finite sample size, and a resample, which repeats
-        datapoints, more so.
+        The estimate's bias as the draws estimate it (the bootstrap's mean(values) -
+        estimate; for subsampling and the jackknife, the excess scaled to n:
+        :func:`ccalens.core.intervals.estimate_bias`). CCA-type similarities are biased
+        upward at finite sample size, and a resample, which repeats datapoints, more so.
     note : str or None
         Why the interval may cover less often than its level says (few datapoints per
         neuron, a degenerate BCa correction), or None.
     jackknife : ndarray or None
         Leave-one-group-out values (BCa only).
+    n_samples : int or None
+        The datapoints (subsampling and the jackknife scale their draws by it).
     """
 
     low: float
@@ -92,6 +98,7 @@ class BootstrapResult:
     bias: float = float("nan")
     note: str | None = None
     jackknife: Any = None
+    n_samples: int | None = None
 
     @property
     def corrected(self) -> float:
@@ -112,12 +119,16 @@ class BootstrapResult:
         return reports_correction(self.method, self.contains_estimate)
 
     def interval(self, method: str) -> tuple[float, float]:
-        """``(low, high)`` of another method, from the same resamples (BCa needs the
-        jackknife values, kept only when the result was computed with ``interval="bca"``)."""
-        from .intervals import interval_bounds
+        """``(low, high)`` of another method that draws the datapoints the same way, from the
+        same draws (BCa needs the jackknife values, kept only when the result was computed
+        with ``interval="bca"``)."""
+        from .intervals import SCHEMES, check_method, interval_bounds
 
+        if SCHEMES[check_method(method)] != SCHEMES[self.method]:
+            raise ValueError(f"a {method} interval needs {SCHEMES[method]} draws, and these are {SCHEMES[self.method]} "
+                             f"draws ({self.method}); recompute with interval={method!r}.")
         low, high, _ = interval_bounds(self.estimate, self.values, self.confidence, method,
-                                       jackknife=self.jackknife)
+                                       jackknife=self.jackknife, n_samples=self.n_samples)
         return low, high
 
     def describe(self) -> str:
@@ -125,7 +136,7 @@ class BootstrapResult:
         centred on it or excludes the estimate."""
         text = f"{100 * self.confidence:g}% {self.method} CI [{self.low:.4f}, {self.high:.4f}]"
         if self.reports_correction:
-            text += f" around the bias-corrected {self.corrected:.4f} (bootstrap bias {self.bias:+.4f})"
+            text += f" around the bias-corrected {self.corrected:.4f} (estimated bias {self.bias:+.4f})"
         return text
 
     def __repr__(self) -> str:

@@ -175,6 +175,7 @@ def rsa(
 
 
 registry.register(registry.MeasureSpec(
-    "rsa", "RSA (correlation RDMs)", "raw", frozenset({"isotropic_scaling", "permutation"}), rsa))
+    "rsa", "RSA (correlation RDMs)", "raw", frozenset({"isotropic_scaling", "permutation"}), rsa, family="rsa"))
 registry.register(registry.MeasureSpec(
-    "rsa_euclidean", "RSA (Euclidean RDMs)", "raw", registry.ORTHOGONAL, rsa, fixed={"rdm": "euclidean"}))
+    "rsa_euclidean", "RSA (Euclidean RDMs)", "raw", registry.ORTHOGONAL, rsa, fixed={"rdm": "euclidean"},
+    family="rsa"))

@@ -157,8 +157,8 @@ registry.register(registry.MeasureSpec(
     "shape", f"shape metric (angular, alpha = {DEFAULT_ALPHA})", "factor",
     frozenset({"orthogonal", "permutation", "translation"}), shape_metric,
     from_factors=functools.partial(shape_from_factors, alpha=DEFAULT_ALPHA), streamable=True,
-    distance=registry.angular))
+    distance=registry.angular, family="shape"))
 registry.register(registry.MeasureSpec(
     "shape_cca", "shape metric (angular, alpha = 0)", "factor", registry.ALL_LINEAR, shape_metric, fixed={"alpha": 0.0},
     from_factors=functools.partial(shape_from_factors, alpha=0.0), streamable=True,
-    distance=registry.angular))
+    distance=registry.angular, family="shape"))

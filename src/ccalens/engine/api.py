@@ -28,7 +28,7 @@ import numpy as np
 from ..core import registry, validate
 from ..core.cka import DEFAULT_BANDWIDTH, check_bandwidth
 from ..core.factor import Factor, factorize_each
-from ..core.intervals import DEFAULT_METHOD
+from ..core.resampling import default_method
 from ..core.measures import DEFAULT_KEEP
 from ..core.resampling import check_options
 from ..store import Source
@@ -130,7 +130,7 @@ def pairwise(
         Per pair, a shuffled-datapoints null (columns null_mean, null_sd, p_value,
         corrected) and a bootstrap interval (ci_low, ci_high, and the bootstrap's bias
         estimate ci_bias) by the method ``interval`` (None:
-        :data:`ccalens.core.resampling.DEFAULT_METHOD`), computed from the cached factors
+        the measure family's, :func:`ccalens.core.resampling.default_method`), computed from the cached factors
         and kept in ``results`` with the pair.
     seed : int
         Seeds each pair's permutations and resamples (with the data's fingerprints), so
@@ -158,7 +158,7 @@ def pairwise(
         raise ValueError(f"block must be None (bases of about 1 GB per block) or a positive int; got {block!r}.")
     bandwidth = check_bandwidth(bandwidth)
     check_options(permutations, bootstrap, confidence, interval)
-    interval = interval or DEFAULT_METHOD
+    interval = interval or default_method(measure)
     confidence = float(confidence)
     if other_names is not None and others is None:
         raise ValueError("other_names names the columns of others; pass others too (or use names= for reps).")

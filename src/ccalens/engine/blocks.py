@@ -47,7 +47,7 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
         if extra.permutations:
             vals["null"] = null_distribution(measure, data, opts, extra.permutations, rng, kernels=pair)
         if extra.bootstrap:
-            vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng)
+            vals["boot"] = bootstrap_values(measure, data, opts, extra.bootstrap, rng, extra.method)
             if extra.method == "bca":
                 vals["jack"] = jackknife_values(measure, data, opts, rng)
         return vals
@@ -69,7 +69,7 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
         if extra:
             forward = uncertainty(a, b, pair, np.random.default_rng(extra.seeds.get((a, b), 0)))
             reverse = uncertainty(b, a, None, np.random.default_rng(extra.seeds.get((a, b), 0))) if directed else forward
-            extra.add(info, forward, reverse, measure, v_ab, v_ba)
+            extra.add(info, forward, reverse, measure, v_ab, v_ba, len(arrays[a]))
         out.append((a, b, v_ab, v_ba, info))
     return out
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..core import registry
-from ..core.intervals import DEFAULT_METHOD, few_datapoints_note, reports_correction
+from ..core.intervals import draws_text, few_datapoints_note, reports_correction
+from ..core.resampling import default_method
 from ..core.resampling import check_options
 from ..locks import LockedError, exclusive
 from ..store import ActivationStore
@@ -98,11 +99,11 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
             log(f"permutation null ({permutations} per pair): mean {off['null_mean'].mean():.4f}; {verdict}; "
                 f"mean corrected similarity {off['corrected'].mean():.4f}")
         if bootstrap:
-            method = interval or DEFAULT_METHOD
+            method = interval or default_method(measure)
             value = off["similarity"]
             outside = int(((value < off["ci_low"]) | (value > off["ci_high"])).sum())
-            line = (f"bootstrap ({bootstrap} resamples per pair, {method} intervals): mean {100 * confidence:g}% "
-                    f"interval width {(off['ci_high'] - off['ci_low']).mean():.4f}; mean bootstrap bias "
+            line = (f"{method} intervals ({draws_text(method, bootstrap)} per pair): mean {100 * confidence:g}% "
+                    f"interval width {(off['ci_high'] - off['ci_low']).mean():.4f}; mean estimated bias "
                     f"{off['ci_bias'].mean():+.4f} (columns ci_low, ci_high, ci_bias)")
             if reports_correction(method, contains_estimate=not outside):
                 line += (f"; {outside} of {len(off)} intervals exclude their similarity: they belong to the "

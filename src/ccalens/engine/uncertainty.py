@@ -22,12 +22,12 @@ class Uncertainty:
     confidence: float = 0.95
     symmetric: bool = False
     seeds: dict = field(default_factory=dict)  # (a, b) -> seed, from the data fingerprints
-    method: str = "percentile"  # the bootstrap interval's method
+    method: str = "basic"  # the interval's method (and how its draws are made)
 
     def __bool__(self) -> bool:
         return bool(self.permutations or self.bootstrap)
 
-    def add(self, info: dict, forward, reverse, measure: str, v_ab: float, v_ba: float) -> None:
+    def add(self, info: dict, forward, reverse, measure: str, v_ab: float, v_ba: float, n: int | None = None) -> None:
         """Summaries of both directions' null and bootstrap values into ``info``."""
         if self.symmetric:  # the folded value's null and interval: both directions averaged per draw
             forward = reverse = {kind: 0.5 * (forward[kind] + reverse[kind]) for kind in forward}
@@ -39,7 +39,7 @@ class Uncertainty:
                              f"corrected{key}": nr.corrected})
             if self.bootstrap and "boot" in values:
                 ci = summarise_bootstrap(observed, values["boot"], self.confidence, self.method,
-                                         jackknife=values.get("jack"))
+                                         jackknife=values.get("jack"), n_samples=n)
                 info.update({f"ci_low{key}": ci.low, f"ci_high{key}": ci.high, f"ci_bias{key}": ci.bias})
 
     def factor_pair(self, info, a, b, fa, fb, measure, epsilon, keep, v_ab, v_ba) -> None:
@@ -49,7 +49,7 @@ class Uncertainty:
         if self.permutations:
             fwd["null"], rev["null"] = factor_null_both(measure, fa, fb, opts, self.permutations, rng)
         if self.bootstrap:
-            fwd["boot"], rev["boot"] = factor_bootstrap_both(measure, fa, fb, opts, self.bootstrap, rng)
+            fwd["boot"], rev["boot"] = factor_bootstrap_both(measure, fa, fb, opts, self.bootstrap, rng, self.method)
             if self.method == "bca":
                 fwd["jack"], rev["jack"] = factor_jackknife_both(measure, fa, fb, opts, rng)
-        self.add(info, fwd, rev, measure, v_ab, v_ba)
+        self.add(info, fwd, rev, measure, v_ab, v_ba, fa.n_samples)
