@@ -73,28 +73,41 @@ def compare(
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
     interval: Annotated[Optional[Interval], typer.Option("--interval", help="Bootstrap interval method (default: the one measured to cover best, see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
+    versus: Annotated[Optional[str], typer.Option("--versus", metavar="C", help="A third array C: is B or C closer to A? Prints s(A, B) - s(A, C) with an interval from the same draws for both terms and a p-value (--bootstrap draws, 1000 if not given).")] = None,
 ) -> None:
     """How similar are two representations? Prints similarity and distance per measure,
-    with a permutation null and a bootstrap interval when asked for."""
+    with a permutation null and a bootstrap interval when asked for; with --versus C, which
+    of B and C is closer to A."""
     import warnings
 
     from ..store import load_array
 
     x, y = load_array(a), load_array(b)
-    for name, arr in (("A", x), ("B", y)):
+    z = None if versus is None else load_array(versus)
+    for name, arr in (("A", x), ("B", y), ("C", z)):
+        if arr is None:
+            continue
         if arr.ndim != 2:
             raise ValueError(f"{name} has shape {tuple(arr.shape)}; compare needs 2-D arrays "
                              f"({'neurons, datapoints' if neurons_first else 'datapoints, neurons'}).")
     if symmetric and measure not in (Measure.pwcca, Measure.all):
         raise ValueError("--symmetric averages PWCCA's two directions; the other measures are symmetric already.")
     layout = "neurons_first" if neurons_first else "datapoints_first"
-    rows = [arr.shape[1 if neurons_first else 0] if arr.ndim == 2 else None for arr in (x, y)]
-    if None not in rows and rows[0] != rows[1]:
-        raise ValueError(
-            f"A and B must have the same number of datapoints: A is {x.shape} and B is {y.shape} "
-            f"as ({'neurons, datapoints' if neurons_first else 'datapoints, neurons'}). "
-            + ("" if neurons_first else "If the files are (neurons, datapoints), add --neurons-first.")
-        )
+    axis = 1 if neurons_first else 0
+    for name, arr in (("B", y), ("C", z)):
+        if arr is not None and arr.shape[axis] != x.shape[axis]:
+            raise ValueError(
+                f"A and {name} must have the same number of datapoints: A is {x.shape} and {name} is {arr.shape} "
+                f"as ({'neurons, datapoints' if neurons_first else 'datapoints, neurons'}). "
+                + ("" if neurons_first else "If the files are (neurons, datapoints), add --neurons-first.")
+            )
+    if z is not None:
+        if permutations:
+            raise ValueError("--versus gives a paired interval and p-value of the difference; --permutations "
+                             "(a null of one similarity) does not apply. Leave one of them out.")
+        _versus(a, b, versus, x, y, z, measure, as_json, layout, symmetric, compat, epsilon, keep, bootstrap or 1000,
+                confidence, None if interval is None else interval.value, seed)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _common.draw_progress():  # permutations, resamples: a bar with the time left (on a terminal)
@@ -117,9 +130,13 @@ def compare(
         table.add_column(f"null mean ± sd ({permutations} perms)", justify="right")
         table.add_column("p", justify="right")
         table.add_column("corrected", justify="right")
+    methods = {r["ci_method"] for r in results.values() if "ci_method" in r}
     if bootstrap:
-        method = next(r["ci_method"] for r in results.values())
-        table.add_column(f"{100 * confidence:g}% {method} CI ({bootstrap} resamples)", justify="right")
+        from ..core.intervals import draws_text
+
+        head = (f"{methods.pop()} CI ({draws_text(next(iter(results.values()))['ci_method'], bootstrap)})"
+                if len(methods) == 1 else "CI (method per measure)")
+        table.add_column(f"{100 * confidence:g}% {head}", justify="right")
     table.add_column("details")
     hidden = {"similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
               "permutations", "ci_low", "ci_high", "confidence", "resamples", "ci_method", "ci_bias", "ci_corrected",
@@ -131,6 +148,10 @@ def compare(
             cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
         if bootstrap:
             ci = f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            if methods:  # the measures use different methods: each cell names its own
+                from ..core.intervals import draws_text
+
+                ci = f"{r['ci_method']} ({draws_text(r['ci_method'], r['resamples'])}) " + ci
             if reports_correction(r["ci_method"], r["ci_contains_estimate"]):
                 # the interval belongs to the bias-corrected value: print it beside
                 ci += f" around {r['ci_corrected']:.4f} (bias {r['ci_bias']:+.4f})"
@@ -143,4 +164,70 @@ def compare(
     for note in notes:
         out.print(f"[yellow]warning:[/yellow] {note}")
     for note in sorted({r["ci_note"] for r in results.values() if r.get("ci_note")}):
+        out.print(f"[yellow]interval:[/yellow] {note}")
+
+
+def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsilon, keep, draws, confidence,
+            interval, seed) -> None:
+    """``compare A B --versus C``: s(A, B) - s(A, C) per measure, from shared draws."""
+    import warnings
+
+    from ..core.compare import RBF_MAX_N
+    from ..core.paired import paired_difference
+    from ..core.registry import MEASURES, names
+
+    if compat is not None:
+        raise ValueError("--versus computes ccalens's measures on shared draws; --compat (google/svcca's "
+                         "numbers for one pair) does not apply to it.")
+    n = x.shape[1] if layout == "neurons_first" else x.shape[0]
+    wanted, skipped = [], {}
+    for m in (names() if measure.value == "all" else [measure.value]):
+        spec = MEASURES[m]
+        if measure.value == "all" and spec.kind == "kernel" and n > RBF_MAX_N:
+            skipped[m] = f"{n:,} datapoints: its n x n kernels are large above {RBF_MAX_N:,}; ask for it with -m {m}"
+        elif measure.value == "all" and spec.same_width and not (x.shape == y.shape == z.shape):
+            skipped[m] = "A, B and C have different widths; matched-neuron measures compare neuron i with neuron i"
+        else:
+            wanted.append(m)
+    results = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _common.draw_progress():
+            for m in wanted:
+                opts = {"epsilon": epsilon}
+                if MEASURES[m].directed:
+                    opts["symmetric"] = symmetric or None
+                if MEASURES[m].defaults.get("keep") is not None:
+                    opts["keep"] = keep
+                results[m] = paired_difference(x, y, z, m, bootstrap=draws, confidence=confidence, interval=interval,
+                                               seed=seed, names=(f"B ({b})", f"C ({c})"), label=f"A ({a})",
+                                               layout=layout, **opts)
+    notes = sorted({str(w.message) for w in caught})
+    if as_json:
+        payload = {"a": a, "b": b, "c": c, "n_samples": int(n), "difference": "s(A, B) - s(A, C)",
+                   "measures": {m: r.as_dict() for m, r in results.items()}, "skipped": skipped, "warnings": notes}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    from rich.table import Table
+
+    from ..core.intervals import draws_text
+
+    table = Table(title=f"Is B or C closer to A?  A = {a}, B = {b}, C = {c}  ({n:,} datapoints)")
+    for col in ("measure", "s(A, B)", "s(A, C)", "difference"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    table.add_column(f"{100 * confidence:g}% CI (method, draws)", justify="right")
+    table.add_column("p", justify="right")
+    table.add_column("closer to A")
+    for m, r in results.items():
+        closer = "B" if r.low > 0 else "C" if r.high < 0 else "undecided"
+        table.add_row(m, f"{r.similarity_first:.4f}", f"{r.similarity_second:.4f}", f"{r.difference:+.4f}",
+                      f"[{r.low:+.4f}, {r.high:+.4f}] ({r.method}, {draws_text(r.method, r.draws)})",
+                      r.p_text.removeprefix("p = "), closer)
+    out = _common.console()
+    out.print(table)
+    for m, why in skipped.items():
+        out.print(f"skipped {m}: {why}")
+    for note in notes:
+        out.print(f"[yellow]warning:[/yellow] {note}")
+    for note in sorted({r.note for r in results.values() if r.note}):
         out.print(f"[yellow]interval:[/yellow] {note}")

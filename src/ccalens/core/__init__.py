@@ -10,6 +10,7 @@ from .rsa import rsa
 from .predictivity import predictivity
 from .neighbours import cknna, mutual_knn
 from .shape import shape_metric
+from .paired import PairedDifference, paired_difference, paired_differences
 from .results import (
     BootstrapResult,
     CCAResult,
@@ -59,4 +60,7 @@ __all__ = [
     "mean_cca",
     "pwcca",
     "svcca",
+    "PairedDifference",
+    "paired_difference",
+    "paired_differences",
 ]
