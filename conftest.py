@@ -27,7 +27,7 @@ DOC_NEEDS = {
     "tutorial.md": ("torch", "sklearn", "matplotlib", "pandas"),
     "how-to/compare-models.md": ("torch", "matplotlib", "pandas"),
     "how-to/transformers.md": ("torch", "transformers", "pandas"),
-    "how-to/checkpoints.md": ("torch",),
+    "how-to/checkpoints.md": ("torch", "pandas"),
     "how-to/many-networks.md": ("pandas",),
     "how-to/dask.md": ("dask", "distributed"),
     "how-to/gpu.md": ("torch",),

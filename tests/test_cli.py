@@ -233,7 +233,11 @@ def test_compare_every_measure_with_null_and_interval(pair):
     res = runner.invoke(app, ["compare", f"{tmp / 'acts.npz'}:x", f"{tmp / 'acts.npz'}:y", "-m", "procrustes",
                               "--permutations", "9", "--bootstrap", "10"], env={"COLUMNS": "220"})
     assert res.exit_code == 0, res.output
-    assert "null mean ± sd (9 perms)" in res.stdout and "95% basic CI (10 resamples)" in res.stdout
+    from ccalens.core.intervals import draws_text
+    from ccalens.core.resampling import default_method
+
+    method = default_method("procrustes")
+    assert "null mean ± sd (9 perms)" in res.stdout and f"95% {method} CI ({draws_text(method, 10)})" in res.stdout
     # same shapes: the matched-neuron controls join "all"
     np.save(tmp / "y.npy", y[:, : x.shape[1]] if y.shape[1] >= x.shape[1] else np.c_[y, y][:, : x.shape[1]])
     res = runner.invoke(app, ["compare", str(tmp / "x.npy"), str(tmp / "y.npy"), "-m", "all", "--json"])
@@ -258,7 +262,12 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "euclidean", "--out", str(out),
                               "--permutations", "9", "--bootstrap", "5"])
     assert res.exit_code == 0, res.output
-    assert "permutation null (9 per pair)" in res.stdout and "bootstrap (5 resamples per pair, basic intervals)" in res.stdout
+    from ccalens.core.intervals import draws_text
+    from ccalens.core.resampling import default_method
+
+    method = default_method("euclidean")
+    assert "permutation null (9 per pair)" in res.stdout
+    assert f"{method} intervals ({draws_text(method, 5)} per pair)" in res.stdout
     # 9 permutations cannot give p <= 0.05 (the smallest is 1/10): said, not counted as "0 of 3"
     assert "no p-value can reach 0.05 with 9 permutations (the smallest possible is 1/10 = 0.100; use at least " \
            "19)" in res.stdout and "in 3 pairs" in res.stdout  # a symmetric measure: each pair once

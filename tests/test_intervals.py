@@ -245,3 +245,75 @@ def test_few_datapoints_per_neuron_are_said_in_the_result_and_the_output(tmp_pat
     out = CliRunner().invoke(app, ["compare", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "-m", "mean_cca",
                                    "--bootstrap", "50"])
     assert out.exit_code == 0 and "15 datapoints per neuron" in " ".join(out.output.split())
+
+
+def test_the_delete_one_jackknife_interval_of_a_mean_is_the_t_interval():
+    """Closed form: leave-one-out means have no bias and Tukey's error s / sqrt(n), so the
+    jackknife interval of a mean is the one-sample t interval."""
+    x = np.random.default_rng(11).standard_normal(40) * 2 + 1
+    n = x.size
+    loo = (x.sum() - x) / (n - 1)
+    low, high, _ = intervals.interval_bounds(x.mean(), loo, 0.95, "jackknife", n_samples=n)
+    t_low, t_high = st.t.interval(0.95, n - 1, loc=x.mean(), scale=x.std(ddof=1) / np.sqrt(n))
+    assert (low, high) == pytest.approx((t_low, t_high), abs=1e-12)
+    assert intervals.estimate_bias("jackknife", x.mean(), loo, n) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_jackknife_and_half_sample_bias_corrections_unbias_the_plug_in_variance():
+    """Closed form: the plug-in variance (ddof 0) has bias -sigma^2 / n. The delete-one
+    jackknife corrects it to the unbiased variance exactly; half-samples without
+    replacement, scaled by m / (n - m), do so in expectation over the half-samples."""
+    x = np.random.default_rng(12).standard_normal(60)
+    n = x.size
+    loo = np.array([np.delete(x, i).var() for i in range(n)])
+    jack = x.var() - intervals.estimate_bias("jackknife", x.var(), loo, n)
+    assert jack == pytest.approx(x.var(ddof=1), rel=1e-12)
+    rng = np.random.default_rng(13)
+    halves = np.array([x[r].var() for r in intervals.draw_rows("subsample", n, 20000, rng)])
+    half = x.var() - intervals.estimate_bias("subsample", x.var(), halves, n)
+    assert half == pytest.approx(x.var(ddof=1), rel=0.01)
+
+
+def test_half_samples_rescaled_give_the_standard_error_of_a_mean():
+    """Without replacement a half-sample's mean has variance (1 - m/n) s^2 / m (the
+    finite-population correction), which the rescaling sqrt(m / (n - m)) turns into the
+    sample mean's s^2 / n."""
+    x = np.random.default_rng(14).standard_normal(101)
+    n = x.size
+    rng = np.random.default_rng(15)
+    means = np.array([x[r].mean() for r in intervals.draw_rows("subsample", n, 40000, rng)])
+    m = intervals.subsample_size(n)
+    fpc = np.sqrt((1 - m / n) * x.var(ddof=1) / m)  # the half-sample mean's exact sd
+    assert means.std(ddof=1) == pytest.approx(fpc, rel=0.02)
+    assert intervals.standard_error("subsample", means, n) == pytest.approx(x.std(ddof=1) / np.sqrt(n), rel=0.03)
+
+
+def test_draws_of_each_scheme_and_their_errors():
+    rng = np.random.default_rng(0)
+    boot = list(intervals.draw_rows("basic", 10, 3, rng))
+    assert len(boot) == 3 and all(r.size == 10 for r in boot)
+    half = list(intervals.draw_rows("subsample", 11, 4, rng))
+    assert all(r.size == 5 and np.unique(r).size == 5 for r in half)
+    jack = list(intervals.draw_rows("jackknife", 10, 100, rng))  # min(n, draws) groups: leave one out
+    assert len(jack) == 10 and all(r.size == 9 for r in jack)
+    assert sorted(set(range(10)) - set(r) for r in jack) == [{i} for i in range(10)]
+    assert intervals.draw_count("jackknife", 10, 100) == 10 and intervals.draw_count("subsample", 10, 7) == 7
+    with pytest.raises(ValueError, match="subsampling needs at least 4 datapoints; got 3"):
+        list(intervals.draw_rows("subsample", 3, 2, rng))
+    with pytest.raises(ValueError, match="at least 2 groups; got bootstrap=1"):
+        list(intervals.draw_rows("jackknife", 10, 1, rng))
+    with pytest.raises(ValueError, match="the subsample interval needs the number of datapoints"):
+        intervals.interval_bounds(0.5, np.ones(5), 0.95, "subsample")
+    b = ccalens.cka(*_biased_pair()[:2], bootstrap=20, interval="jackknife").bootstrap
+    with pytest.raises(ValueError, match="a basic interval needs bootstrap draws, and these are jackknife draws"):
+        b.interval("basic")
+    assert "jackknife groups" in intervals.draws_text("jackknife", 20)
+
+
+def test_every_registered_measure_names_a_family_and_unknown_families_are_refused():
+    from ccalens.core import registry
+
+    assert {s.family for s in registry.MEASURES.values()} == set(registry.FAMILIES)
+    with pytest.raises(ValueError, match=r"family must be None or one of \('cca'"):
+        registry.register(registry.MeasureSpec("tmp", "tmp", "raw", frozenset(), ccalens.cosine, family="cnn"))
+    assert "tmp" not in registry.MEASURES

@@ -84,8 +84,10 @@ SCHEMES = {"percentile": "bootstrap", "basic": "bootstrap", "bca": "bootstrap", 
 #: the default method of each measure family (``ccalens.core.registry.FAMILIES``), chosen by benchmarks/interval_coverage.py's committed rule
 DEFAULT_BY_FAMILY: dict[str, str] = {}
 
-#: families whose default missed the coverage target somewhere in the grid: what was measured
-MISSED_TARGET: dict[str, str] = {}
+#: families whose default missed the coverage target somewhere in the grid: per population
+#: of the grid (a regime that ``ccalens.core.regimes`` detects from the data, or
+#: "separated", which has no detector and is noted always), what was measured
+MISSED_TARGET: dict[str, dict[str, str]] = {}
 
 #: the method of a family that the benchmark did not decide, and of measures without a family
 DEFAULT_METHOD = "basic"
@@ -117,11 +119,14 @@ def paired_coverage_note(family: str | None, method: str) -> str | None:
     return None
 
 
-def coverage_note(family: str | None, method: str) -> str | None:
-    """The coverage benchmark's warning for an interval by its family's default, or None."""
-    if family in MISSED_TARGET and method == default_method(family):
-        return MISSED_TARGET[family]
-    return None
+def coverage_note(family: str | None, method: str, regimes=()) -> str | None:
+    """The coverage benchmark's warning for an interval by its family's default on data
+    that show ``regimes`` (``ccalens.core.regimes.detect``), or None."""
+    if method != default_method(family):
+        return None
+    missed = MISSED_TARGET.get(family, {})
+    texts = [text for regime, text in missed.items() if regime == "separated" or regime in set(regimes)]
+    return "; ".join(texts) or None
 
 #: at most this many jackknife groups (one recomputation each) for BCa's acceleration
 JACKKNIFE_GROUPS = 100

@@ -354,7 +354,34 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
         values = bootstrap_values(measure, data, opts, resamples, rng, method)
         jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
         n = _arrays(data, "the bootstrap", opts)[0].shape[0]
-    return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons)
+    return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons,
+                               notes=[regime_note(measure, method, data, opts, factors)])
+
+
+def regime_note(measure, method, data, opts, factors=None) -> str | None:
+    """The coverage benchmark's note when ``method`` is the measure's default and the data
+    show a regime where that default was measured to cover less than its target
+    (:mod:`ccalens.core.regimes`), or None."""
+    from . import regimes, validate
+
+    family = MEASURES[measure].family
+    if method != default_method(measure) or not intervals.MISSED_TARGET.get(family):
+        return None
+    if factors is not None:
+        ops = factors[0].ops
+        x, y = (ops.to_numpy(a) for a in _factor_data(*factors))
+        ranks = (factors[0].rank, factors[1].rank)
+        rho = np.linalg.svd(ops.to_numpy(ops.cross(factors[0].basis(), factors[1].basis())), compute_uv=False)
+    else:
+        x, y = (validate.host_matrix(a, name, opts.get("layout") or "datapoints_first")
+                for a, name in zip(data, "XY"))
+        ranks, rho = None, None
+        if family == "cca":
+            from .factor import factorize
+
+            fx, fy = factorize(x), factorize(y)
+            rho = np.linalg.svd(fx.basis().T @ fy.basis(), compute_uv=False)
+    return intervals.coverage_note(family, method, regimes.detect(x, y, ranks=ranks, rho=rho))
 
 
 def summarise_bootstrap(estimate: float, values, confidence: float, method: str = intervals.DEFAULT_METHOD, *,
