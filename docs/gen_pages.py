@@ -25,7 +25,9 @@ REFERENCE = [
     ("Out of core", ["ccalens.stream.compare", "ccalens.stream.pairwise", "ccalens.stream.compress",
                      "ccalens.stream.RowSummary"]),
     ("Recording activations", ["ccalens.extract.core.extract", "ccalens.extract.core.layer_names"]),
-    ("Uncertainty", ["ccalens.stats", "ccalens.core.intervals"]),
+    ("Uncertainty", ["ccalens.stats", "ccalens.core.intervals", "ccalens.core.regimes"]),
+    ("Which is closer? Paired differences", ["ccalens.paired_difference", "ccalens.paired_differences",
+                                              "ccalens.PairedDifference", "ccalens.paired_row"]),
     ("Results", ["ccalens.CCAResult", "ccalens.PWCCAResult", "ccalens.SVCCAResult", "ccalens.MeanCCAResult",
                  "ccalens.CKAResult", "ccalens.ProcrustesResult", "ccalens.ShapeResult", "ccalens.RSAResult",
                  "ccalens.PredictivityResult", "ccalens.NeighbourResult", "ccalens.MatchedResult",
@@ -133,3 +135,81 @@ with mkdocs_gen_files.open("explanation/invariances.md", "w") as f:
                                                   for t in registry.TRANSFORMS]
         cells += ["yes" if spec.directed else "no", "yes" if spec.streamable else "no"]
         f.write("| " + " | ".join(cells) + " |\n")
+
+# ---- intervals and nulls, from the committed benchmark outputs -------------------------------
+BENCH = ROOT / "benchmarks" / "results"
+
+
+def coverage_tables(result: dict) -> str:
+    """Per family, each method's worst coverage and misses at >= 30 datapoints per neuron
+    (the decision), then the default's coverage in every cell of the grid."""
+    design, families = result["design"], result["decision"]["families"]
+    out = [f"{design['samples']} samples per cell, {design['draws']} draws each, nominal "
+           f"{100 * design['confidence']:g} %; a miss is a coverage below {design['target_at_S']:.3f} (0.90 within "
+           f"Monte Carlo error). The default of each family is in bold.\n",
+           "| family | " + " | ".join(m for m in next(iter(families.values()))["scores"]) + " |",
+           "|---|" + "---|" * len(next(iter(families.values()))["scores"])]
+    for family, d in families.items():
+        cells = []
+        for method, s in d["scores"].items():
+            text = f"{s['worst']:.2f} ({s['misses']}/{s['cells']} missed)"
+            cells.append(f"**{text}**" if method == d["default"] else text)
+        out.append(f"| {family} | " + " | ".join(cells) + " |")
+    out.append("\nThe default's coverage in each cell (population x datapoints per neuron); the measures of "
+               "n x n matrices ran at 10 and 30 per neuron only:\n")
+    ratios = design["ratios"]
+    out += ["| measure | population | " + " | ".join(f"{r}/neuron" for r in ratios) + " |",
+            "|---|---|" + "---|" * len(ratios)]
+    by = {(r["measure"], r["pop"], r["ratio"], r["method"]): r["coverage"] for r in result["decision"]["rows"]}
+    for family, d in families.items():
+        for measure in dict.fromkeys(r["measure"] for r in result["decision"]["rows"] if r["family"] == family):
+            for pop in design["populations"]:
+                vals = [by.get((measure, pop, r, d["default"])) for r in ratios]
+                if all(v is None for v in vals):
+                    continue
+                out.append(f"| `{measure}` ({d['default']}) | {pop} | "
+                           + " | ".join("" if v is None else f"{v:.2f}" for v in vals) + " |")
+    return "\n".join(out) + "\n"
+
+
+def paired_tables(result: dict) -> str:
+    design, families = result["design"], result["decision"]
+    methods = list(next(iter(families.values()))["scores"])
+    out = [f"n = {design['n']} ({design['ratio']} datapoints per neuron); {design['samples']['null']} null and "
+           f"{design['samples']['alternative']} alternative samples per population ({', '.join(design['populations'])}); "
+           f"a miss is a null coverage of 0 below {design['null_target_at_S']:.3f}. Each cell: worst null coverage, "
+           f"misses, and the mean power (interval wholly above 0 when Z's correlations are {design['shrink']} x Y's). "
+           f"The default is in bold.\n",
+           "| family | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for family, d in families.items():
+        cells = []
+        for method in methods:
+            s = d["scores"][method]
+            text = f"{s['worst_null_coverage']:.2f} ({s['misses']}/{s['cells']}), power {s['power']:.2f}"
+            cells.append(f"**{text}**" if method == d["default"] else text)
+        out.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def null_tables(result: dict) -> str:
+    design = result["design"]
+    out = [f"{design['samples']} samples per cell, {design['permutations']} permutations each; liberal above "
+           f"{design['liberal_above']:.3f}, conservative below {design['conservative_below']:.3f}.\n",
+           "| measure | " + " | ".join(f"{c['pop']}, {c['n']}" for c in result["cells"]) + " |",
+           "|---|" + "---|" * len(result["cells"])]
+    for measure in result["cells"][0]["rate"]:
+        out.append(f"| `{measure}` | " + " | ".join(f"{c['rate'].get(measure, float('nan')):.3f}"
+                                                   for c in result["cells"]) + " |")
+    liberal = ", ".join(f"`{c['measure']}` ({c['pop']}, {c['ratio']}/neuron: {c['rate']:.3f})"
+                        for c in result["liberal"]) or "none"
+    return "\n".join(out) + f"\n\nLiberal cells: {liberal}.\n"
+
+
+with mkdocs_gen_files.open("explanation/bias-and-nulls.md", "w") as f:
+    f.write((Path(__file__).parent / "explanation" / "bias-and-nulls.in.md").read_text())
+    for title, name, table in (("Coverage of every interval method", "interval_coverage", coverage_tables),
+                               ("Paired differences: calibration and power", "paired_calibration", paired_tables),
+                               ("Permutation nulls under independence", "null_calibration", null_tables)):
+        path = BENCH / f"{name}.json"
+        if path.exists():
+            f.write(f"\n## {title} (`benchmarks/{name}.py`)\n\n{table(json.loads(path.read_text()))}")

@@ -90,17 +90,20 @@ def test_bootstrap_sd_matches_the_sampling_spread():
 
 def test_bootstrap_interval():
     x, y = pair(2, n=150)
-    r = ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3)
+    default = ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3).bootstrap
+    assert default.method == "jackknife" and default.resamples == 150  # min(n, draws) groups: leave one out
+    r = ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3, interval="basic")
     b = r.bootstrap
     assert b.resamples == 200 and b.values.shape == (200,) and b.confidence == 0.9
-    # the default (basic) interval: the percentile ends reflected about the estimate
+    # the basic interval: the percentile ends reflected about the estimate
     q = np.quantile(b.values, [0.05, 0.95])
     assert b.method == "basic"
     assert b.low == pytest.approx(2 * r.similarity - q[1]) and b.high == pytest.approx(2 * r.similarity - q[0])
     assert b.interval("percentile") == pytest.approx(tuple(q))
     assert b.low < b.corrected < b.high
     # the same seed gives the same interval
-    assert ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3).bootstrap.low == b.low
+    assert ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3, interval="basic").bootstrap.low == b.low
+    assert ccalens.cka(x, y, bootstrap=200, confidence=0.9, seed=3).bootstrap.low == default.low
     assert "ci90=" in repr(r)
 
 
@@ -221,10 +224,13 @@ def test_a_bootstrap_resample_that_cannot_be_measured_is_named_as_such():
     with pytest.raises(ValueError, match=r"bootstrap resample \d+ of 20 \(the 5 datapoints drawn with replacement\) "
                                          r"cannot be measured: cosine similarity is undefined: X is all zeros.*"
                                          r"Use more datapoints, or leave out bootstrap="):
-        ccalens.cosine(x, y, bootstrap=20, seed=0)
+        ccalens.cosine(x, y, bootstrap=20, seed=0, interval="basic")
+    with pytest.raises(ValueError, match=r"jackknife group \d+ of 5 \(the 5 datapoints without one group\) "
+                                         r"cannot be measured: cosine similarity is undefined: X is all zeros"):
+        ccalens.cosine(x, y, bootstrap=20, seed=0)  # the default: leaving out the one nonzero datapoint
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match=r"bootstrap resample \d+ of 30 .*cannot be measured"):
-        ccalens.cka(rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), bootstrap=30, seed=0)
+        ccalens.cka(rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), bootstrap=30, seed=0, interval="basic")
 
 
 def test_small_cka_edge_cases():

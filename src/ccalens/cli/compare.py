@@ -69,9 +69,9 @@ def compare(
     epsilon: Annotated[float, typer.Option("--epsilon", help="Ridge (google/svcca's epsilon with --compat svcca).")] = 0.0,
     keep: Annotated[float, typer.Option("--keep", help="SVCCA: share of variance kept on each side.")] = DEFAULT_KEEP,
     permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null: its mean and sd, a p-value and the baseline-corrected similarity.")] = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the datapoints for a confidence interval.")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Draws of the datapoints for a confidence interval: bootstrap resamples, half-samples or jackknife groups, as --interval draws them.")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
-    interval: Annotated[Optional[Interval], typer.Option("--interval", help="Bootstrap interval method (default: the one measured to cover best, see ccalens.core.intervals).")] = None,
+    interval: Annotated[Optional[Interval], typer.Option("--interval", help="Interval method (default: the measure family's, chosen by its measured coverage in benchmarks/interval_coverage.py; see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
     versus: Annotated[Optional[str], typer.Option("--versus", metavar="C", help="A third array C: is B or C closer to A? Prints s(A, B) - s(A, C) with an interval from the same draws for both terms and a p-value (--bootstrap draws, 1000 if not given).")] = None,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.intervals import METHODS
 from . import _common
 
 
@@ -22,9 +23,9 @@ def matrix(
     clusters: Annotated[Optional[int], typer.Option("--clusters", help="Number of clusters (default: largest gap).")] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="A Dask scheduler address, or 'local' for a local cluster.")] = None,
     permutations: Annotated[int, typer.Option("--permutations", help="Per pair: shuffled-datapoints null (null_mean, null_sd, p_value, corrected columns).")] = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: bootstrap resamples for a confidence interval (ci_low, ci_high, and the bias ci_bias).")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Per pair: draws of the datapoints (resamples, half-samples or jackknife groups, by --interval) for a confidence interval (ci_low, ci_high, and the estimated bias ci_bias).")] = 0,
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
-    interval: Annotated[Optional[str], typer.Option("--interval", help="Bootstrap interval method: percentile, basic, bca or bias_corrected (default: the one measured to cover best, see ccalens.core.intervals).")] = None,
+    interval: Annotated[Optional[str], typer.Option("--interval", help=f"Interval method: {', '.join(METHODS)} (default: the measure family's, chosen by its measured coverage in benchmarks/interval_coverage.py; see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
     block: Annotated[Optional[int], typer.Option("--block", help="Arrays per block of the batched product "
                                                  "(default: about 1 GB of bases); smaller blocks checkpoint more often.")] = None,

@@ -355,7 +355,8 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
         jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
         n = _arrays(data, "the bootstrap", opts)[0].shape[0]
     return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons,
-                               notes=[regime_note(measure, method, data, opts, factors)])
+                               notes=[regime_note(measure, method, data, opts, factors)],
+                               family=MEASURES[measure].family)
 
 
 def regime_note(measure, method, data, opts, factors=None) -> str | None:
@@ -386,13 +387,13 @@ def regime_note(measure, method, data, opts, factors=None) -> str | None:
 
 def summarise_bootstrap(estimate: float, values, confidence: float, method: str = intervals.DEFAULT_METHOD, *,
                         jackknife=None, n_samples: int | None = None, neurons: int | None = None,
-                        notes=()) -> BootstrapResult:
+                        notes=(), family: str | None = None) -> BootstrapResult:
     """A :class:`BootstrapResult` from ``method``'s draws' values (and, for BCa, jackknife
     values); ``notes`` are further warnings to carry (a regime where coverage was short)."""
     values = np.asarray(values, dtype=np.float64)
     low, high, note = intervals.interval_bounds(estimate, values, confidence, method, jackknife=jackknife,
                                                 n_samples=n_samples)
-    regime = intervals.few_datapoints_note(n_samples, neurons)
+    regime = intervals.few_datapoints_note(n_samples, neurons, family)
     note = "; ".join(t for t in (note, regime, *notes) if t) or None
     return BootstrapResult(low=low, high=high, confidence=float(confidence),
                            sd=intervals.standard_error(method, values, n_samples), resamples=int(values.size),

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..core import registry
-from ..core.intervals import draws_text, few_datapoints_note, reports_correction
-from ..core.resampling import default_method
-from ..core.resampling import check_options
+from ..core.intervals import MISSED_TARGET, draws_text, few_datapoints_note, reports_correction
+from ..core.resampling import check_options, default_method
 from ..locks import LockedError, exclusive
 from ..store import ActivationStore
 from .api import pairwise
@@ -100,6 +99,7 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
                 f"mean corrected similarity {off['corrected'].mean():.4f}")
         if bootstrap:
             method = interval or default_method(measure)
+            family = registry.MEASURES[measure].family
             value = off["similarity"]
             outside = int(((value < off["ci_low"]) | (value > off["ci_high"])).sum())
             line = (f"{method} intervals ({draws_text(method, bootstrap)} per pair): mean {100 * confidence:g}% "
@@ -111,8 +111,11 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
             log(line)
             ranks = off[["row_rank", "column_rank"]].max(axis=1).dropna() if "row_rank" in off else []
             if len(ranks):
-                note = few_datapoints_note(int(off["n"].iloc[0]), int(ranks.max()))
+                note = few_datapoints_note(int(off["n"].iloc[0]), int(ranks.max()), family)
                 if note:
                     log(f"warning: {note}")
+            if method == default_method(measure) and MISSED_TARGET.get(family):
+                log(f"note: {'; '.join(MISSED_TARGET[family].values())} (each where the data show it: see "
+                    f"ccalens.core.regimes)")
     log(f"{len(set(labels))} cluster(s); wrote pairs.parquet, pairs.csv, clusters.csv, matrix_reordered.csv, "
         f"heatmap.png, dendrogram.png to {out}")
