@@ -3,7 +3,7 @@
 Not a timing: a coverage simulation over a grid of known-answer populations that decides
 each measure family's default interval method (``ccalens.core.intervals.DEFAULT_BY_FAMILY``)
 and the notes on regimes where no method reaches the target. Run:
-``python benchmarks/interval_coverage.py`` (about 30 minutes on 2 cores; resumable: a
+``python benchmarks/interval_coverage.py`` (33 minutes here on 2 cores, shared with the paired benchmark; resumable: a
 killed run keeps every finished cell in ``benchmarks/results/interval_coverage.partial.jsonl``);
 it writes ``benchmarks/results/interval_coverage.json``.
 

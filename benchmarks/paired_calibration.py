@@ -3,7 +3,7 @@
 Not a timing: a simulation that decides each measure family's default interval method for
 paired differences (``ccalens.core.intervals.PAIRED_DEFAULT_BY_FAMILY``,
 :func:`ccalens.paired_difference`). Run: ``python benchmarks/paired_calibration.py``
-(about 35 minutes on 2 cores; resumable through
+(38 minutes here, on 2 cores shared with the coverage benchmark for its first 29; resumable through
 ``benchmarks/results/paired_calibration.partial.jsonl``); it writes
 ``benchmarks/results/paired_calibration.json``.
 

@@ -56,6 +56,14 @@ def test_generated_pages_hold_the_registry_the_claims_and_the_api(site):
         assert f'id="ccalens.{name}"' in reference or f'id="ccalens.stream.{name}"' in reference or \
             f'id="ccalens.extract.core.{name}"' in reference, name
     assert "compare_models" in ccalens.__all__
+    # the page on intervals holds the committed benchmarks' tables, each family's default in bold
+    bias = (site / "explanation" / "bias-and-nulls" / "index.html").read_text()
+    for name in ("interval_coverage", "paired_calibration", "null_calibration"):
+        assert f"benchmarks/{name}.py" in bias, name
+    coverage = json.loads((ROOT / "benchmarks" / "results" / "interval_coverage.json").read_text())
+    for family, d in coverage["decision"]["families"].items():
+        s = d["scores"][d["default"]]
+        assert f"<strong>{s['worst']:.2f} ({s['misses']}/{s['cells']} missed)</strong>" in bias, family
 
 
 def test_a_broken_link_stops_the_build(tmp_path):

@@ -220,3 +220,18 @@ def test_compare_versus_on_the_command_line(tmp_path):
     assert res.exit_code != 0 and "--permutations (a null of one similarity) does not apply" in res.output
     res = runner.invoke(app, ["compare", a, b, "--versus", c, "--compat", "svcca"])
     assert res.exit_code != 0 and "--compat" in res.output
+
+
+def test_the_paired_defaults_are_the_calibration_benchmarks_decision():
+    """benchmarks/paired_calibration.py decided each family's paired default by its
+    committed rule; the library's paired defaults and notes are that decision."""
+    from pathlib import Path
+
+    from ccalens.core import registry
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "paired_calibration.json"
+    decision = json.loads(path.read_text())["decision"]
+    assert set(decision) == set(registry.FAMILIES)
+    for family, d in decision.items():
+        assert intervals.paired_default_method(family) == d["default"], family
+        assert (family in intervals.PAIRED_MISSED_TARGET) == (not d["target_met"]), family

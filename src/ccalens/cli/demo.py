@@ -20,7 +20,7 @@ def demo(
     width: Annotated[int, typer.Option("--width", help="Channels of the first conv layer.")] = 16,
     max_train: Annotated[Optional[int], typer.Option("--max-train", help="Use only the first N training images (fashion-mnist, cifar10 are large).")] = None,
     permutations: Annotated[int, typer.Option("--permutations", help="Shuffled-datapoints null per PWCCA value (0: none).")] = 50,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples per PWCCA value (0: none).")] = 50,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Draws of the datapoints per PWCCA value for its interval (PWCCA's default method; 0: none).")] = 50,
 ) -> None:
     """Train CNNs on true and on permuted labels, then compare every layer within and between groups.
 

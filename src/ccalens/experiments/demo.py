@@ -215,7 +215,12 @@ def format_table(result: dict) -> str:
     if first:
         cfg = result["config"]
         lines.append("")
-        lines.append(f"PWCCA against chance ({cfg['permutations']} permutations, {cfg['bootstrap']} bootstrap resamples per pair):")
+        from ..core.intervals import draws_text
+        from ..core.resampling import default_method
+
+        draws = draws_text(default_method("pwcca"), cfg["bootstrap"])
+        lines.append(f"PWCCA against chance ({cfg['permutations']} permutations, {draws} per pair, "
+                     f"{default_method('pwcca')} intervals):")
         lines.append(f"{'layer':<8}{'comparison':<15}{'null distance':>15}{'p <= 0.05':>11}{'corrected sim.':>16}{'95% CI width':>14}")
         for layer in LAYERS:
             for comp in result["uncertainty"]:
