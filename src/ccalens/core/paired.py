@@ -173,7 +173,7 @@ def invert_for_p(estimate: float, values, method: str, *, jackknife=None, n_samp
 def _check_draws(bootstrap) -> int:
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, numbers.Integral) or bootstrap < 2:
         raise ValueError(f"bootstrap must be a whole number >= 2 (the draws of the paired interval); got {bootstrap!r}.")
-    from .resampling import MAX_DRAWS
+    from .draws import MAX_DRAWS
 
     if bootstrap > MAX_DRAWS:
         raise ValueError(f"bootstrap={bootstrap:,} is more than {MAX_DRAWS:,}; 10,000 is plenty for a 95% interval.")
@@ -202,7 +202,7 @@ def paired_differences(shared, others: Mapping, measure: str = "pwcca", *, boots
         raise ValueError("others must map at least two names to arrays: a paired difference compares two sides "
                          "against the shared one.")
     draws = _check_draws(bootstrap)
-    from .resampling import _rng, check_options
+    from .draws import _rng, check_options
 
     check_options(0, draws, confidence, interval)
     method = interval or paired_default_method(measure)
