@@ -202,7 +202,16 @@ def null_tables(result: dict) -> str:
                                                    for c in result["cells"]) + " |")
     liberal = ", ".join(f"`{c['measure']}` ({c['pop']}, {c['ratio']}/neuron: {c['rate']:.3f})"
                         for c in result["liberal"]) or "none"
-    return "\n".join(out) + f"\n\nLiberal cells: {liberal}.\n"
+    text = "\n".join(out) + f"\n\nLiberal cells: {liberal}.\n"
+    rep = result.get("replication")
+    if rep:
+        again = ", ".join(f"`{c['measure']}` ({c['pop']}, {c['ratio']}/neuron: {c['rate']:.3f})"
+                          for c in rep["liberal"]) or "none"
+        rates = "; ".join(f"`{m}` ({c['pop']}, {c['ratio']}/neuron) {r:.3f}" for c in rep["cells"]
+                          for m, r in c["rate"].items())
+        text += (f"\nEach liberal cell rerun on {rep['samples']} fresh samples (liberal above "
+                 f"{rep['liberal_above']:.4f}): {rates}. Liberal again: {again}.\n")
+    return text
 
 
 with mkdocs_gen_files.open("explanation/bias-and-nulls.md", "w") as f:
