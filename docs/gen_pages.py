@@ -211,6 +211,10 @@ def null_tables(result: dict) -> str:
                           for m, r in c["rate"].items())
         text += (f"\nEach liberal cell rerun on {rep['samples']} fresh samples (liberal above "
                  f"{rep['liberal_above']:.4f}): {rates}. Liberal again: {again}.\n")
+    for c in result.get("diagnosis", {}).get("cells", []):
+        text += (f"\n`{c['measure']}` ({c['pop']}, {c['ratio']}/neuron) on {c['samples']} more samples, looking for a "
+                 f"fault: p <= 0.05 in {c['rate_05']:.3f}, p <= 0.10 in {c['rate_10']:.3f}, p <= 0.50 in "
+                 f"{c['rate_50']:.3f}, mean p {c['mean_p']:.3f} (an exact test: 0.05, 0.10, 0.50 and 0.5).\n")
     return text
 
 
