@@ -60,7 +60,7 @@ def test_available_by_name_in_the_registry_pairwise_and_resampling():
     res = ccalens.pairwise({"x": x, "y": y}, "cka_rbf_kornblith", bandwidth=0.5)
     assert res.similarity[0, 1] == pytest.approx(direct, abs=1e-12)
     r = ccalens.cka(x, y, kernel="rbf", bandwidth=0.5, bandwidth_rule="kornblith", permutations=9, bootstrap=9,
-                    seed=0)
+                    seed=0, interval="basic")
     assert r.null.p_value == pytest.approx(0.1) and r.bootstrap.method == "basic"
     # each resample is the same measure, recomputed with the same rule
     rng = np.random.default_rng(0)

@@ -80,7 +80,7 @@ def test_null_interval_and_pairwise():
     gen = np.random.default_rng(2)
     again = [ccalens.rsa(x, y[gen.permutation(50)]).similarity for _ in range(30)]
     np.testing.assert_allclose(r.null.values, again, atol=1e-12)
-    assert r.null.p_value < 0.05 and r.bootstrap.method == "basic"
+    assert r.null.p_value < 0.05 and r.bootstrap.method == "bca"  # RSA's default (benchmarks/interval_coverage.py)
     res = ccalens.pairwise({"x": x, "y": y, "z": np.tanh(y)}, "rsa", permutations=5, seed=1)
     assert res.similarity[0, 1] == pytest.approx(r.similarity, abs=1e-12)
     assert res.similarity[1, 2] == pytest.approx(ccalens.rsa(y, np.tanh(y)).similarity, abs=1e-12)

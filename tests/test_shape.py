@@ -120,7 +120,7 @@ def test_factors_and_tensors_give_the_same_value():
 def test_null_and_bootstrap_recompute_with_the_requested_alpha():
     x, y = shape_cases()["equal_widths"]
     for alpha in (0.3, 0.5, 0.0):  # 0.3 is recomputed from the activations, 0.5 and 0 from the factors
-        r = ccalens.shape_metric(x, y, alpha=alpha, permutations=15, bootstrap=12, seed=7)
+        r = ccalens.shape_metric(x, y, alpha=alpha, permutations=15, bootstrap=12, seed=7, interval="basic")
         rng = np.random.default_rng(7)
         null = [ccalens.shape_metric(x, y[rng.permutation(len(y))], alpha=alpha).similarity for _ in range(15)]
         np.testing.assert_allclose(r.null.values, null, atol=1e-10)
