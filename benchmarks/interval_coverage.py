@@ -39,7 +39,8 @@ min(n, 100) jackknife groups (the jackknife interval, and BCa's acceleration as 
 computes it); the six 95 % intervals of ``ccalens.core.intervals`` from the library's own
 draws (``draw_rows``) and formulas (``interval_bounds``). S = 100 samples per cell. A
 sample whose estimate or draws a measure refuses (cosine on a dead neuron) counts as
-refused, not as a miss, and the JSON says how many.
+refused, not as a miss, and the JSON says how many (in this run: the matched-neuron
+measures on ``unequal``, where the widths differ).
 
 Decision rule (committed before the first run)
 ----------------------------------------------

@@ -214,7 +214,8 @@ def null_tables(result: dict) -> str:
     for c in result.get("diagnosis", {}).get("cells", []):
         text += (f"\n`{c['measure']}` ({c['pop']}, {c['ratio']}/neuron) on {c['samples']} more samples, looking for a "
                  f"fault: p <= 0.05 in {c['rate_05']:.3f}, p <= 0.10 in {c['rate_10']:.3f}, p <= 0.50 in "
-                 f"{c['rate_50']:.3f}, mean p {c['mean_p']:.3f} (an exact test: 0.05, 0.10, 0.50 and 0.5).\n")
+                 f"{c['rate_50']:.3f}, mean p {c['mean_p']:.3f} (an exact test: 0.05, 0.10, 0.50 and 0.505). This "
+                 f"look was added after the replication, without a pass rule committed before it.\n")
     return text
 
 

@@ -70,7 +70,8 @@ Where a family's default missed the target, the population is in :data:`MISSED_T
 and every result of that family whose data show the regime (:mod:`ccalens.core.regimes`:
 heavy tails, nearly tied canonical correlations, unequal widths) carries the measured
 note. The neighbour measures (mutual k-NN, CKNNA) have no interval that covers: dropping
-or repeating datapoints changes the neighbourhoods themselves (0-29 % for every method);
+or repeating datapoints changes the neighbourhoods (0-29 % for every method at 30 per
+neuron; up to 90 % for percentile at 10, an accident of that size);
 their intervals always carry that note, and their permutation null is the calibrated tool.
 
 Below 30 datapoints per neuron coverage falls (at 10 per neuron the defaults covered
@@ -84,11 +85,9 @@ References
 .. [1] B. Efron, R. Tibshirani. An Introduction to the Bootstrap. Chapman & Hall, 1993
    (chapters 13, 14 and 22).
 .. [2] B. Efron. Better bootstrap confidence intervals. JASA 82 (1987).
-.. [3] D. N. Politis, J. P. Romano. Large sample confidence regions based on subsamples
-   under minimal assumptions. Annals of Statistics 22 (1994).
-.. [4] J. W. Tukey. Bias and confidence in not-quite large samples. Annals of Mathematical
-   Statistics 29 (1958); B. Efron, C. Stein. The jackknife estimate of variance. Annals
-   of Statistics 9 (1981).
+.. [3] D. N. Politis, J. P. Romano. Large sample confidence regions based on subsamples under minimal assumptions. Ann. Stat. 22 (1994).
+.. [4] J. W. Tukey. Bias and confidence in not-quite large samples. Ann. Math. Stat. 29
+   (1958); B. Efron, C. Stein. The jackknife estimate of variance. Ann. Stat. 9 (1981).
 """
 
 from __future__ import annotations
@@ -125,8 +124,8 @@ MISSED_TARGET: dict[str, dict[str, str]] = {
         "heavy": f"on heavy-tailed data (Student-t(3)) the jackknife 95% interval of the CCA family covered less than "
                  f"the target of 0.90 in {_BENCH} (mean_cca 0.82 at 30 datapoints per neuron): read it as too narrow",
         "tied": f"with nearly tied canonical correlations the jackknife 95% interval of the CCA family covered less "
-                f"than the target of 0.90 in {_BENCH} (pwcca 0.84 at 100 datapoints per neuron): PWCCA's weights "
-                f"are not smooth in the data there; read it as too narrow",
+                f"than the target of 0.90 in {_BENCH} (pwcca 0.84 at 100 datapoints per neuron): read it as too "
+                f"narrow",
         "unequal": f"with one side twice as wide as the other the jackknife 95% interval of the CCA family covered "
                    f"less than the target of 0.90 in {_BENCH} (svcca 0.84 at 300 datapoints per neuron): read it as "
                    f"too narrow",
@@ -143,7 +142,8 @@ MISSED_TARGET: dict[str, dict[str, str]] = {
     },
     "neighbours": {
         "separated": f"no interval method covers for the neighbour measures: in {_BENCH} every method covered the "
-                     f"expected value at the same n in 0-29% of samples on every population (the default "
+                     f"expected value at the same n in 0-29% of samples on every population at 30 datapoints per "
+                     f"neuron (the default "
                      f"jackknife: mutual_knn 2-8%, cknna 19-29% at 30 datapoints per neuron), because dropping or "
                      f"repeating datapoints changes the neighbourhoods themselves; do not read this interval as a "
                      f"confidence interval (the permutation null is calibrated: use permutations=)",
@@ -170,8 +170,8 @@ PAIRED_DEFAULT_BY_FAMILY: dict[str, str] = {"cca": "percentile", "cka": "subsamp
 PAIRED_MISSED_TARGET: dict[str, str] = {
     "shape": "under exchangeable sides the percentile 95% interval of a paired shape-family difference covered 0 "
              "in 0.906 of samples for procrustes on heavy-tailed data (target 0.916 at 160 samples, "
-             "benchmarks/paired_calibration.py; every other method missed in more cells): read it as slightly "
-             "too narrow",
+             "benchmarks/paired_calibration.py; the jackknife also missed one cell, and every other method "
+             "more): read it as slightly too narrow",
 }
 
 
