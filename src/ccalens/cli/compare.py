@@ -157,14 +157,7 @@ def compare(
                 ci += f" around {r['ci_corrected']:.4f} (bias {r['ci_bias']:+.4f})"
             cells.append(ci)
         table.add_row(*cells, details)
-    out = _common.console()
-    out.print(table)
-    for m, why in skipped.items():
-        out.print(f"skipped {m}: {why}")
-    for note in notes:
-        out.print(f"[yellow]warning:[/yellow] {note}")
-    for note in sorted({r["ci_note"] for r in results.values() if r.get("ci_note")}):
-        out.print(f"[yellow]interval:[/yellow] {note}")
+    _print(table, skipped, notes, [r.get("ci_note") for r in results.values()])
 
 
 def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsilon, keep, draws, confidence,
@@ -172,33 +165,21 @@ def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsil
     """``compare A B --versus C``: s(A, B) - s(A, C) per measure, from shared draws."""
     import warnings
 
-    from ..core.compare import RBF_MAX_N
+    from ..core.compare import measure_options, select_measures
     from ..core.paired import paired_difference
-    from ..core.registry import MEASURES, names
+    from ..core.registry import MEASURES
 
     if compat is not None:
         raise ValueError("--versus computes ccalens's measures on shared draws; --compat (google/svcca's "
                          "numbers for one pair) does not apply to it.")
     n = x.shape[1] if layout == "neurons_first" else x.shape[0]
-    wanted, skipped = [], {}
-    for m in (names() if measure.value == "all" else [measure.value]):
-        spec = MEASURES[m]
-        if measure.value == "all" and spec.kind == "kernel" and n > RBF_MAX_N:
-            skipped[m] = f"{n:,} datapoints: its n x n kernels are large above {RBF_MAX_N:,}; ask for it with -m {m}"
-        elif measure.value == "all" and spec.same_width and not (x.shape == y.shape == z.shape):
-            skipped[m] = "A, B and C have different widths; matched-neuron measures compare neuron i with neuron i"
-        else:
-            wanted.append(m)
+    wanted, skipped = select_measures(measure.value, {"A": x.shape, "B": y.shape, "C": z.shape}, layout)
     results = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _common.draw_progress():
             for m in wanted:
-                opts = {"epsilon": epsilon}
-                if MEASURES[m].directed:
-                    opts["symmetric"] = symmetric or None
-                if MEASURES[m].defaults.get("keep") is not None:
-                    opts["keep"] = keep
+                opts = measure_options(MEASURES[m], {"epsilon": epsilon, "symmetric": symmetric or None, "keep": keep})
                 results[m] = paired_difference(x, y, z, m, bootstrap=draws, confidence=confidence, interval=interval,
                                                seed=seed, names=(f"B ({b})", f"C ({c})"), label=f"A ({a})",
                                                layout=layout, **opts)
@@ -223,11 +204,16 @@ def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsil
         table.add_row(m, f"{r.similarity_first:.4f}", f"{r.similarity_second:.4f}", f"{r.difference:+.4f}",
                       f"[{r.low:+.4f}, {r.high:+.4f}] ({r.method}, {draws_text(r.method, r.draws)})",
                       r.p_text.removeprefix("p = "), closer)
+    _print(table, skipped, notes, [r.note for r in results.values()])
+
+
+def _print(table, skipped: dict, warnings: list, interval_notes) -> None:
+    """The table, then what was skipped and why, the warnings and the intervals' notes (each once)."""
     out = _common.console()
     out.print(table)
     for m, why in skipped.items():
         out.print(f"skipped {m}: {why}")
-    for note in notes:
+    for note in warnings:
         out.print(f"[yellow]warning:[/yellow] {note}")
-    for note in sorted({r.note for r in results.values() if r.note}):
+    for note in sorted({n for n in interval_notes if n}):
         out.print(f"[yellow]interval:[/yellow] {note}")
