@@ -138,7 +138,7 @@ def test_tokenizer_outputs_and_nan_padding(models):
     c = ccalens.compare_models(models["gpt"], whole, layers="hidden_states", measures="cka", sequence="mean",
                                batch_size=16)
     assert c.n_samples == 32
-    from ccalens.extract.core import _masked
+    from ccalens.extract.policy import _masked
 
     h = torch.randn(2, 4, 3, dtype=torch.float64)
     h[0, 3] = float("nan")  # a padding position holding NaN

@@ -378,7 +378,8 @@ def test_representations_are_factorised_side_by_side_as_in_turn():
     import threading
 
     from ccalens.core import validate
-    from ccalens.core.factor import factorize_each, factorize_matrix
+    from ccalens.core.factor import factorize_matrix
+    from ccalens.core.pairs import factorize_each
 
     rng = np.random.default_rng(40)
     reps = [rng.standard_normal((10_000, 128)) @ rng.standard_normal((128, 128)) + 3.0 for _ in range(5)]

@@ -462,7 +462,7 @@ def test_a_source_whose_squares_overflow_beside_ordinary_ones():
     assert routes([big, other]) == ["tsqr", "gram"]
     for measure, fn in (("cca", ccalens.cca), ("pwcca", ccalens.pwcca)):
         assert stream.compare(big, other, measure).similarity == pytest.approx(fn(big, other).similarity, abs=1e-12)
-    from ccalens.core.factor import psd_root
+    from ccalens.core.linalg import psd_root
 
     with pytest.raises(ValueError, match="psd_root needs a finite matrix"):
         psd_root(np.full((2, 2), np.nan))

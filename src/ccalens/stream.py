@@ -55,7 +55,7 @@ import numpy as np
 import scipy.linalg
 
 from .core import validate, registry
-from .core.factor import psd_root
+from .core.linalg import psd_root
 
 __all__ = ["MEASURES", "ROUTES", "GramSummary", "RowSummary", "Summary", "compare", "compress", "default_rtol", "pairwise",
            "complete", "summarise", "why_not_streamable"]
@@ -613,7 +613,8 @@ class GramSummary(_Rows):
 
     def routes(self, rtol: float | None = None) -> list[str]:
         """Each group's route (see the class docstring)."""
-        from .core.factor import GRAM2_MAX_ROUNDING, GRAM_MAX_ROUNDING, correlation_eigh
+        from .core.factor import GRAM2_MAX_ROUNDING, GRAM_MAX_ROUNDING
+        from .core.linalg import correlation_eigh
 
         self._check_rows()
         eps, info = np.finfo(np.float64).eps, np.finfo(np.float64)

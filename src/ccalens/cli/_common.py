@@ -51,7 +51,7 @@ def friendly(fn):
                 raise
             # extraction errors exist only once the command has loaded torch (not imported here:
             # a command that does not need torch should not spend seconds importing it)
-            extraction = sys.modules.get("ccalens.extract.core")
+            extraction = sys.modules.get("ccalens.extract.policy")
             library = (ValueError, TypeError, MemoryError, StoreError, DatasetError, FileNotFoundError,
                        ImportError) + (
                 (extraction.ExtractionError,) if extraction else ())

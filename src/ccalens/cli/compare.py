@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..core.intervals import reports_correction
-from ..core.measures import DEFAULT_KEEP
+from ..core.canonical import DEFAULT_KEEP
 from . import _common
 
 

@@ -3,7 +3,8 @@
 from .validate import SmallSampleWarning
 from .factor import Factor, factorize
 from .measures import cca, mean_cca, pwcca, svcca
-from .cka import MinibatchCKA, cka
+from .cka import cka
+from .hsic import MinibatchCKA
 from .alignment import cosine, euclidean, procrustes
 from .dft import DFTCCAResult, dft_cca
 from .rsa import rsa

@@ -34,10 +34,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import is_torch_tensor
-from .measures import _as_matrices, _cross, _factor_pair
+from .pairs import as_matrices, cross, factor_pair
 from . import registry
 from ._backend import svd
-from .factor import pca_cross
+from .pairs import pca_cross
 from .results import MatchedResult, ProcrustesResult
 
 
@@ -82,8 +82,8 @@ def procrustes(
     from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
-    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
-    value = _procrustes_from_factors(fx, fy, _cross(fx, fy, joint))[0]
+    fx, fy, joint = factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
+    value = _procrustes_from_factors(fx, fy, cross(fx, fy, joint))[0]
     result = ProcrustesResult(similarity=value, x_rank=fx.rank, y_rank=fy.rank, n_samples=fx.n_samples)
     return attach(result, "procrustes", (X, Y), {"layout": layout, "dtype": dtype, "rtol": rtol},
                   permutations, bootstrap, confidence, seed, factors=(fx, fy), interval=interval)
@@ -98,7 +98,7 @@ def _procrustes_from_factors(fx, fy, m, **_):
 
 
 def _matched(X, Y, layout: str, measure: str):
-    ax, ay = _as_matrices(X, Y, layout, allow_factor=False, measure=f"{measure} distance")
+    ax, ay = as_matrices(X, Y, layout, allow_factor=False, measure=f"{measure} distance")
     if tuple(ax.shape) != tuple(ay.shape):
         raise ValueError(
             f"{measure} compares neuron j of X with neuron j of Y, so X and Y need the same "

@@ -52,7 +52,8 @@ import numpy as np
 import scipy.linalg
 
 from . import validate
-from ._backend import blas_parallel_map, small_lapack, svd
+from ._backend import small_lapack, svd
+from .linalg import relative_to_largest
 
 #: The one-pass Gram route is taken when eps * kappa^2 <= GRAM_MAX_ROUNDING, with kappa the
 #: condition number of the equilibrated data and eps that of the computation dtype. In
@@ -269,7 +270,7 @@ def factorize_matrix(arr, ops, rtol, name) -> Factor:
     return _from_gram(arr, xc, gram, mean, mean_np, ops, rtol, name, units)
 
 
-def _factorize_pair(ax, ay, ops, rtol):
+def factorize_pair(ax, ay, ops, rtol):
     """Both sides at once: one centred (n x (a + b)) buffer and one Gram matrix of it.
 
     The joint Gram holds both sides' Gram matrices and their cross product; a single
@@ -392,101 +393,3 @@ def _cholesky(matrix: np.ndarray):
         return lower, scipy.linalg.lapack.dtrtri(lower, lower=1)[0]
 
 
-def pca_cross(fx: Factor, fy: Factor, m: np.ndarray, relative: bool = False) -> np.ndarray:
-    """A = Sigma_x U_x^T M U_y Sigma_y: X_c^T Y_c in the two sides' principal axes (M = Q_x^T Q_y).
-
-    With ``relative``, each Sigma is divided by its largest value (:attr:`Factor.unit_spectrum`):
-    A / (sigma_max,x sigma_max,y), for the ratios that are invariant to each side's scale.
-    """
-    ux, sx = fx.pca
-    uy, sy = fy.pca
-    if relative:
-        sx, sy = fx.unit_spectrum[0], fy.unit_spectrum[0]
-    return (ux * sx[None, :]).T @ m @ (uy * sy[None, :])
-
-
-def correlation_eigh(gram: np.ndarray):
-    """Eigendecomposition of the correlation matrix of a centred Gram matrix (varying
-    columns only): (eigenvalues ascending, eigenvectors, the columns' norms). The routes'
-    conditioning test, shared with :mod:`ccalens.stream`'s per-source check."""
-    scale = np.sqrt(np.diag(gram))
-    corr = gram / scale[:, None] / scale[None, :]
-    with small_lapack(corr):
-        lam, vec = np.linalg.eigh(corr)
-    return lam, vec, scale
-
-
-def relative_to_largest(sigma) -> tuple[np.ndarray, float]:
-    """(sigma / max(sigma), max(sigma)) for non-negative singular values (unchanged when all
-    are 0): ratios of their powers then neither underflow nor overflow at any data scale."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    top = float(sigma.max()) if sigma.size else 0.0
-    return (sigma / top if top > 0 else sigma), top
-
-
-def centred_columns(arr: np.ndarray) -> np.ndarray:
-    """``arr`` minus its column means, as a new float64 array, centred as :func:`factorize`
-    centres: the means are the first row plus the mean of the differences from it, and the
-    two parts are subtracted in turn, so a common offset far above the spread (1e10 on a
-    spread of 1e-3) loses nothing that the stored values hold."""
-    arr = np.asarray(arr)
-    ops = validate.make_ops(arr, np.float64)
-    shift, residual = ops.column_mean_parts(arr)
-    return ops.centred(arr, (shift, residual))
-
-
-def psd_root(c: np.ndarray) -> np.ndarray:
-    """W (rank x D) with W^T W = C, for a positive semidefinite C (zero columns allowed).
-
-    A pivoted Cholesky factor (LAPACK dpstrf) of the equilibrated C, scaled back, stopped
-    where the largest remaining diagonal is below the machine epsilon (relative to the unit
-    diagonal): C may be singular (streamed sources that share directions), and what is
-    dropped is within the rounding C already carries. Equilibrating first keeps a column of
-    small scale from being truncated against a large one.
-    """
-    if not np.all(np.isfinite(c)):
-        raise ValueError("psd_root needs a finite matrix; this one holds NaN or inf (an overflowed Gram matrix?).")
-    d = np.sqrt(np.clip(np.diag(c), 0.0, None))
-    live = np.flatnonzero(d > 0)
-    if live.size == 0:
-        return np.zeros((1, c.shape[0]))
-    corr = c[np.ix_(live, live)] / d[live][:, None] / d[live][None, :]
-    with small_lapack(corr):
-        u, piv, rank, info = scipy.linalg.lapack.dpstrf(corr, lower=0, tol=np.finfo(np.float64).eps)
-    if info < 0:  # pragma: no cover - an argument error in the call above
-        raise RuntimeError(f"dpstrf failed (info {info}).")
-    u = np.triu(u)[:rank]
-    w = np.zeros((max(1, rank), c.shape[0]))
-    w[:rank, live[piv - 1]] = u * d[live][piv - 1][None, :]
-    return w
-
-
-def factorize_each(make, items: list) -> list:
-    """``[make(item) for item in items]`` for many factorisations (``make`` returns a
-    :class:`Factor`), two or more side by side, one per BLAS thread, each with a
-    single-threaded BLAS: the products of one representation of 10,000 x 128 keep two
-    threads mostly waiting (24 of them: 0.41 s in turn, 0.22 s side by side, on 2 cores).
-    The first error is the plain loop's; the results equal its to rounding (a single-threaded
-    BLAS adds in another order), and are the same from run to run."""
-    return blas_parallel_map(make, list(items))
-
-
-def stack_bases(factors: list, dtype) -> np.ndarray:
-    """The numpy factors' orthonormal bases side by side, (n_samples x sum of ranks).
-
-    Each basis is written straight into its rows of one (sum of ranks x n) buffer, returned
-    as its transposed view: no per-representation copies, and BLAS reads the view as a
-    transposed operand (x.T @ x of it is still one syrk). The per-representation products
-    run side by side, as in :func:`factorize_each`.
-    """
-    total = sum(f.rank for f in factors)
-    out = np.empty((total, factors[0].n_samples), dtype=dtype)
-    edges = np.cumsum([0] + [f.rank for f in factors])
-
-    def write(k):
-        f = factors[k]
-        coef = np.asarray(f.basis_coef, dtype=dtype)
-        np.matmul(coef.T, f.basis_data.T, out=out[edges[k] : edges[k + 1]])
-
-    blas_parallel_map(write, list(range(len(factors))))
-    return out.T

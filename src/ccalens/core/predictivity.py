@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
-from .factor import centred_columns
+from .linalg import centred_columns
 from .results import PredictivityResult
 from .validate import host_matrix
 

@@ -98,11 +98,11 @@ def _factor_values_on_rows(measure, data, fx, fy, opts, rows):
     """Both directions' values on the datapoints ``rows`` of the factors' data (re-centred
     and re-factorised)."""
     from ..core.factor import factorize_matrix
-    from ..core.measures import _cross
+    from ..core.pairs import cross
 
     fa, fb = (factorize_matrix(_take_rows(d, rows), f.ops, opts.get("rtol"), name)
               for d, f, name in zip(data, (fx, fy), ("X", "Y")))
-    forward, reverse, _ = from_cross(measure, fa, fb, _cross(fa, fb), epsilon=opts.get("epsilon", 0.0),
+    forward, reverse, _ = from_cross(measure, fa, fb, cross(fa, fb), epsilon=opts.get("epsilon", 0.0),
                                      keep=opts.get("keep"))
     return forward, reverse
 

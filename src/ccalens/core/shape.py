@@ -56,7 +56,7 @@ import numpy as np
 
 from . import registry
 from ._backend import svd
-from .measures import _cross, _factor_pair
+from .pairs import cross, factor_pair
 from .results import ShapeResult
 
 #: the partial-whitening parameter of the registered measure ``"shape"`` (the family's middle)
@@ -126,8 +126,8 @@ def shape_metric(
 
     alpha = check_alpha(alpha)
     check_options(permutations, bootstrap, confidence, interval)
-    fx, fy, joint = _factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
-    value = shape_from_factors(fx, fy, _cross(fx, fy, joint), alpha=alpha)[0]
+    fx, fy, joint = factor_pair(X, Y, layout=layout, dtype=dtype, rtol=rtol, warn=False)
+    value = shape_from_factors(fx, fy, cross(fx, fy, joint), alpha=alpha)[0]
     result = ShapeResult(similarity=value, alpha=alpha, x_rank=fx.rank, y_rank=fy.rank, n_samples=fx.n_samples)
     # the registered measure with this alpha resamples from the factors; any other alpha
     # recomputes this function on the resampled activations

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import NumpyOps, TorchOps, is_torch_tensor
+from ._backend import is_torch_tensor
+from .ops import NumpyOps, TorchOps
 
 LAYOUTS = ("datapoints_first", "neurons_first")
 

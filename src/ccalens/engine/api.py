@@ -27,9 +27,10 @@ import numpy as np
 
 from ..core import registry, validate
 from ..core.cka import DEFAULT_BANDWIDTH, check_bandwidth
-from ..core.factor import Factor, factorize_each
+from ..core.factor import Factor
+from ..core.pairs import factorize_each
 from ..core.resampling import default_method
-from ..core.measures import DEFAULT_KEEP
+from ..core.canonical import DEFAULT_KEEP
 from ..core.resampling import check_options
 from ..store import Source
 from .blocks import compute_local

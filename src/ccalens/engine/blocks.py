@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import registry
-from ..core.cka import KernelPair, centre_kernel, hsic_biased, rbf_kernel
-from ..core.factor import Factor, stack_bases
+from ..core.cka import KernelPair, rbf_kernel
+from ..core.hsic import centre_kernel, hsic_biased
+from ..core.factor import Factor
+from ..core.pairs import stack_bases
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -162,7 +164,7 @@ def _batched_values(ops, gram, located, factors, batched, r):
 
 def _stack_bases(ops, factors: list[Factor]):
     """The factors' orthonormal bases side by side, (n_samples x sum of ranks): with numpy,
-    :func:`ccalens.core.factor.stack_bases`; with torch, one concatenation on the device."""
+    :func:`ccalens.core.pairs.stack_bases`; with torch, one concatenation on the device."""
     if ops.name == "torch":
         return ops.torch.cat([f.basis() for f in factors], dim=1)
     return stack_bases(factors, ops.dtype)

@@ -94,7 +94,7 @@ def train(ctx: Context) -> dict:
 
 def leading_components(a: np.ndarray, k: int) -> np.ndarray:
     """The scores (U S, n x k) of a representation's leading k principal components."""
-    from ..core.factor import centred_columns
+    from ..core.linalg import centred_columns
 
     u, sv, _ = np.linalg.svd(centred_columns(np.asarray(a, dtype=np.float64)), full_matrices=False)
     return u[:, :k] * sv[:k]
