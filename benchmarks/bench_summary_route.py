@@ -3,7 +3,7 @@
 Time: accumulating 10,000 rows of 516 columns in batches of 500. Accuracy: the canonical
 correlations of a layer with five nearly repeated units (condition number about 1e6)
 against a second layer, from each summary against the in-memory route. The figures in
-ccalens.models were measured with this script:
+ccalens.stream.models were measured with this script:
 
     python benchmarks/bench_summary_route.py
 """

@@ -9,7 +9,7 @@ Arrays are (datapoints, neurons) everywhere. Importing ccalens never imports tor
 from . import core
 from .core import *  # noqa: F401,F403  (every name of core.__all__: the measures, their results, factorize)
 from .engine import PairwiseResult, paired_row, pairwise  # noqa: E402
-from .models import ModelComparison, compare_models  # noqa: E402
+from .stream import ModelComparison, compare_models  # noqa: E402
 from .version import __version__  # noqa: E402,F401
 
 __all__ = [*core.__all__, "ModelComparison", "PairwiseResult", "compare_models", "paired_row", "pairwise"]

@@ -13,7 +13,7 @@ from .extract import DATASETS, load_inputs, load_model
 
 
 def _measures_help() -> str:
-    from ..models import MINIBATCH_MEASURES
+    from ..stream import MINIBATCH_MEASURES
     from ..stream import MEASURES
 
     return (f"Repeat for several. Exact: {', '.join(MEASURES)}; estimated over batches: "
@@ -54,7 +54,7 @@ def compare_models(
 ) -> None:
     """Compare every layer of the models with every other, in one pass over the data, and
     write the table and the layer x layer heatmaps."""
-    from ..models import compare_models as run
+    from ..stream import compare_models as run
 
     _common.check_positive("--limit", limit)
     _common.check_positive("--batch-size", batch_size)

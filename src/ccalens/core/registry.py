@@ -195,7 +195,13 @@ def names(*, streamable: bool | None = None, aliases: bool = True, kind: str | N
                  and (kind is None or s.kind == kind))
 
 
-def check_measure(measure: str) -> MeasureSpec:
+def check_measure(measure) -> MeasureSpec:
+    """The registered spec of a measure given by name or by its spec (the engines carry specs)."""
+    if isinstance(measure, MeasureSpec):
+        if MEASURES.get(measure.name) is not measure:
+            raise ValueError(f"measure {measure.name!r} is not registered (or was registered again); register it "
+                             f"with ccalens.core.registry.register.")
+        return measure
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {tuple(MEASURES)}; got {measure!r}.")
     return MEASURES[measure]

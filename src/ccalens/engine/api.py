@@ -100,7 +100,7 @@ def pairwise(
     ----------
     reps : list or dict of arrays, torch tensors or store paths ("store.zarr:name")
         K representations of the same datapoints, each (datapoints, neurons).
-    measure : {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes", "cosine", "euclidean"}
+    measure : str or MeasureSpec, one of {"pwcca", "svcca", "mean_cca", "cca", "cka", "cka_debiased", "cka_rbf", "procrustes", "cosine", "euclidean"}
         "cca" is the mean canonical correlation, as in :func:`ccalens.cca`. The
         factor-based measures (all but cka_rbf, cosine and euclidean) reuse one
         factorisation per representation; cka_rbf holds one n x n kernel per
@@ -146,7 +146,8 @@ def pairwise(
     PairwiseResult
     """
     started = time.perf_counter()
-    spec = registry.check_measure(measure)
+    spec = registry.check_measure(measure)  # a name or a spec: the engine carries the spec from here
+    measure = spec.name
     if not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric must be True or False; got {symmetric!r}.")
     if symmetric and not spec.directed:
@@ -268,11 +269,11 @@ def pairwise(
     computed = 0
     try:
         if scheduler is None:
-            computed = compute_local(todo, factors, measure, params, block, store, done, progress, extra, direct)
+            computed = compute_local(todo, factors, spec, params, block, store, done, progress, extra, direct)
         else:
             from .distributed import compute_dask
 
-            computed = compute_dask(scheduler, todo, shapes, sources, measure, params, block, store, done, extra)
+            computed = compute_dask(scheduler, todo, shapes, sources, spec, params, block, store, done, extra)
     finally:
         if store:
             store.close()

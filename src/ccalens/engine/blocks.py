@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["compute_local", "direct_values", "groups", "block_jobs", "block_values", "record"]
 
 
-def pair_values(fx: Factor, fy: Factor, m: np.ndarray, measure: str, epsilon: float, keep: float):
+def pair_values(fx: Factor, fy: Factor, m: np.ndarray, spec: registry.MeasureSpec, epsilon: float, keep: float):
     """(value with fx's weights, value with fy's weights, details) for one pair."""
-    return registry.from_cross(measure, fx, fy, m, epsilon=epsilon, keep=keep)
+    return registry.from_cross(spec.name, fx, fy, m, epsilon=epsilon, keep=keep)
 
 
-def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncertainty", kernels=None):
+def direct_values(arrays: dict, pairs, spec: registry.MeasureSpec, params: dict, extra: "Uncertainty", kernels=None):
     """Pairs of the measures computed from the activations (matched neurons, RBF CKA, RSA,
     predictivity); both directions of a directed one.
 
@@ -34,7 +34,7 @@ def direct_values(arrays: dict, pairs, measure: str, params: dict, extra: "Uncer
     from ..core.resampling import bootstrap_values, jackknife_values, null_distribution
 
     kernels = {} if kernels is None else kernels
-    spec = registry.MEASURES[measure]
+    measure = spec.name
 
     def kernel(name):
         if name not in kernels:
@@ -97,7 +97,7 @@ def block_jobs(todo, blocks):
                 yield group_a, group_b, pairs
 
 
-def block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs, measure, params,
+def block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs, spec, params,
                   extra: "Uncertainty | None" = None):
     """Values of the given pairs from one batched product of the two groups' bases."""
     epsilon, keep = params["epsilon"], params["keep"]
@@ -121,7 +121,7 @@ def block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs
         else:  # b in group_a, a in group_b
             located.append((a, b, index_a[b], index_b[a], True))
     ranks = {factors[x].rank for x in factors}
-    batched = registry.MEASURES[measure].batched
+    batched = spec.batched
     if batched is not None and not epsilon and len(ranks) == 1:
         out = _batched_values(ops, gram, located, factors, batched, ranks.pop())
     else:
@@ -130,11 +130,11 @@ def block_values(fa: dict[str, Factor], fb: dict[str, Factor], same: bool, pairs
         for a, b, ia, ib, flip in located:
             m = gram[offs_a[ia] : offs_a[ia + 1], offs_b[ib] : offs_b[ib + 1]]
             m = np.ascontiguousarray(m.T if flip else m)
-            out.append((a, b, *pair_values(factors[a], factors[b], m, measure, epsilon, keep)))
+            out.append((a, b, *pair_values(factors[a], factors[b], m, spec, epsilon, keep)))
     for a, b, v_ab, v_ba, info in out:  # kept with each pair, so a resumed run knows them
         info["ranks"] = [factors[a].rank, factors[b].rank]
         if extra:
-            extra.factor_pair(info, a, b, factors[a], factors[b], measure, epsilon, keep, v_ab, v_ba)
+            extra.factor_pair(info, a, b, factors[a], factors[b], spec.name, epsilon, keep, v_ab, v_ba)
         # one pair at a time: with permutations or bootstraps (the costly part), each pair is
         # committed as soon as it is finished, not when its whole block is
         yield a, b, v_ab, v_ba, info
@@ -183,7 +183,7 @@ def record(results, store, done, bar) -> int:
     return count
 
 
-def compute_local(todo, factors, measure, params, block, store, done, progress, extra, direct) -> int:
+def compute_local(todo, factors, spec, params, block, store, done, progress, extra, direct) -> int:
     """Compute the pairs in ``todo`` block by block; returns how many were computed."""
     if not todo:
         return 0
@@ -196,7 +196,7 @@ def compute_local(todo, factors, measure, params, block, store, done, progress, 
     if direct:  # one pair at a time, each committed as it finishes
         kernels: dict = {}
         for pair in todo:
-            computed += record(direct_values(factors, [pair], measure, params, extra, kernels), store, done, bar)
+            computed += record(direct_values(factors, [pair], spec, params, extra, kernels), store, done, bar)
         if bar:
             bar.close()
         return computed
@@ -205,7 +205,7 @@ def compute_local(todo, factors, measure, params, block, store, done, progress, 
     for group_a, group_b, pairs in block_jobs(todo, blocks):
         fa = {x: factors[x] for x in group_a}
         fb = fa if group_b is group_a else {x: factors[x] for x in group_b}
-        computed += record(block_values(fa, fb, group_b is group_a, pairs, measure, params, extra), store, done, bar)
+        computed += record(block_values(fa, fb, group_b is group_a, pairs, spec, params, extra), store, done, bar)
     if bar:
         bar.close()
     return computed

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import registry
 from .blocks import block_jobs, block_values, direct_values, groups, record
 from .sources import factor_of, host_array, load
 
 __all__ = ["compute_dask"]
 
 
-def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, measure, params, extra):
+def _remote_block(sources_a: dict, sources_b: dict, same: bool, pairs, spec, params, extra):
     """A Dask task: read (from the store, for store paths) and factorise, then one block."""
-    if registry.MEASURES[measure].kind != "factor":
+    if spec.kind != "factor":
         arrays = {k: load(v, k) for k, v in {**sources_a, **sources_b}.items()}
-        return direct_values(arrays, pairs, measure, params, extra)
+        return direct_values(arrays, pairs, spec, params, extra)
     fa = {k: factor_of(v, k, params["rtol"]) for k, v in sources_a.items()}
     fb = fa if same else {k: factor_of(v, k, params["rtol"]) for k, v in sources_b.items()}
-    return list(block_values(fa, fb, same, pairs, measure, params, extra))
+    return list(block_values(fa, fb, same, pairs, spec, params, extra))
 
 
 def _client(scheduler):
@@ -34,7 +33,7 @@ def _client(scheduler):
     return Client(scheduler), None
 
 
-def compute_dask(scheduler, todo, shapes, sources, measure, params, block, store, done, extra) -> int:
+def compute_dask(scheduler, todo, shapes, sources, spec, params, block, store, done, extra) -> int:
     """The same blocks as Dask tasks; results are committed as each task finishes."""
     if not todo:
         return 0
@@ -55,7 +54,7 @@ def compute_dask(scheduler, todo, shapes, sources, measure, params, block, store
             same = group_b is group_a
             futures.append(client.submit(
                 _remote_block, {x: shipped[x] for x in group_a}, {x: shipped[x] for x in group_b},
-                same, pairs, measure, params, extra, pure=False, retries=2,
+                same, pairs, spec, params, extra, pure=False, retries=2,
             ))
         computed = 0
         for future in as_completed(futures):
