@@ -15,8 +15,11 @@ Every configuration runs in its own subprocess; its memory is the peak resident 
 (VmHWM, reset through /proc/self/clear_refs once the models and the data are loaded)
 minus the resident memory at that point.
 
-Configurations:
+Configurations (each in its own subprocess):
 
+* ``floor``: the same forward passes and hooks, and one float64 Gram matrix of all the
+  layers' columns with a column of ones, accumulated batch by batch: the one product that
+  no exact method avoids (``floor32``: the same in float32);
 * ``ccalens cka``: ``compare_models(..., measures="cka")``, exact full-data linear CKA;
 * ``ccalens cca+cka``: the same pass with PWCCA, SVCCA, mean CCA, Procrustes and CKA;
 * ``ccalens minibatch``: ``measures="cka_minibatch"``, the estimator pytorch-cka computes;
@@ -129,6 +132,30 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
     base = status_mib("VmRSS")
     t0 = time.perf_counter()
     spatial = "flatten" if layer_set == "flat" else "mean"
+    if config.startswith("floor"):
+        # the floor: the same forward passes and hooks, and one Gram matrix of [1 | every
+        # layer's columns] accumulated batch by batch (float64, or float32 for "floor32")
+        dtype = torch.float32 if config == "floor32" else torch.float64
+        taps, acc, product = {}, None, 0.0
+        hooks = [getattr(net, name).register_forward_hook(
+            lambda mod, inp, out, key=(k, name): taps.__setitem__(key, out.reshape(out.shape[0], -1)))
+            for k, net in enumerate((a, b)) for name in layers]
+        with torch.no_grad():
+            for start in range(0, n, 1000):
+                batch = x[start : start + 1000]
+                a(batch), b(batch)
+                t1 = time.perf_counter()
+                joint = torch.cat([torch.ones(batch.shape[0], 1, dtype=dtype)] + [taps[key].to(dtype) for key in
+                                                                                   sorted(taps)], 1)
+                g = joint.T @ joint
+                acc = g if acc is None else acc + g
+                product += time.perf_counter() - t1
+        for h in hooks:
+            h.remove()
+        seconds = time.perf_counter() - t0
+        return {"config": config, "layers": layer_set, "seconds": seconds, "product_seconds": product,
+                "peak_mib": status_mib("VmHWM") - base, "matrix": [], "source": source,
+                "columns": int(acc.shape[0]) - 1, "routes": {}}
     if config.startswith("ccalens"):
         import ccalens
 
@@ -179,7 +206,7 @@ def main() -> None:
         import cka  # noqa: F401  (checked before the subprocesses start)
     except ImportError:
         sys.exit("pytorch-cka is not installed: pip install pytorch-cka (the import name is cka)")
-    configs = ["ccalens cka", "ccalens cka tsqr", "ccalens cca+cka"]
+    configs = ["floor", "floor32", "ccalens cka", "ccalens cka tsqr", "ccalens cca+cka"]
     for batch in (64, 256, 1024):
         configs += [f"ccalens minibatch b{batch}", f"pytorch-cka b{batch}"]
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
@@ -193,7 +220,17 @@ def main() -> None:
                                  check=True)
             runs[config] = r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  {config:26s} {r['seconds']:7.2f} s   peak {r['peak_mib']:7.1f} MiB above the loaded models "
-                  f"and data", flush=True)
+                  f"and data" + (f" (the product alone {r['product_seconds']:.2f} s)" if "product_seconds" in r
+                                 else ""), flush=True)
+        floor = runs["floor"]
+        gram_mib = 8 * (floor["columns"] + 1) ** 2 / 2**20
+        batch_mib = 8 * 1000 * (floor["columns"] + 1) / 2**20
+        for config in ("ccalens cka", "ccalens cca+cka"):
+            r = runs[config]
+            r["floor_ratio"] = r["seconds"] / floor["seconds"]
+            r["memory_ratio"] = r["peak_mib"] / (gram_mib + batch_mib)
+            print(f"  {config}: {r['floor_ratio']:.2f}x the floor's time; peak memory {r['memory_ratio']:.2f}x "
+                  f"(the Gram matrix {gram_mib:.0f} MiB plus one batch of activations {batch_mib:.0f} MiB)")
         exact = np.array(runs["ccalens cka"]["matrix"])
         same_pass = np.abs(np.array(runs["ccalens cca+cka"]["matrix"]) - exact).max()
         print(f"  exact CKA from the CCA+CKA pass vs the CKA-only pass: {same_pass:.1e}")

@@ -193,7 +193,7 @@ def test_memory_budget_refusal_offers_the_routes_that_fit(images):
 def test_errors_say_what_was_wrong_and_how_to_fix_it(images):
     net = cnn(3, 0)
     with pytest.raises(ValueError, match=r"'rsa' \(RSA \(correlation RDMs\)\) cannot stream: .*compare_models keeps "
-                                         r"only a summary.*ccalens.pairwise"):
+                                         r"only a small summary.*ccalens.pairwise"):
         ccalens.compare_models(net, images, measures="rsa")
     with pytest.raises(ValueError, match="For an estimate of debiased CKA over batches, use 'cka_minibatch'"):
         ccalens.compare_models(net, images, measures="cka_debiased")

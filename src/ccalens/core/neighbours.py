@@ -188,7 +188,50 @@ def cknna(X, Y, *, k: int = DEFAULT_K, layout: str = "datapoints_first", permuta
                   interval=interval)
 
 
+def prepared_neighbours(X, name: str = "X", *, k: int = DEFAULT_K):
+    """One representation's part of mutual k-NN and CKNNA, made once for every pair: its
+    cosine kernel and the mask of each datapoint's k nearest others."""
+    x = _unit_rows(X, name, "datapoints_first")
+    k = _check_k(k, x.shape[0])
+    kernel = x @ x.T
+    return kernel, _mask(neighbours(kernel, k)[0]), k, name
+
+
+def _check_pair(px, py) -> None:
+    if px[0].shape != py[0].shape:
+        raise ValueError(f"{px[3]} and {py[3]} must have the same number of datapoints; they have {px[0].shape[0]} "
+                         f"and {py[0].shape[0]}.")
+
+
+def mutual_knn_from_prepared(px, py) -> tuple[float, float]:
+    """:func:`mutual_knn` from :func:`prepared_neighbours`' parts (the same arithmetic)."""
+    _check_pair(px, py)
+    v = float((px[1] * py[1]).sum(axis=1).mean() / px[2])
+    return v, v
+
+
+def cknna_from_prepared(px, py) -> tuple[float, float]:
+    """:func:`cknna` from :func:`prepared_neighbours`' parts (the same arithmetic)."""
+    _check_pair(px, py)
+    (kx, mx, k, x), (ky, my, _, y) = px, py
+    if k < 2:
+        raise ValueError("CKNNA needs k >= 2 (the authors' code refuses k < 2 too).")
+    if kx.shape[0] < 4:
+        raise ValueError(f"CKNNA's unbiased HSIC needs at least 4 datapoints; got {kx.shape[0]}.")
+    both = mx * my
+    xy = _hsic_authors(both * kx, both * ky)
+    xx, yy = _hsic_authors(mx * kx, mx * kx), _hsic_authors(my * ky, my * ky)
+    if xx <= 0 or yy <= 0:
+        raise ValueError(f"CKNNA is undefined here: the HSIC of {x if xx <= 0 else y}'s neighbour-restricted kernel "
+                         f"with itself is {min(xx, yy):.3g} <= 0 (the authors' code would divide by 1e-6); use more "
+                         f"datapoints or a larger k.")
+    v = float(xy / np.sqrt(xx * yy))
+    return v, v
+
+
 _ROTATIONS = frozenset({"orthogonal", "isotropic_scaling", "permutation"})
 registry.register(registry.MeasureSpec("mutual_knn", "mutual k-NN alignment", "raw", _ROTATIONS, mutual_knn,
-                                        family="neighbours"))
-registry.register(registry.MeasureSpec("cknna", "CKNNA", "raw", _ROTATIONS, cknna, family="neighbours"))
+                                        family="neighbours", prepare=prepared_neighbours,
+                                        from_prepared=mutual_knn_from_prepared))
+registry.register(registry.MeasureSpec("cknna", "CKNNA", "raw", _ROTATIONS, cknna, family="neighbours",
+                                        prepare=prepared_neighbours, from_prepared=cknna_from_prepared))

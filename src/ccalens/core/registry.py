@@ -124,6 +124,13 @@ class MeasureSpec:
     family : str or None
         One of :data:`FAMILIES`: the measures whose intervals share a default method
         (``ccalens.core.intervals.default_method``); None for a measure added by a user.
+    prepare, from_prepared : callable or None
+        For a measure of the datapoints ("raw"): ``prepare(X, name, **fixed)`` is the part
+        of one representation that every pair reuses (its RDM's ranks, its neighbour sets),
+        and ``from_prepared(px, py)`` the value of a pair from two such parts, equal to
+        ``function``'s. The many-representation engine prepares each representation once,
+        so K representations cost K preparations, not one per pair (netrep's
+        ``partial_fit`` / ``finalize_fit``).
     """
 
     name: str
@@ -142,6 +149,8 @@ class MeasureSpec:
     identical: float | None = 1.0
     bounded: bool = True
     family: str | None = None
+    prepare: Callable | None = field(default=None, repr=False)
+    from_prepared: Callable | None = field(default=None, repr=False)
 
     @cached_property  # read on every recompute of a resample: the signature is inspected once
     def options(self) -> frozenset:
@@ -177,6 +186,8 @@ def register(spec: MeasureSpec) -> MeasureSpec:
                          f"the transforms are {TRANSFORMS}.")
     if spec.family is not None and spec.family not in FAMILIES:
         raise ValueError(f"family must be None or one of {FAMILIES}; got {spec.family!r}.")
+    if (spec.prepare is None) != (spec.from_prepared is None):
+        raise ValueError(f"{spec.name}: give prepare and from_prepared together (or neither).")
     if spec.function is None or (spec.kind == "factor" and spec.from_factors is None):
         raise ValueError(f"{spec.name!r} needs its function (and, being of kind 'factor', from_factors).")
     MEASURES[spec.name] = spec

@@ -174,8 +174,32 @@ def rsa(
                   kernels=pair, interval=interval)
 
 
+def prepared_rdm(X, name: str = "X", *, rdm: str = "correlation", compare: str = "spearman"):
+    """One representation's part of RSA, made once for every pair: its RDM's upper triangle
+    (ranked, for Spearman) minus its mean, and that vector's norm."""
+    d = dissimilarities(X, rdm, name=name)
+    if compare == "spearman":
+        d = ranks(d)
+    centred = d - d.mean()
+    return centred, float(np.linalg.norm(centred)), name
+
+
+def rsa_from_prepared(px, py) -> tuple[float, float]:
+    """RSA of a pair from :func:`prepared_rdm`'s parts: the same arithmetic as :func:`rsa`."""
+    (a, na, x), (b, nb, y) = px, py
+    if a.size != b.size:
+        raise ValueError(f"{x} and {y} must have the same number of datapoints: their RDMs have {a.size} and {b.size} "
+                         f"entries.")
+    if na == 0 or nb == 0:
+        raise ValueError(f"{x if na == 0 else y}'s dissimilarities are all equal (every pair of datapoints equally "
+                         f"far apart), so their correlation with another RDM is undefined.")
+    v = float(np.clip(a @ b / (na * nb), -1.0, 1.0))
+    return v, v
+
+
 registry.register(registry.MeasureSpec(
-    "rsa", "RSA (correlation RDMs)", "raw", frozenset({"isotropic_scaling", "permutation"}), rsa, family="rsa"))
+    "rsa", "RSA (correlation RDMs)", "raw", frozenset({"isotropic_scaling", "permutation"}), rsa, family="rsa",
+    prepare=prepared_rdm, from_prepared=rsa_from_prepared))
 registry.register(registry.MeasureSpec(
     "rsa_euclidean", "RSA (Euclidean RDMs)", "raw", registry.ORTHOGONAL, rsa, fixed={"rdm": "euclidean"},
-    family="rsa"))
+    family="rsa", prepare=prepared_rdm, from_prepared=rsa_from_prepared))

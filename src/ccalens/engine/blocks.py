@@ -28,8 +28,9 @@ def direct_values(arrays: dict, pairs, spec: registry.MeasureSpec, params: dict,
     """Pairs of the measures computed from the activations (matched neurons, RBF CKA, RSA,
     predictivity); both directions of a directed one.
 
-    ``kernels`` caches each representation's centred RBF kernel across calls, so K
-    representations cost K kernels, not one per pair.
+    ``kernels`` caches each representation's centred RBF kernel, or the part its measure
+    prepares (:attr:`~ccalens.core.registry.MeasureSpec.prepare`: RDM ranks, neighbour sets),
+    across calls, so K representations cost K of them, not one per pair.
     """
     from ..core.resampling import bootstrap_values, jackknife_values, null_distribution
 
@@ -54,7 +55,14 @@ def direct_values(arrays: dict, pairs, spec: registry.MeasureSpec, params: dict,
                 vals["jack"] = jackknife_values(measure, data, opts, rng)
         return vals
 
+    def prepared(name):
+        if name not in kernels:
+            kernels[name] = spec.prepare(arrays[name], name, **spec.fixed)
+        return kernels[name]
+
     def value_of(x, y, pair):
+        if spec.prepare is not None:  # each representation's part made once, each pair from two parts
+            return spec.from_prepared(prepared(x), prepared(y))[0]
         try:
             # the measures of the activations (matched neurons, RSA, predictivity): their registered function
             return float(pair.value()[0] if pair else spec.compute(arrays[x], arrays[y]).similarity)

@@ -262,9 +262,8 @@ def compare_models(
     >>> res.matrix("cka", "a", "b").shape
     (3, 3)
     """
-    from ..engine import pairwise
     from ..extract.policy import SEQUENCE_WORDS, Policy, has_1d_convolutions
-    from .api import quiet
+    from .compute import all_pairs
     from .estimates import LayerMinibatchCKA
     from .recording import Recorder, named_models
     from .second_pass import complete
@@ -331,14 +330,16 @@ def compare_models(
 
         widest = sorted(result.varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would
         warn_small_sample(result.n, widest[0], widest[1], widest[0], widest[1], stacklevel=2)
-        rtol = default_rtol(request.options, result.n, [z.shape[1] for z in result.matrices])
-        opts = {k: v for k, v in request.options.items() if k != "rtol"}
-        by_label = dict(zip(labels, order))
+        rtol = default_rtol(request.options, result.n, result.varying)
+        opts = request.options
+        values = all_pairs(result, request.exact, rtol=rtol, epsilon=opts.get("epsilon", 0.0),
+                           keep=opts.get("keep"), progress=progress)
         for spec in request.exact:
-            pw = quiet(pairwise, dict(zip(labels, result.matrices)), spec, rtol=rtol, **opts)
-            for r in pw.table:
-                table.append(_row(by_label[r["row"]], by_label[r["column"]], spec.name, r["similarity"],
-                                  r["distance"], False, result.n))
+            for i, ki in enumerate(order):
+                for j, kj in enumerate(order):
+                    v_ab, v_ba = values[(min(i, j), max(i, j))][spec.name]
+                    v = 0.5 * (v_ab + v_ba) if opts.get("symmetric") else (v_ab if i <= j else v_ba)
+                    table.append(_row(ki, kj, spec.name, v, float(spec.distance(v)), False, result.n))
     for measure in request.estimates:
         values = minibatch.values()
         for i, ki in enumerate(order):

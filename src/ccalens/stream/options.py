@@ -29,8 +29,9 @@ DEFAULT_CHUNK_ROWS = 32768
 
 #: Options of the measures that mean the same on the small matrices.
 _OPTIONS = ("epsilon", "keep", "n_components", "symmetric", "rtol", "dtype", "alpha")
-#: ... of those, the ones that concern one pair only (not a matrix of pairs).
-_SINGLE_PAIR = ("n_components", "dtype")
+#: ... of those, the ones that concern one pair only: a matrix of pairs takes each measure
+#: as registered (the shape metric at its default alpha, "shape_cca" at alpha = 0).
+_SINGLE_PAIR = ("n_components", "dtype", "alpha")
 
 #: Options that need the datapoints themselves, with when they are in use and why.
 _NEEDS_DATAPOINTS = {
@@ -95,10 +96,11 @@ def _measures(measures, front: str, estimates: bool) -> tuple[list, list]:
         if name in registry.MEASURES:
             hint = (" For an estimate of debiased CKA over batches, use 'cka_minibatch'."
                     if name == "cka_debiased" and estimates else "")
+            extract = (", or extract the layers (ccalens.extract, to a store when they are large) and run "
+                       "ccalens.pairwise" if estimates else "")
             raise ValueError(
-                f"{why_not_streamable(name)}; {front} keeps only a summary of the datapoints.{hint} Run it in "
-                f"memory on a random subset of datapoints, or extract the layers (ccalens.extract, to a store when "
-                f"they are large) and run ccalens.pairwise. {_known(front, estimates)}")
+                f"{why_not_streamable(name)}, and {front} keeps only a small summary of the datapoints.{hint} Run it "
+                f"in memory on a random subset of datapoints{extract}. {_known(front, estimates)}")
         raise ValueError(f"unknown measure {name!r}. {_known(front, estimates)}")
     unique = lambda xs: list({id(x) if not isinstance(x, str) else x: x for x in xs}.values())  # noqa: E731
     return unique(exact), unique(estimated)

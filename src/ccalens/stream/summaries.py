@@ -16,32 +16,9 @@ import numpy as np
 import scipy.linalg
 
 from ..core.linalg import psd_root
+from .kept import Summary
 
 __all__ = ["GramSummary", "RowSummary", "Rows", "Summary", "centred_gram", "is_torch"]
-
-
-class Summary:
-    """What streaming keeps of the sources.
-
-    Attributes
-    ----------
-    matrices : list of ndarray
-        One small matrix per source (see :func:`compress`).
-    n : int
-        Number of datapoints streamed.
-    varying : list of int
-        Each source's number of non-constant neurons.
-    routes : list of str
-        Each source's route: "gram" (the first pass's Gram block), "gram2" (its weak
-        eigen-directions summed again in a second pass) or "tsqr" (Householder); see :class:`GramSummary`.
-    """
-
-    def __init__(self, matrices, n, varying, prints, routes=None):
-        self.matrices, self.n, self.varying, self.prints = matrices, n, varying, prints
-        self.routes = routes
-
-    def __repr__(self) -> str:
-        return f"Summary(n={self.n}, sources={len(self.matrices)}, routes={self.routes})"
 
 
 def is_torch(x) -> bool:
@@ -360,6 +337,7 @@ class GramSummary(Rows):
             floor2 = (rtol or 0.0) ** 2
             if eps * cancel <= GRAM_MAX_ROUNDING * rcond2 and rcond2 >= floor2:
                 out.append("gram")
+                self._eig[k] = (lam, vec, scale, cancel)  # the whitening of the measures (kept.Summary)
             elif eps * cancel <= GRAM2_MAX_ROUNDING * rcond2 and rcond2 >= floor2 and cancel <= 1e3:
                 out.append("gram2")
                 self._eig[k] = (lam, vec, scale, cancel)
@@ -383,7 +361,11 @@ class GramSummary(Rows):
         """The small matrices when every group takes the "gram" route (see :meth:`routes`)."""
         self._check_rows()
         varying = self._varying(self._constant())
-        return Summary(self._split(psd_root(self.centred())), self.n, varying, None, ["gram"] * len(self.widths))
+        centred = self.centred()
+        eig = getattr(self, "_eig", {})
+        groups = [(self._kept(k), eig.get(k)) for k in range(len(self.widths))] if eig else None
+        return Summary(lambda: self._split(psd_root(centred)), self.n, varying, None, ["gram"] * len(self.widths),
+                       gram=centred if groups is not None else None, widths=list(self.widths), groups=groups)
 
 
 def centred_gram(gram: np.ndarray, constant=None) -> np.ndarray:
