@@ -152,8 +152,8 @@ def mutual_knn(X, Y, *, k: int = DEFAULT_K, layout: str = "datapoints_first", pe
     from .resampling import attach, check_options
 
     check_options(permutations, bootstrap, confidence, interval)
-    k, _, _, nx, ny, ties = _prepare(X, Y, k, layout)
-    value = float((_mask(nx) * _mask(ny)).sum(axis=1).mean() / k)
+    k, kx, ky, nx, ny, ties = _prepare(X, Y, k, layout)
+    value = mutual_knn_from_prepared((kx, _mask(nx), k, "X"), (ky, _mask(ny), k, "Y"))[0]
     result = NeighbourResult(similarity=value, k=k, ties=ties, n_samples=int(nx.shape[0]))
     return attach(result, "mutual_knn", (X, Y), {"layout": layout, "k": k}, permutations, bootstrap, confidence,
                   seed, interval=interval)
@@ -170,19 +170,7 @@ def cknna(X, Y, *, k: int = DEFAULT_K, layout: str = "datapoints_first", permuta
 
     check_options(permutations, bootstrap, confidence, interval)
     k, kx, ky, nx, ny, ties = _prepare(X, Y, k, layout)
-    if k < 2:
-        raise ValueError("CKNNA needs k >= 2 (the authors' code refuses k < 2 too).")
-    if kx.shape[0] < 4:
-        raise ValueError(f"CKNNA's unbiased HSIC needs at least 4 datapoints; got {kx.shape[0]}.")
-    mx, my = _mask(nx), _mask(ny)
-    both = mx * my
-    xy = _hsic_authors(both * kx, both * ky)
-    xx, yy = _hsic_authors(mx * kx, mx * kx), _hsic_authors(my * ky, my * ky)
-    if xx <= 0 or yy <= 0:
-        raise ValueError(f"CKNNA is undefined here: the HSIC of {'X' if xx <= 0 else 'Y'}'s neighbour-restricted kernel "
-                         f"with itself is {min(xx, yy):.3g} <= 0 (the authors' code would divide by 1e-6); use more "
-                         f"datapoints or a larger k.")
-    value = float(xy / np.sqrt(xx * yy))
+    value = cknna_from_prepared((kx, _mask(nx), k, "X"), (ky, _mask(ny), k, "Y"))[0]
     result = NeighbourResult(similarity=value, k=k, ties=ties, n_samples=int(kx.shape[0]))
     return attach(result, "cknna", (X, Y), {"layout": layout, "k": k}, permutations, bootstrap, confidence, seed,
                   interval=interval)
