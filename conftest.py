@@ -17,7 +17,7 @@ import pytest
 collect_ignore = ["docs/gen_pages.py"]
 collect_ignore_glob = []
 for dependency, pattern in (("typer", "src/ccalens/cli/*.py"), ("torch", "src/ccalens/extract/*.py"),
-                            ("torch", "src/ccalens/models.py"), ("zarr", "src/ccalens/store/zarrstore.py")):
+                            ("torch", "src/ccalens/stream/models.py"), ("zarr", "src/ccalens/store/zarrstore.py")):
     if importlib.util.find_spec(dependency) is None:
         collect_ignore_glob.append(pattern)
 
