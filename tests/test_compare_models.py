@@ -183,20 +183,26 @@ def test_row_summary_on_tensors_equals_the_numpy_path():
 
 def test_memory_budget_refusal_offers_the_routes_that_fit(images):
     with pytest.raises(MemoryError, match=r"(?s)the one-pass summary of 14 layers with \d+ neurons in all needs about "
-                       r"[0-9.]+ GiB, above max_memory=0.00 GiB. Routes that fit: \(1\) fewer or narrower layers "
+                       r"[0-9.]+ MiB, above max_memory=0.98 KiB. Routes that fit: \(1\) fewer or narrower layers "
                        r"\(the widest: .*\(2\) blocks of layers over several passes, at most about \d+ neurons per "
-                       r"pass.*\(3\) extract the layers to a store"):
-        ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000)
+                       r"pass.*\(3\) extract the layers to a store.*\(4\) route='datapoints' \(exact through the n x n Gram "
+                       r"matrices, for up to about \d+ datapoints\)"):
+        ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000, route="tsqr")
     assert ccalens.stream.summary_bytes(99, 50) == 8 * 100 * (200 + 100)
+    # route="auto" tries the datapoint route too; where neither fits, both limits are named
+    with pytest.raises(MemoryError, match=r"neither route fits max_memory=0.98 KiB.*fits at most about \d+ neurons "
+                                          r"in all.*datapoint route for 900 datapoints.*at most about \d+ datapoints"):
+        ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000)
 
 
 def test_errors_say_what_was_wrong_and_how_to_fix_it(images):
     net = cnn(3, 0)
-    with pytest.raises(ValueError, match=r"'rsa' \(RSA \(correlation RDMs\)\) cannot stream: .*compare_models keeps "
-                                         r"only a small summary.*ccalens.pairwise"):
+    with pytest.raises(ValueError, match=r"'rsa' \(RSA \(correlation RDMs\)\) is not available in compare_models: it "
+                                         r"is not invariant to orthogonal maps.*ccalens.pairwise"):
         ccalens.compare_models(net, images, measures="rsa")
-    with pytest.raises(ValueError, match="For an estimate of debiased CKA over batches, use 'cka_minibatch'"):
-        ccalens.compare_models(net, images, measures="cka_debiased")
+    # debiased CKA needs the datapoints: it takes the datapoint route (exact; tests/test_stream_datapoints.py)
+    routes = ccalens.compare_models(net, images[:200], measures="cka_debiased").routes
+    assert set(routes.values()) <= {"datapoint", "datapoint-tsqr"} and routes
     with pytest.raises(ValueError, match="unknown measure 'bogus'"):
         ccalens.compare_models(net, images, measures="bogus")
     with pytest.raises(ValueError, match="measures is empty"):
@@ -324,10 +330,10 @@ def test_cli_end_to_end_in_a_temporary_folder(tmp_path, monkeypatch):
     bad = runner.invoke(app, ["compare-models", "cm_factory:small", "--max-memory", "0.000001", "--limit", "100",
                               "--out", str(out)])
     errors = [line for line in bad.stderr.splitlines() if "error:" in line]
-    assert bad.exit_code == 1 and len(errors) == 1 and "above max_memory" in errors[0]
+    assert bad.exit_code == 1 and len(errors) == 1 and "neither route fits max_memory" in errors[0]
     assert "Traceback" not in bad.stderr
     bad = runner.invoke(app, ["compare-models", "cm_factory:small", "-m", "rsa", "--out", str(out)])
-    assert bad.exit_code == 1 and "'rsa' (RSA (correlation RDMs)) cannot stream" in bad.stderr
+    assert bad.exit_code == 1 and "'rsa' (RSA (correlation RDMs)) is not available in compare_models" in bad.stderr
 
 
 def test_cka_minibatch_does_not_lose_digits_to_uncentred_features():
@@ -442,7 +448,7 @@ def test_data_that_differ_between_the_passes_are_refused(images):
     with pytest.raises(ValueError, match="changed between the two passes.*augmented differently"):
         ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka")
     assert ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka", route="tsqr").n_samples == 900
-    with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr'; got 'qr'"):
+    with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr', 'datapoints'; got 'qr'"):
         ccalens.compare_models(model, images.double(), measures="cka", route="qr")
 
 

@@ -13,11 +13,12 @@ from .extract import DATASETS, load_inputs, load_model
 
 
 def _measures_help() -> str:
-    from ..stream import MINIBATCH_MEASURES
-    from ..stream import MEASURES
+    from ..stream import MEASURES, MINIBATCH_MEASURES
+    from ..stream.options import DATAPOINT_MEASURES
 
-    return (f"Repeat for several. Exact: {', '.join(MEASURES)}; estimated over batches: "
-            f"{', '.join(MINIBATCH_MEASURES)}.")
+    also = [m for m in DATAPOINT_MEASURES if m not in MEASURES]
+    return (f"Repeat for several. Exact: {', '.join(MEASURES)}; exact on the datapoint route (taken for them): "
+            f"{', '.join(also)}; estimated over batches: {', '.join(MINIBATCH_MEASURES)}.")
 
 
 @_common.friendly
@@ -47,10 +48,15 @@ def compare_models(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
     device: Annotated[Optional[str], typer.Option("--device", help="Run and accumulate there (cpu, cuda, "
                                                                    "cuda:1).")] = None,
-    max_memory: Annotated[float, typer.Option("--max-memory", help="Largest summary allowed, in GiB.")] = 4.0,
+    max_memory: Annotated[float, typer.Option("--max-memory", help="Largest summary allowed, in GiB (on the "
+                                                                   "datapoint route, held activations beyond it go "
+                                                                   "to a temporary folder).")] = 4.0,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow loading pickled whole models.")] = False,
-    route: Annotated[str, typer.Option("--route", help="auto: a Gram matrix, and a second pass over the data for "
-                                                       "ill-conditioned layers; tsqr: one pass of a QR.")] = "auto",
+    route: Annotated[str, typer.Option("--route", help="auto: a Gram matrix of the neurons, and a second pass over "
+                                                       "the data for ill-conditioned layers, or the datapoint route "
+                                                       "for layers at least as wide as the data; tsqr: one pass of "
+                                                       "a QR; datapoints: hold the activations and compare the n x n "
+                                                       "Gram matrices.")] = "auto",
 ) -> None:
     """Compare every layer of the models with every other, in one pass over the data, and
     write the table and the layer x layer heatmaps."""
@@ -88,7 +94,7 @@ def compare_models(
     (out / "comparison.json").write_text(json.dumps({
         "models": dict(zip(labels, models)), "data": data, "split": split, "datapoints": result.n_samples,
         "batches": result.batches, "layers": result.layers, "widths": result.widths, "skipped": result.skipped,
-        "measures": result.measures, "routes": result.routes}, indent=1) + "\n")
+        "measures": result.measures, "routes": result.routes, "notes": result.notes}, indent=1) + "\n")
     result.plot(path=out / "heatmaps.png")
     console = _common.console()
     first = result.measures[0]
@@ -96,4 +102,6 @@ def compare_models(
     console.print(f"{result.n_samples:,} datapoints, {sum(map(len, result.layers.values()))} layers; {first}, "
                   f"{a} (rows) vs {b} (columns):")
     console.print(result.matrix(first, a, b).round(3).to_string())
+    for note in result.notes:
+        console.print(f"note: {note}")
     console.print(f"wrote {out / 'comparison.csv'}, {out / 'comparison.json'} and {out / 'heatmaps.png'}")

@@ -9,12 +9,15 @@ their datapoints, however many datapoints there are.
 One module per concern: :mod:`.options` (the one validation of measures and options that
 every front door here shares), :mod:`.sources` (reading), :mod:`.summaries` (the first
 pass), :mod:`.second_pass`, :mod:`.api` (the functions over sources), :mod:`.recording`
-(model hooks), :mod:`.estimates` (minibatch estimates), :mod:`.models` (model comparison).
+(model hooks), :mod:`.estimates` (minibatch estimates), :mod:`.datapoints` (the datapoint
+route for layers wider than the data), :mod:`.comparison` (its result), :mod:`.models` (model
+comparison).
 Importing this package never imports torch.
 """
 
 from .api import compare, compress, pairwise, summarise
-from .models import DEFAULT_MAX_MEMORY, ModelComparison, compare_models, summary_bytes
+from .comparison import ModelComparison
+from .models import DEFAULT_MAX_MEMORY, compare_models, summary_bytes
 from .options import MEASURES, MINIBATCH_MEASURES, ROUTES, default_rtol, why_not_streamable
 from .second_pass import complete
 from .summaries import GramSummary, RowSummary, Summary

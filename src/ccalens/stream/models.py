@@ -33,26 +33,33 @@ canonical correlations from a Gram matrix alone agreed with the in-memory route 
 Measures that need the datapoints themselves cannot come from the summary. Debiased
 linear CKA has an unbiased minibatch estimator (Nguyen, Raghu & Kornblith 2021: the
 unbiased HSIC of each batch, averaged over batches, then normalised); it is offered as
-``"cka_minibatch"`` and its rows say ``estimate=True``. The others (RBF CKA, RSA,
-predictivity, the neighbour measures, the matched-neuron controls) are refused with the
-reason: extract the layers (:func:`ccalens.extract`, to a store when they are large) and
-run :func:`ccalens.pairwise`.
+``"cka_minibatch"`` and its rows say ``estimate=True``. Those invariant to orthogonal maps
+of the neurons (debiased and RBF CKA, Euclidean RSA, predictivity) are exact on the
+datapoint route below; the others (RSA on correlation distances, the neighbour measures,
+the matched-neuron controls) are refused with the reason: extract the layers
+(:func:`ccalens.extract`, to a store when they are large) and run :func:`ccalens.pairwise`.
 
 Memory: the summary needs about 8 (D + 1)(2 (D + 1) + 2 b) bytes on the device for D
 columns and batches of b rows, whatever the number of batches. It is estimated from the
 widths after the first batch's forward pass, before anything is accumulated, and a
 summary above ``max_memory`` is refused with the routes that fit.
+
+Layers with at least as many neurons as datapoints (when the number of datapoints is known
+in advance: a tensor, an array, a DataLoader over a sized dataset), a D x D summary that
+would not fit ``max_memory``, a measure that needs the datapoints (debiased or RBF CKA,
+Euclidean RSA, predictivity) or ``route="datapoints"`` take the **datapoint route**
+(:mod:`ccalens.stream.datapoints`): one pass that holds every datapoint's activations
+(spilled to a temporary folder beyond ``max_memory``) and compares the layers through their
+n x n Gram matrices, exactly. Where neither route fits, the refusal names the largest
+number of datapoints and of neurons that would.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-import numpy as np
-
-from ..core import registry
-from .options import MINIBATCH_MEASURES, check_request, check_route, default_rtol
+from .comparison import ModelComparison
+from .options import check_request, check_route, default_rtol
 
 __all__ = ["DEFAULT_MAX_MEMORY", "ModelComparison", "compare_models", "summary_bytes"]
 
@@ -66,128 +73,11 @@ def summary_bytes(columns: int, batch_rows: int) -> int:
 
 
 def _gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.2f} GiB"
-
-
-@dataclass(frozen=True, eq=False)
-class ModelComparison:
-    """The result of :func:`compare_models`.
-
-    Attributes
-    ----------
-    table : list of dict
-        One row per (model, layer) x (model, layer) x measure: ``model_x``, ``layer_x``,
-        ``model_y``, ``layer_y``, ``measure``, ``similarity``, ``distance``, ``estimate``
-        (True for minibatch estimates), ``n`` (datapoints).
-    layers : dict
-        The layers compared, per model, in order.
-    n_samples : int
-        Datapoints (rows) in the pass.
-    batches : int
-    skipped : dict
-        Per model, the leaf modules left out of the default layer list, with the reason.
-    widths : dict
-        Neurons per (model, layer).
-    routes : dict
-        How each "model/layer" was summarised: "gram" (the first pass's Gram matrix),
-        "gram2" (its weak eigen-directions summed again in a second pass), "tsqr" (Householder, in the
-        second pass or, with ``route="tsqr"`` or one-shot data, the only one); empty when
-        only minibatch estimates were asked for.
-    """
-
-    table: list
-    layers: dict
-    n_samples: int
-    batches: int
-    skipped: dict = field(default_factory=dict)
-    widths: dict = field(default_factory=dict)
-    routes: dict = field(default_factory=dict)
-
-    @property
-    def measures(self) -> list[str]:
-        return list(dict.fromkeys(r["measure"] for r in self.table))
-
-    def to_pandas(self):
-        """The tidy table as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.table)
-
-    def matrix(self, measure: str | None = None, model_x: str | None = None, model_y: str | None = None,
-               value: str = "similarity"):
-        """Layers of ``model_x`` (rows) against layers of ``model_y`` (columns), a DataFrame.
-
-        Defaults: the first measure; the first model against the second (or itself).
-        """
-        import pandas as pd
-
-        measure = measure or self.measures[0]
-        if measure not in self.measures:
-            raise ValueError(f"no measure {measure!r} in this comparison; it has {self.measures}.")
-        names = list(self.layers)
-        model_x = model_x or names[0]
-        model_y = model_y or (names[1] if len(names) > 1 else names[0])
-        for m in (model_x, model_y):
-            if m not in self.layers:
-                raise ValueError(f"no model {m!r} in this comparison; the models are {names}.")
-        if value not in ("similarity", "distance"):
-            raise ValueError(f"value must be 'similarity' or 'distance'; got {value!r}.")
-        out = pd.DataFrame(np.nan, index=self.layers[model_x], columns=self.layers[model_y], dtype=float)
-        for r in self.table:
-            if r["measure"] == measure and r["model_x"] == model_x and r["model_y"] == model_y:
-                out.loc[r["layer_x"], r["layer_y"]] = r[value]
-        out.index.name, out.columns.name = model_x, model_y
-        return out
-
-    def pairs(self) -> list[tuple[str, str]]:
-        """The model pairs a plot shows: each model with itself for one model, else each
-        pair of distinct models."""
-        names = list(self.layers)
-        if len(names) == 1:
-            return [(names[0], names[0])]
-        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-
-    def plot(self, measures=None, path=None, *, value: str = "similarity"):
-        """Layer x layer heatmaps, one per model pair and measure, with labelled axes.
-
-        Saves to ``path`` when given; returns the matplotlib figure.
-        """
-        from ..plot import pyplot
-
-        plt = pyplot()
-        measures = [measures] if isinstance(measures, str) else list(measures or self.measures)
-        pairs = self.pairs()
-        fig, axes = plt.subplots(len(measures), len(pairs), squeeze=False,
-                                 figsize=(4.8 * len(pairs) + 1, 4.2 * len(measures) + 0.5), dpi=110)
-        for i, measure in enumerate(measures):
-            for j, (a, b) in enumerate(pairs):
-                ax = axes[i][j]
-                m = self.matrix(measure, a, b, value=value)
-                image = ax.imshow(m.to_numpy(), cmap="magma", origin="lower", aspect="auto",
-                                  vmin=0.0 if value == "similarity" else None,
-                                  vmax=1.0 if value == "similarity" and registry.MEASURES.get(
-                                      measure, None) is not None and registry.MEASURES[measure].bounded else None)
-                ax.set_xticks(range(m.shape[1]), m.columns, rotation=90, fontsize=7)
-                ax.set_yticks(range(m.shape[0]), m.index, fontsize=7)
-                ax.set_xlabel(f"{b} layer")
-                ax.set_ylabel(f"{a} layer")
-                estimate = " (minibatch estimate)" if measure in MINIBATCH_MEASURES else ""
-                ax.set_title(f"{_title(measure)}{estimate}: {a} vs {b}", fontsize=9)
-                fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=value)
-        fig.suptitle(f"{self.n_samples} datapoints", fontsize=9)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path)
-        return fig
-
-    def __repr__(self) -> str:
-        layers = ", ".join(f"{m}: {len(v)} layers" for m, v in self.layers.items())
-        return f"ModelComparison({layers}; measures={self.measures}; n_samples={self.n_samples})"
-
-
-def _title(measure: str) -> str:
-    spec = registry.MEASURES.get(measure)
-    return spec.title if spec is not None else measure
+    """A size in the unit that shows it: GiB, MiB, KiB or bytes."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= 0.1 * size:
+            return f"{nbytes / size:.2f} {unit}"
+    return f"{float(nbytes):.1f} B"
 
 
 def compare_models(
@@ -223,7 +113,9 @@ def compare_models(
         (``output_hidden_states=True``). Names: modules of ``model.named_modules()``.
     measures : str or sequence of str
         Exact: the measures of :data:`ccalens.stream.MEASURES` (the CCA family, linear
-        CKA, Procrustes, shape metrics). Estimated: ``"cka_minibatch"``.
+        CKA, Procrustes, shape metrics) and, on the datapoint route, those of
+        :data:`ccalens.stream.options.DATAPOINT_MEASURES` (also debiased and RBF CKA,
+        Euclidean RSA, predictivity). Estimated: ``"cka_minibatch"``.
     device : torch device, optional
         Where to run and accumulate; the models are moved there and back.
     batch_size : int
@@ -233,12 +125,15 @@ def compare_models(
         keep one datapoint per input ("mean" or "flatten"), and ``sequence`` one per input
         ("last", "first", "mean", a timestep) or one per token ("all").
     max_memory : bytes, optional
-        Refuse a summary larger than this (default 4 GiB), with the routes that fit.
+        Refuse a summary larger than this (default 4 GiB), with the routes that fit; on
+        the datapoint route, the held activations beyond it go to a temporary folder.
     progress : bool
         A progress bar over batches.
-    route : {"auto", "tsqr"}
+    route : {"auto", "tsqr", "datapoints"}
         "auto": the Gram route, with the second pass where a layer needs one (a one-shot
-        iterator of batches takes "tsqr"); "tsqr": one pass of a tall-skinny QR.
+        iterator of batches takes "tsqr"), or the datapoint route where a layer is at least
+        as wide as the data or the Gram route does not fit (see the module docstring);
+        "tsqr": one pass of a tall-skinny QR; "datapoints": the datapoint route.
     **options
         Options of the measures that mean the same on the summary (``epsilon``, ``keep``,
         ``symmetric``, ``alpha``, ``rtol``).
@@ -264,13 +159,14 @@ def compare_models(
     """
     from ..extract.policy import SEQUENCE_WORDS, Policy, has_1d_convolutions
     from .compute import all_pairs
+    from .datapoints import HeldLayers, datapoint_bytes, datapoint_pairs, largest_datapoints
     from .estimates import LayerMinibatchCKA
     from .recording import Recorder, named_models
     from .second_pass import complete
     from .summaries import GramSummary, RowSummary
 
     named = named_models(models)
-    request = check_request(measures, options, front="compare_models", estimates=True)
+    request = check_request(measures, options, front="compare_models", estimates=True, datapoints=True)
     if spatial not in ("mean", "flatten"):
         raise ValueError(f"spatial must be 'mean' or 'flatten' in compare_models (every layer needs one datapoint "
                          f"per input to be compared with every other); got {spatial!r}. Positions as datapoints "
@@ -282,58 +178,101 @@ def compare_models(
         raise ValueError(f"sequence must be 'last', 'first', 'mean', 'all' or a timestep index; got {sequence!r}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    check_route(route)
+    check_route(route, ("auto", "tsqr", "datapoints"))
     if max_memory is not None and (not isinstance(max_memory, (int, float)) or max_memory <= 0):
         raise ValueError(f"max_memory must be a positive number of bytes or None; got {max_memory!r}.")
+    if request.needs_datapoints and route == "tsqr":
+        raise ValueError(f"{', '.join(s.name for s in request.exact if not s.streamable)} need(s) the datapoint "
+                         f"route, and route='tsqr' asks for the neurons' summary; leave route='auto'.")
     policies = {m: Policy(spatial, sequence, state, select, None, 0, has_1d_convolutions(model))
                 for m, model in named.items()}
     minibatch = LayerMinibatchCKA() if request.estimates else None
     exact = bool(request.exact)
+    kernels = any(s.kind == "kernel" for s in request.exact)
+    plan = {}
 
-    def check_memory(widths, rows):
-        need = summary_bytes(sum(widths.values()), max(rows, 1))
+    def choose_route(widths, rows):
+        """After the first batch: the route, and the memory check, before anything is kept."""
+        total, widest = sum(widths.values()), max(widths.values())
+        need = summary_bytes(total, max(rows, 1)) if exact else 0
         if minibatch is not None:
             need += 8 * len(widths) * (rows**2 + len(widths))
-        if max_memory is not None and need > max_memory:
-            raise MemoryError(_advice(widths, need, max_memory, rows))
+        n = known if sequence != "all" else None
+        points = (route == "datapoints" or request.needs_datapoints
+                  or (route == "auto" and n is not None and widest >= n)
+                  or (route == "auto" and max_memory is not None and need > max_memory))
+        plan["datapoints"] = exact and points
+        if not plan["datapoints"]:
+            if max_memory is not None and need > max_memory:
+                raise MemoryError(_advice(widths, need, max_memory, rows))
+            return
+        budget = None if max_memory is None else max_memory
+        plan["max_rows"] = (None if budget is None or n is not None  # a known n is checked here, once
+                            else largest_datapoints(budget, widths.values(), kernels=kernels))
+        if n is not None and budget is not None and datapoint_bytes(n, widths.values(), kernels=kernels) > budget:
+            raise MemoryError(_neither(widths, n, rows, budget, kernels))
+        plan["budget"] = None if budget is None else (
+            budget / 2 if n is None else max(0, budget - datapoint_bytes(n, widths.values(), kernels=kernels)))
 
     recorder = Recorder(named, data, layers=layers, batch_size=batch_size, policies=policies, device=device,
-                        progress=progress, on_first_batch=check_memory)
-    summary, rows_total = None, 0
-    with recorder:
-        for mats in recorder.batches("comparing models"):
+                        progress=progress, on_first_batch=choose_route)
+    known = recorder.known_datapoints
+    summary, rows_total, notes = None, 0, []
+    try:
+        with recorder:
+            for mats in recorder.batches("comparing models"):
+                if summary is None:
+                    names = [f"layer {k[1]!r} of model {k[0]!r}" for k in recorder.order]
+                    if plan["datapoints"]:
+                        summary = HeldLayers(
+                            [recorder.widths[k] for k in recorder.order], recorder.labels, plan["budget"],
+                            max_rows=plan["max_rows"],
+                            refuse=lambda rows: _neither(recorder.widths, rows, int(mats[0].shape[0]),
+                                                         max_memory, kernels))
+                    elif recorder.rereadable and route == "auto":
+                        summary = GramSummary(names)
+                    else:
+                        summary = RowSummary(names)
+                rows_total += int(mats[0].shape[0])
+                if exact:  # the summary is skipped when only minibatch estimates were asked for
+                    summary.add(mats)
+                if minibatch is not None:
+                    minibatch.add(mats)
             if summary is None:
-                names = [f"layer {k[1]!r} of model {k[0]!r}" for k in recorder.order]
-                summary = GramSummary(names) if recorder.rereadable and route == "auto" else RowSummary(names)
-            rows_total += int(mats[0].shape[0])
-            if exact:  # the summary is skipped when only minibatch estimates were asked for
-                summary.add(mats)
-            if minibatch is not None:
-                minibatch.add(mats)
-        if summary is None:
-            raise ValueError("data holds no datapoints.")
-        n_batches = recorder.batch_count
-        if exact and isinstance(summary, GramSummary):
-            def rerun(second, what):
-                for mats in recorder.batches(what):
-                    second.add(mats)
+                raise ValueError("data holds no datapoints.")
+            n_batches = recorder.batch_count
+            if exact and isinstance(summary, GramSummary):
+                def rerun(second, what):
+                    for mats in recorder.batches(what):
+                        second.add(mats)
 
-            result = complete(summary, rerun, request.options.get("rtol"), exact=False)
-        elif exact:
-            result = summary.finish()
+                result = complete(summary, rerun, request.options.get("rtol"), exact=False)
+            elif exact and not plan["datapoints"]:
+                result = summary.finish()
+        if exact:
+            from ..core.validate import warn_small_sample
+
+            varying = summary.widths if plan["datapoints"] else result.varying
+            widest = sorted(varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would
+            warn_small_sample(rows_total, widest[0], widest[1], widest[0], widest[1], stacklevel=2)
+            rtol = default_rtol(request.options, rows_total, varying)
+            opts = request.options
+            if plan["datapoints"]:
+                values, result, notes = datapoint_pairs(summary, request.exact, rtol=rtol,
+                                                        epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"),
+                                                        progress=progress)
+            else:
+                values = all_pairs(result, request.exact, rtol=rtol, epsilon=opts.get("epsilon", 0.0),
+                                   keep=opts.get("keep"), progress=progress)
+    finally:
+        if isinstance(summary, HeldLayers):
+            summary.close()
     order, labels = recorder.order, recorder.labels
     table = []
     if minibatch is not None:
         minibatch.finish()
     if exact:
-        from ..core.validate import warn_small_sample
-
-        widest = sorted(result.varying, reverse=True)[:2] * 2  # one warning for the widest pair, as a pair's would
-        warn_small_sample(result.n, widest[0], widest[1], widest[0], widest[1], stacklevel=2)
-        rtol = default_rtol(request.options, result.n, result.varying)
         opts = request.options
-        values = all_pairs(result, request.exact, rtol=rtol, epsilon=opts.get("epsilon", 0.0),
-                           keep=opts.get("keep"), progress=progress)
         for spec in request.exact:
             for i, ki in enumerate(order):
                 for j, kj in enumerate(order):
@@ -348,7 +287,7 @@ def compare_models(
     table = _in_order(table, request.measures)
     out_layers = {m: [layer for mm, layer in order if mm == m] for m in named}
     return ModelComparison(table=table, layers=out_layers, n_samples=rows_total, batches=n_batches,
-                           routes=dict(zip(labels, result.routes)) if exact else {},
+                           routes=dict(zip(labels, result.routes)) if exact else {}, notes=notes,
                            skipped={m: v for m, v in recorder.skipped.items() if v},
                            widths={f"{m}/{layer}": w for (m, layer), w in recorder.widths.items()})
 
@@ -364,15 +303,40 @@ def _row(kx, ky, measure, similarity, distance, estimate, n) -> dict:
             "similarity": float(similarity), "distance": float(distance), "estimate": bool(estimate), "n": int(n)}
 
 
+def _largest_columns(budget: float, batch_rows: int) -> int:
+    """The most columns whose one-pass summary fits: 8 d (2 d + 2 b) <= budget."""
+    return max(1, int((-batch_rows + math.sqrt(batch_rows**2 + budget / 4)) / 2) - 1)
+
+
+def _widest(widths: dict) -> str:
+    widest = sorted(widths.items(), key=lambda kv: -kv[1])[:5]
+    return ", ".join(f"{m}/{layer} ({w})" for (m, layer), w in widest)
+
+
+def _neither(widths: dict, n: int, batch_rows: int, budget: float, kernels: bool) -> str:
+    """The refusal where neither the neurons' summary nor the datapoint route fits."""
+    from .datapoints import datapoint_bytes, largest_datapoints
+
+    total = sum(widths.values())
+    return (f"neither route fits max_memory={_gib(budget)}: the neurons' D x D summary of {len(widths)} layers with "
+            f"{total} neurons in all needs about {_gib(summary_bytes(total, batch_rows))} (it fits at most about "
+            f"{_largest_columns(budget, batch_rows)} neurons in all), and the datapoint route for {n} datapoints "
+            f"needs about {_gib(datapoint_bytes(n, widths.values(), kernels=kernels))} (it fits at most about "
+            f"{largest_datapoints(budget, widths.values(), kernels=kernels)} datapoints with these {len(widths)} layers). Compare "
+            f"fewer or narrower layers (the widest: {_widest(widths)}), a random subset of datapoints, or raise "
+            f"max_memory.")
+
+
 def _advice(widths: dict, need: float, budget: float, batch_rows: int) -> str:
     total = sum(widths.values())
-    widest = sorted(widths.items(), key=lambda kv: -kv[1])[:5]
-    shown = ", ".join(f"{m}/{layer} ({w})" for (m, layer), w in widest)
-    # the largest number of columns that fits, for blocks of layers
-    d = max(1, int((-batch_rows + math.sqrt(batch_rows**2 + budget / 4)) / 2) - 1)  # 8 d (2 d + 2 b) <= budget
+    shown = _widest(widths)
+    from .datapoints import largest_datapoints
+
+    d = _largest_columns(budget, batch_rows)  # for blocks of layers
     return (f"the one-pass summary of {len(widths)} layers with {total} neurons in all needs about {_gib(need)}, "
             f"above max_memory={_gib(budget)}. Routes that fit: (1) fewer or narrower layers (the widest: {shown}); "
             f"(2) blocks of layers over several passes, at most about {d} neurons per pass (pass layers= for each "
             f"block; pairs across blocks need the layers of both); (3) extract the layers to a store "
             f"(ccalens.extract(..., store=...)) and run ccalens.pairwise on it, which reads one pair at a time; "
-            f"or raise max_memory.")
+            f"(4) route='datapoints' (exact through the n x n Gram matrices, for up to about "
+            f"{largest_datapoints(budget, widths.values())} datapoints); or raise max_memory.")

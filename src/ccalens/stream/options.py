@@ -11,12 +11,20 @@ import numpy as np
 
 from ..core import registry
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "MEASURES", "MINIBATCH_MEASURES", "ROUTES", "Request", "check_chunk_rows",
+__all__ = ["DATAPOINT_MEASURES", "DEFAULT_CHUNK_ROWS", "MEASURES", "MINIBATCH_MEASURES", "ROUTES", "Request", "check_chunk_rows",
            "check_request", "check_route", "default_rtol", "why_not_streamable"]
 
 #: Measures that streaming computes exactly: they see the centred data only through
 #: inner products of its columns, which the small matrices keep.
 MEASURES = registry.names(streamable=True)
+
+#: Measures that the datapoint route of :func:`~ccalens.compare_models` computes exactly from
+#: the layers' n x n Gram matrices (:mod:`ccalens.stream.datapoints`): those invariant to
+#: orthogonal maps and translations of the neurons, and the factor measures that see a
+#: layer wider than the datapoints through its leading principal components (PWCCA).
+DATAPOINT_MEASURES = tuple(
+    name for name, s in registry.MEASURES.items()
+    if {"orthogonal", "translation"} <= s.invariant_to or (s.kind == "factor" and s.streamable))
 
 #: Measures computed as minibatch estimates (not from the exact summary), with what they estimate.
 MINIBATCH_MEASURES = {"cka_minibatch": "debiased linear CKA (unbiased HSIC averaged over batches; Nguyen et al. 2021)"}
@@ -60,6 +68,11 @@ class Request:
         self.exact, self.estimates, self.options = exact, estimates, options
 
     @property
+    def needs_datapoints(self) -> bool:
+        """Some exact measure needs the datapoint route (it cannot come from a D x D summary)."""
+        return any(not s.streamable for s in self.exact)
+
+    @property
     def measures(self) -> list[str]:
         return [s.name for s in self.exact] + list(self.estimates)
 
@@ -73,14 +86,14 @@ def why_not_streamable(measure) -> str:
     return f"{spec.name!r} ({spec.title}) cannot stream: {_WHY_NOT[spec.kind]}"
 
 
-def _known(front: str, estimates: bool) -> str:
-    exact = ", ".join(MEASURES)
+def _known(front: str, estimates: bool, datapoints: bool = False) -> str:
+    exact = ", ".join(DATAPOINT_MEASURES if datapoints else MEASURES)
     if estimates:
         return f"{front} computes {exact} exactly and {', '.join(MINIBATCH_MEASURES)} as an estimate."
     return f"The measures that stream are {exact}."
 
 
-def _measures(measures, front: str, estimates: bool) -> tuple[list, list]:
+def _measures(measures, front: str, estimates: bool, datapoints: bool = False) -> tuple[list, list]:
     names = [measures] if isinstance(measures, (str, registry.MeasureSpec)) else list(measures)
     if not names:
         raise ValueError("measures is empty; name at least one (e.g. 'pwcca', 'cka').")
@@ -90,9 +103,15 @@ def _measures(measures, front: str, estimates: bool) -> tuple[list, list]:
         if estimates and name in MINIBATCH_MEASURES:
             estimated.append(name)
             continue
-        if name in MEASURES:
+        if name in (DATAPOINT_MEASURES if datapoints else MEASURES):
             exact.append(registry.MEASURES[name])
             continue
+        if name in registry.MEASURES and datapoints:
+            raise ValueError(
+                f"{name!r} ({registry.MEASURES[name].title}) is not available in {front}: it is not invariant to "
+                f"orthogonal maps of the neurons, so it can come neither from a D x D summary nor from the layers' "
+                f"n x n Gram matrices. Extract the layers (ccalens.extract, to a store when they are large) and "
+                f"run ccalens.pairwise. {_known(front, estimates, datapoints)}")
         if name in registry.MEASURES:
             hint = (" For an estimate of debiased CKA over batches, use 'cka_minibatch'."
                     if name == "cka_debiased" and estimates else "")
@@ -101,7 +120,7 @@ def _measures(measures, front: str, estimates: bool) -> tuple[list, list]:
             raise ValueError(
                 f"{why_not_streamable(name)}, and {front} keeps only a small summary of the datapoints.{hint} Run it "
                 f"in memory on a random subset of datapoints{extract}. {_known(front, estimates)}")
-        raise ValueError(f"unknown measure {name!r}. {_known(front, estimates)}")
+        raise ValueError(f"unknown measure {name!r}. {_known(front, estimates, datapoints)}")
     unique = lambda xs: list({id(x) if not isinstance(x, str) else x: x for x in xs}.values())  # noqa: E731
     return unique(exact), unique(estimated)
 
@@ -136,17 +155,18 @@ def _options(options: dict, front: str, single_pair: bool) -> dict:
 
 
 def check_request(measures, options: dict, *, front: str, estimates: bool = False,
-                  single_pair: bool = False) -> Request:
+                  single_pair: bool = False, datapoints: bool = False) -> Request:
     """Check the measures and options of one call of a front door (``front`` names it in
     the messages). ``estimates``: minibatch estimates are allowed too; ``single_pair``:
-    the single-pair options (``n_components``, ``dtype``) are allowed."""
-    exact, estimated = _measures(measures, front, estimates)
+    the single-pair options (``n_components``, ``dtype``) are allowed; ``datapoints``: the
+    front door has the datapoint route, so :data:`DATAPOINT_MEASURES` are allowed."""
+    exact, estimated = _measures(measures, front, estimates, datapoints)
     return Request(exact, estimated, _options(dict(options), front, single_pair))
 
 
-def check_route(route: str) -> str:
-    if route not in ROUTES:
-        raise ValueError(f"route must be one of {', '.join(map(repr, ROUTES))}; got {route!r}.")
+def check_route(route: str, routes=ROUTES) -> str:
+    if route not in routes:
+        raise ValueError(f"route must be one of {', '.join(map(repr, routes))}; got {route!r}.")
     return route
 
 

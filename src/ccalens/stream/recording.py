@@ -78,6 +78,23 @@ class Recorder:
             isinstance(data, collections.abc.Iterator) or streamed)
 
     @property
+    def known_datapoints(self) -> int | None:
+        """The number of inputs, where the data says it without being read (a tensor, an
+        array, a DataLoader over a sized map-style dataset); None otherwise."""
+        import torch
+
+        data = self.data
+        if isinstance(data, (np.ndarray, torch.Tensor)):
+            return int(data.shape[0])
+        if isinstance(data, torch.utils.data.DataLoader) and not isinstance(
+                data.dataset, torch.utils.data.IterableDataset) and hasattr(data.dataset, "__len__"):
+            try:
+                return len(data.dataset)
+            except TypeError:
+                return None
+        return None
+
+    @property
     def labels(self) -> list[str]:
         return [f"{m}/{layer}" for m, layer in self.order]
 
