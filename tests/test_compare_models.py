@@ -188,10 +188,11 @@ def test_memory_budget_refusal_offers_the_routes_that_fit(images):
                        r"pass.*\(3\) extract the layers to a store.*\(4\) route='datapoints' \(exact through the n x n Gram "
                        r"matrices, for up to about \d+ datapoints\)"):
         ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000, route="tsqr")
-    assert ccalens.stream.summary_bytes(99, 50) == 8 * 100 * (200 + 100)
+    assert ccalens.stream.summary_bytes(99, 50) == 8 * 100 * (100 + 100)
+    assert ccalens.stream.summary_bytes(99, 50, [60, 39]) == 8 * 100 * (100 + 100) + 72 * (60**2 + 39**2)
     # route="auto" tries the datapoint route too; where neither fits, both limits are named
-    with pytest.raises(MemoryError, match=r"neither route fits max_memory=0.98 KiB.*fits at most about \d+ neurons "
-                                          r"in all.*datapoint route for 900 datapoints.*at most about \d+ datapoints"):
+    with pytest.raises(MemoryError, match=r"neither route fits max_memory=0.98 KiB.*narrow layers of at most about \d+ "
+                                          r"neurons in all would fit.*datapoint route for 900 datapoints.*at most about \d+ datapoints"):
         ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000)
 
 

@@ -118,3 +118,27 @@ def test_linear_cka_needs_no_factorisation(monkeypatch):
     monkeypatch.setattr(compute.SourceFactors, "cross", refuse)
     values = compute.all_pairs(summary, [registry.MEASURES["cka"]], rtol=None)
     assert 0.0 < values[(0, 1)]["cka"][0] < 1.0
+
+
+def test_a_factor_from_principal_components_equals_the_factorised_matrix():
+    """core.factor.from_components (the datapoint route's factors, made from an
+    eigendecomposition without another SVD) gives every streamed measure the value that
+    factorising U diag(sigma), padded with zero neurons, gives."""
+    from ccalens.core.factor import factorize, from_components
+
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal((300, 12))
+    u, _ = np.linalg.qr(u - u.mean(0))  # orthonormal columns of centred data
+    sigma = np.sort(rng.uniform(0.5, 4.0, 12))[::-1]
+    other = layers(seed=9, n=300, widths=(7,))[0]
+    z = np.hstack([u * sigma, np.zeros((300, 3))])
+    for spec in STREAMED:
+        want = in_memory(spec, z, other)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = spec.compute(from_components(u, sigma, 15), factorize(other)).similarity
+        assert got == pytest.approx(want, abs=1e-10), spec.name
+    with pytest.raises(ValueError, match="descending positive singular values"):
+        from_components(u, sigma[::-1])
+    with pytest.raises(ValueError, match="n_neurons >= r"):
+        from_components(u, sigma, 5)

@@ -148,7 +148,7 @@ def test_held_activations_spill_to_a_temporary_folder_that_is_removed(monkeypatc
     monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)
     in_ram = run(xs, ["cka", "svcca"])
     assert not made
-    spilled = run(xs, ["cka", "svcca"], max_memory=1_000_000)  # the n x n work fits; the activations do not
+    spilled = run(xs, ["cka", "svcca"], max_memory=1_500_000)  # the n x n work fits; the activations do not
     assert made and not any(os.path.exists(p) for p in made)
     for m in ("cka", "svcca"):
         assert value(spilled, m, 0, 1) == pytest.approx(value(in_ram, m, 0, 1), abs=1e-12)
@@ -173,7 +173,7 @@ def test_a_failure_during_the_pass_removes_the_held_activations(monkeypatch):
     with pytest.raises(RuntimeError, match="interrupted"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ccalens.compare_models(model, torch.arange(150), layers=["parts.0", "parts.1"], measures="cka",
-                               batch_size=20, max_memory=2**20)
+                               batch_size=20, max_memory=1_450_000)
     assert made and not any(os.path.exists(p) for p in made)
 
 
@@ -197,13 +197,13 @@ def test_neither_route_fitting_names_the_largest_n_and_d():
     with pytest.raises(MemoryError) as err:
         run(xs, "cka", max_memory=200_000)
     text = str(err.value)
-    d_max = int(text.split("fits at most about ")[1].split(" neurons")[0])
-    n_max = int(text.split("fits at most about ")[2].split(" datapoints")[0])
+    d_max = int(text.split("narrow layers of at most about ")[1].split(" neurons")[0])
+    n_max = int(text.split("fits at most about ")[1].split(" datapoints")[0])
     assert "neither route fits" in text and n_max == datapoints.largest_datapoints(200_000, [300, 200])
     assert "0.00 GiB" not in text  # sizes in the unit that shows them
     assert datapoints.datapoint_bytes(n_max, [300, 200], wide=2) <= 200_000 < datapoints.datapoint_bytes(
         120, [300, 200])
-    assert ccalens.stream.summary_bytes(d_max, 40) <= 200_000 < ccalens.stream.summary_bytes(500, 40)
+    assert ccalens.stream.summary_bytes(d_max, 40) <= 200_000 < ccalens.stream.summary_bytes(500, 40, [300, 200])
 
 
 def test_unknown_numbers_of_datapoints_are_refused_once_they_exceed_the_route():
@@ -225,3 +225,53 @@ def test_measures_the_datapoint_route_cannot_give_are_refused_with_the_reason():
         run(xs, ["cka_rbf"], route="tsqr")
     with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr', 'datapoints'"):
         run(xs, "cka", route="points")
+
+
+PEAK_CHILD = r"""
+import json, sys, warnings
+from pathlib import Path
+import numpy as np, torch
+sys.path.insert(0, {tests!r})
+from test_stream_datapoints import Tables
+import ccalens
+from ccalens.stream import summary_bytes
+from ccalens.stream.datapoints import datapoint_bytes
+warnings.simplefilter("ignore")
+n, widths, route, taken = {n}, {widths}, {route!r}, {taken!r}
+rng = np.random.default_rng(0)
+xs = [rng.standard_normal((n, w)).astype(np.float32) for w in widths]
+model = Tables(*xs)
+def status(key):
+    return next(int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines()
+                if l.startswith(key))
+Path("/proc/self/clear_refs").write_text("5")
+base = status("VmRSS")
+res = ccalens.compare_models(model, torch.arange(n), layers=[f"parts.{{k}}" for k in range(len(widths))],
+                             measures=["cka", "svcca"], batch_size=500, route=route)
+peak = status("VmHWM") - base
+estimate = (summary_bytes(sum(widths), 500, widths) if taken == "gram" else
+            datapoint_bytes(n, widths) + 4 * n * sum(widths))
+print(json.dumps({{"peak": peak, "estimate": estimate, "routes": sorted(set(res.routes.values()))}}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc peak counters")
+@pytest.mark.parametrize("n,widths,route,taken", [(6000, [1500, 1500], "auto", "gram"),
+                                                  (2500, [3000, 2600], "auto", "datapoint")])
+def test_the_memory_estimates_match_measured_peaks(n, widths, route, taken):
+    """compare_models' memory check (summary_bytes for the Gram route; datapoint_bytes plus
+    the held activations for the datapoint route) against the peak resident memory that
+    one run adds, in its own process: the estimate must neither miss the peak by more than
+    a batch's worth nor overstate it by more than half."""
+    import json
+    import subprocess
+    import sys
+
+    code = PEAK_CHILD.format(tests=os.path.dirname(__file__), n=n, widths=widths, route=route, taken=taken)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["routes"] == [taken]
+    batch = 500 * sum(widths) * 8 * 4  # one batch of activations, in float64, and its copies
+    assert got["peak"] <= got["estimate"] + batch, got
+    assert got["peak"] >= got["estimate"] / 1.5, got

@@ -52,9 +52,10 @@ class SourceFactors:
             self.factors = [self._from_eig(k, kept, eig) for k, (kept, eig) in enumerate(summary.groups)]
             self.norms = [self._block_norm(k) for k in range(len(self.factors))]
         else:
-            mats = summary.matrices
+            mats = summary.matrices  # small matrices, or factors made already (the datapoint route's)
             self.factors = factorize_each(
-                lambda k: factorize_matrix(mats[k], self.ops, rtol, f"source {k}"), list(range(len(mats))))
+                lambda k: mats[k] if isinstance(mats[k], Factor) else factorize_matrix(
+                    mats[k], self.ops, rtol, f"source {k}"), list(range(len(mats))))
 
     @property
     def from_gram(self) -> bool:
@@ -74,15 +75,19 @@ class SourceFactors:
     def _correlation(self, i: int, j: int) -> np.ndarray:
         """R_ij: the correlation block of two sources' varying neurons."""
         fi, fj = self.factors[i], self.factors[j]
-        return self._block(i, j) / fi.scale[:, None] / fj.scale[None, :]
+        block = self._block(i, j)  # a copy (fancy indexing), scaled in place
+        block /= fi.scale[:, None]
+        block /= fj.scale[None, :]
+        return block
 
     def _block(self, i: int, j: int) -> np.ndarray:
         return self.summary.gram[np.ix_(self.columns[i], self.columns[j])]
 
     def _block_norm(self, k: int) -> float:
-        block = self._block(k, k)
-        top = float(np.abs(block).max())
-        return top * float(np.linalg.norm(block / top))
+        block = self._block(k, k)  # a copy, scaled in place
+        top = float(np.max(np.abs(block)))
+        block /= top
+        return top * float(np.linalg.norm(block))
 
     def cross(self, i: int, j: int) -> np.ndarray:
         """M_ij = Q_i^T Q_j."""

@@ -24,7 +24,7 @@ The limits: the Gram matrix resolves a wide layer's directions down to about
 :math:`\sqrt{n\epsilon}` (1e-6) of its largest singular value; the measures through its
 square roots (SVCCA, Procrustes, the shape metrics) drop weaker directions (measured in
 ``tests/test_stream_datapoints.py``). Memory: 8 n^2 bytes per wide layer (its
-representation) plus the n x n working Gram and its eigenvectors, 8 n D per narrow layer,
+representation) plus six n x n working matrices, 8 n D per narrow layer,
 and with RBF CKA one n x n kernel per layer (:func:`datapoint_bytes`).
 """
 
@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
-from ..core.canonical import DEFAULT_KEEP
-from ..core.factor import GRAM_MAX_ROUNDING
+from ..core.canonical import DEFAULT_KEEP, components_for
+from ..core.factor import GRAM_MAX_ROUNDING, factorize_matrix, from_components
+from ..core.ops import NumpyOps
 from .kept import Summary
 from .summaries import is_torch
 
@@ -58,12 +59,14 @@ def on_components(spec) -> bool:
 def datapoint_bytes(n: int, widths, *, kernels: bool = False, wide: int | None = None) -> int:
     """Bytes the datapoint route needs for ``n`` datapoints and layers of ``widths`` neurons
     (besides the held activations, which spill to disk): each wide layer's n x n
-    representation and, with any, the working Gram and its eigenvectors; each narrow layer's
+    representation and, with any, six n x n working matrices (the Gram matrix, its block
+    products, its eigendecomposition; the cross products of a pair; measured in
+    tests/test_stream_datapoints.py); each narrow layer's
     float64 activations; with ``kernels`` (RBF CKA), one n x n kernel per layer."""
     widths = [int(w) for w in widths]
     wide = sum(w >= n for w in widths) if wide is None else wide
     narrow = sum(w for w in widths if w < n)
-    squares = wide + (3 if wide else 0) + (len(widths) if kernels else 0)
+    squares = wide + (6 if wide else 0) + (len(widths) if kernels else 0)
     return 8 * n * n * squares + 8 * n * narrow
 
 
@@ -71,17 +74,22 @@ def largest_datapoints(budget: float, widths, *, kernels: bool = False) -> int:
     """The largest n whose datapoint route fits ``budget`` bytes, counting every layer as wide
     (the bound that holds whatever n turns out to be)."""
     count = len(list(widths))
-    return max(0, int(math.sqrt(budget / (8 * (count + 3 + (count if kernels else 0))))))
+    return max(0, int(math.sqrt(budget / (8 * (count + 6 + (count if kernels else 0))))))
 
 
 class HeldLayers:
     """Every datapoint's activations of each layer, in the layer's own precision: in memory
-    while they fit ``budget`` bytes, then appended to files in a temporary folder (removed
-    by :meth:`close`). Column sums are kept in float64 for exact centring."""
+    while they fit ``budget`` bytes, then in files in a temporary folder (removed by
+    :meth:`close`). With ``rows`` (the number of datapoints, when the data says it) each
+    layer's array is allocated once, in memory or as a file, and filled batch by batch;
+    otherwise batches are appended. Column sums are kept in float64 for exact centring."""
 
-    def __init__(self, widths, names, budget: float | None, *, max_rows: int | None = None, refuse=None):
+    def __init__(self, widths, names, budget: float | None, *, rows: int | None = None,
+                 max_rows: int | None = None, refuse=None):
         self.widths, self.names = [int(w) for w in widths], list(names)
         self.budget, self.max_rows, self.refuse = budget, max_rows, refuse
+        self.capacity = rows
+        self.full: list | None = None  # the preallocated arrays (or maps), with ``rows``
         self.parts: list[list[np.ndarray]] = [[] for _ in self.widths]
         self.sums = [np.zeros(w) for w in self.widths]
         self.low = [np.full(w, np.inf) for w in self.widths]
@@ -112,6 +120,9 @@ class HeldLayers:
                 np.minimum(self.low[k], a.min(axis=0), out=self.low[k])
                 np.maximum(self.high[k], a.max(axis=0), out=self.high[k])
             arrays[k] = a
+        if self.capacity is not None:
+            self._fill(arrays, rows)
+            return
         self.n += rows
         size = sum(a.nbytes for a in arrays)
         if not self.spilled and self.budget is not None and self.held_bytes + size > self.budget:
@@ -123,6 +134,23 @@ class HeldLayers:
                 self.parts[k].append(a)
         self.held_bytes += size
 
+    def _fill(self, arrays, rows) -> None:
+        if self.full is None:
+            total = sum(self.capacity * w * d.itemsize for w, d in zip(self.widths, self.dtypes))
+            if self.budget is None or total <= self.budget:
+                self.full = [np.empty((self.capacity, w), dtype=d) for w, d in zip(self.widths, self.dtypes)]
+            else:
+                self.folder = Path(tempfile.mkdtemp(prefix="ccalens-held-"))
+                self.full = [np.memmap(self.folder / f"layer{k}.bin", dtype=d, mode="w+", shape=(self.capacity, w))
+                             for k, (w, d) in enumerate(zip(self.widths, self.dtypes))]
+        if self.n + rows > self.capacity:
+            raise ValueError(f"the data gave more than the {self.capacity} datapoints its length says; give data "
+                             f"whose len() is its number of inputs, or an iterable without one.")
+        for k, a in enumerate(arrays):
+            self.full[k][self.n:self.n + rows] = a
+        self.n += rows
+        self.held_bytes += sum(a.nbytes for a in arrays)
+
     def _spill(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="ccalens-held-"))
         self.files = [open(self.folder / f"layer{k}.bin", "wb") for k in range(len(self.widths))]
@@ -132,7 +160,9 @@ class HeldLayers:
         self.parts = [[] for _ in self.widths]
 
     def matrix(self, k: int) -> np.ndarray:
-        """Layer k's activations, (n, width): in memory, or a read-only map of its file."""
+        """Layer k's activations, (n, width): in memory, or a map of its file."""
+        if self.full is not None:
+            return self.full[k][: self.n]
         if self.spilled:
             self.files[k].flush()
             if self.n == 0:
@@ -150,29 +180,34 @@ class HeldLayers:
     def mean(self, k: int) -> np.ndarray:
         return self.sums[k] / max(self.n, 1)
 
-    def centred(self, k: int, columns=slice(None)) -> np.ndarray:
-        """Layer k's centred activations of ``columns``, in float64."""
-        return np.asarray(self.matrix(k)[:, columns], dtype=np.float64) - self.mean(k)[columns]
+    def centred(self, k: int, columns=slice(None), out=None) -> np.ndarray:
+        """Layer k's centred activations of ``columns``, in float64 (converted and centred in
+        one pass, into ``out`` when given)."""
+        x = self.matrix(k)[:, columns]
+        return np.subtract(x, self.mean(k)[columns], out=np.empty(x.shape) if out is None else out)
+
+    def _blocks(self, k: int, step: int):
+        width = self.widths[k]
+        buffer = np.empty((self.n, min(step, width)))
+        for a in range(0, width, step):
+            b = min(width, a + step)
+            yield self.centred(k, slice(a, b), out=buffer if b - a == buffer.shape[1] else buffer[:, : b - a])
 
     def gram(self, k: int) -> np.ndarray:
         """The centred n x n Gram matrix of layer k, accumulated over blocks of columns."""
-        width = self.widths[k]
-        step = max(1, _BLOCK_BYTES // (8 * max(self.n, 1)))
-        g = np.zeros((self.n, self.n))
-        for a in range(0, width, step):
-            block = self.centred(k, slice(a, min(width, a + step)))
-            g += block @ block.T  # numpy routes this to syrk
+        g, product = np.zeros((self.n, self.n)), np.empty((self.n, self.n))
+        for block in self._blocks(k, max(1, _BLOCK_BYTES // (8 * max(self.n, 1)))):
+            g += np.matmul(block, block.T, out=product)  # numpy routes this to syrk
         return g
 
     def triangle(self, k: int) -> np.ndarray:
         """L (n x n, lower triangular) with L L^T = the centred Gram matrix of layer k, by
         Householder QR of the transposed data over blocks of columns (a tall-skinny QR of
         X_c^T): accurate where the Gram matrix's eigenvalues are not."""
-        width, n = self.widths[k], self.n
-        step = max(n, _BLOCK_BYTES // (8 * max(n, 1)))
+        n = self.n
         r = np.zeros((0, n))
-        for a in range(0, width, step):
-            stacked = np.concatenate([r, self.centred(k, slice(a, min(width, a + step))).T], axis=0)
+        for block in self._blocks(k, max(n, _BLOCK_BYTES // (8 * max(n, 1)))):
+            stacked = np.concatenate([r, block.T], axis=0)
             r = scipy.linalg.qr(stacked, mode="r", check_finite=False)[0][: min(n, stacked.shape[0])]
         return r.T
 
@@ -182,7 +217,7 @@ class HeldLayers:
                 f.close()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
-        self.parts = [[] for _ in self.widths]
+        self.parts, self.full = [[] for _ in self.widths], None
 
     def __enter__(self) -> "HeldLayers":
         return self
@@ -200,34 +235,44 @@ def _resolved(lam: np.ndarray, expected: int) -> bool:
     return top > 0 and low > 0 and np.finfo(np.float64).eps * top / low <= GRAM_MAX_ROUNDING
 
 
-def _from_triangle(tri: np.ndarray, keep: float | None) -> np.ndarray:
-    """As :func:`_representation`, from a factor L with L L^T = the Gram matrix."""
-    if keep is None:
-        return tri
-    u, s, _ = np.linalg.svd(tri, full_matrices=False)
-    if not s.size or s[0] == 0:
-        return np.zeros((tri.shape[0], 0))
-    share = np.cumsum(s**2) / np.sum(s**2)
-    rank = int(np.searchsorted(share, keep - 1e-12) + 1)
-    return u[:, :rank] * s[:rank]
+class _Components:
+    """A wide layer through the eigendecomposition of its centred n x n Gram matrix: its
+    principal components U diag(sigma), sigma = sqrt(lam), the eigenvalues above the Gram's
+    rounding (n eps lam_max), as a factor (:func:`ccalens.core.factor.from_components`, no
+    factorisation again) or as the n x n array Z = [U diag(sigma) | 0] (Z Z^T = the Gram
+    matrix; zero columns up to n = min(n, D), which measures that scale by it, such as
+    predictivity's penalty grid, see)."""
+
+    def __init__(self, lam: np.ndarray, vec: np.ndarray):
+        n = vec.shape[0]
+        top = float(lam[0]) if lam.size else 0.0
+        rank = int(np.sum(lam > n * np.finfo(np.float64).eps * top)) if top > 0 else 0
+        self.n, self.sigma, self.vec = n, np.sqrt(lam[:rank]), vec[:, :rank]
+
+    def leading(self, keep: float) -> "_Components":
+        """The leading components that keep ``keep`` of the variance (SVCCA's rule)."""
+        _, k, _ = components_for(self.factor(), keep, None, "the layer")
+        out = object.__new__(_Components)
+        out.n, out.sigma, out.vec = self.n, self.sigma[:k], self.vec[:, :k]
+        out.padded = False
+        return out
+
+    padded = True
+
+    def factor(self):
+        return from_components(self.vec, self.sigma, self.n if self.padded else self.sigma.size)
+
+    def array(self) -> np.ndarray:
+        z = np.zeros((self.n, self.n if self.padded else self.sigma.size))
+        z[:, : self.sigma.size] = self.vec * self.sigma[None, :]
+        return z
 
 
-def _representation(lam: np.ndarray, vec: np.ndarray, keep: float | None) -> np.ndarray:
-    """Z with Z Z^T = the Gram matrix U diag(lam) U^T (lam descending; its eigenvalues above
-    rounding), padded with zero columns to n (a wide layer's min(n, D), which measures that
-    scale by it, such as predictivity's penalty grid, see); with ``keep``, only the leading
-    columns that keep that share of the variance."""
-    n = vec.shape[0]
-    top = float(lam[0]) if lam.size else 0.0
-    rank = int(np.sum(lam > n * np.finfo(np.float64).eps * top)) if top > 0 else 0
-    lam, vec = lam[:rank], vec[:, :rank]
-    if keep is not None and rank:
-        share = np.cumsum(lam) / np.sum(lam)
-        rank = int(np.searchsorted(share, keep - 1e-12) + 1)
-        return vec[:, :rank] * np.sqrt(lam[:rank])[None, :]
-    z = np.zeros((n, n))
-    z[:, :rank] = vec * np.sqrt(lam)[None, :]
-    return z
+def _leading_of(tri: np.ndarray, keep: float, rtol) -> np.ndarray:
+    """The leading principal components (scores) of the data whose Gram matrix is L L^T."""
+    f = factorize_matrix(tri, NumpyOps(), rtol, "the layer")
+    u, k, _ = components_for(f, keep, None, "the layer")
+    return f.basis() @ (u[:, :k] * f.pca[1][:k][None, :])
 
 
 def datapoint_pairs(held: HeldLayers, specs: list, *, rtol, epsilon: float = 0.0, keep: float | None = None,
@@ -251,30 +296,32 @@ def datapoint_pairs(held: HeldLayers, specs: list, *, rtol, epsilon: float = 0.0
             full.append(held.centred(k))
             pcs.append(full[-1])
             continue
-        lam, vec = scipy.linalg.eigh(held.gram(k), check_finite=False)
+        lam, vec = scipy.linalg.eigh(held.gram(k), check_finite=False, overwrite_a=True)
         lam, vec = lam[::-1], vec[:, ::-1]
         if _resolved(lam, min(n - 1, varying[k])):
-            full.append(_representation(lam, vec, None))
-            pcs.append(_representation(lam, vec, keep_pcs) if want_pcs else None)
+            full.append(_Components(lam, vec))
+            pcs.append(full[-1].leading(keep_pcs) if want_pcs else None)
         else:  # weak directions the Gram matrix cannot resolve: Householder on the held data
             del lam, vec
             tri = held.triangle(k)
             routes[k] = "datapoint-tsqr"
             full.append(tri)
-            pcs.append(_from_triangle(tri, keep_pcs) if want_pcs else None)
+            pcs.append(_leading_of(tri, keep_pcs, rtol) if want_pcs else None)
     out = {(i, j): {} for i in range(count) for j in range(i, count)}
 
     def fill(mats, chosen):
         streamable = [s for s in chosen if s.streamable]
         if streamable:
-            summary = Summary(mats, n, varying, None, routes)
+            summary = Summary([m.factor() if isinstance(m, _Components) else m for m in mats], n, varying, None,
+                              routes)
             for key, values in all_pairs(summary, streamable, rtol=rtol, epsilon=epsilon, keep=keep,
                                          progress=progress).items():
                 out[key].update(values)
         for s in chosen:
             if s.streamable:
                 continue
-            res = pairwise(mats, s.name, keep=DEFAULT_KEEP if keep is None else keep, epsilon=epsilon, rtol=rtol,
+            arrays = [m.array() if isinstance(m, _Components) else m for m in mats]
+            res = pairwise(arrays, s.name, keep=DEFAULT_KEEP if keep is None else keep, epsilon=epsilon, rtol=rtol,
                            progress=progress)
             for i in range(count):
                 for j in range(i, count):

@@ -39,8 +39,9 @@ datapoint route below; the others (RSA on correlation distances, the neighbour m
 the matched-neuron controls) are refused with the reason: extract the layers
 (:func:`ccalens.extract`, to a store when they are large) and run :func:`ccalens.pairwise`.
 
-Memory: the summary needs about 8 (D + 1)(2 (D + 1) + 2 b) bytes on the device for D
-columns and batches of b rows, whatever the number of batches. It is estimated from the
+Memory: the summary needs about 8 (D + 1)((D + 1) + 2 b) bytes on the device for D
+columns and batches of b rows, whatever the number of batches, and the measures about
+72 w^2 bytes per layer of w neurons afterwards (:func:`summary_bytes`). It is estimated from the
 widths after the first batch's forward pass, before anything is accumulated, and a
 summary above ``max_memory`` is refused with the routes that fit.
 
@@ -66,10 +67,14 @@ __all__ = ["DEFAULT_MAX_MEMORY", "ModelComparison", "compare_models", "summary_b
 DEFAULT_MAX_MEMORY = 4 * 2**30
 
 
-def summary_bytes(columns: int, batch_rows: int) -> int:
-    """Bytes the one-pass summary of ``columns`` columns needs at ``batch_rows`` rows per batch."""
+def summary_bytes(columns: int, batch_rows: int, widths=()) -> int:
+    """Bytes the one-pass summary of ``columns`` columns needs at ``batch_rows`` rows per
+    batch: the (D + 1)^2 Gram matrix (accumulated and centred in place) and one batch of
+    the joint columns; with the layers' ``widths``, also what the measures work with per
+    layer afterwards (its block, its eigendecomposition, its factor and PCA: about nine
+    w x w matrices per layer of w neurons, measured in tests/test_stream_datapoints.py)."""
     d = int(columns) + 1
-    return 8 * d * (2 * d + 2 * int(batch_rows))
+    return 8 * d * (d + 2 * int(batch_rows)) + 8 * 9 * sum(int(w) ** 2 for w in widths)
 
 
 def _gib(nbytes: float) -> str:
@@ -194,7 +199,7 @@ def compare_models(
     def choose_route(widths, rows):
         """After the first batch: the route, and the memory check, before anything is kept."""
         total, widest = sum(widths.values()), max(widths.values())
-        need = summary_bytes(total, max(rows, 1)) if exact else 0
+        need = summary_bytes(total, max(rows, 1), widths.values()) if exact else 0
         if minibatch is not None:
             need += 8 * len(widths) * (rows**2 + len(widths))
         n = known if sequence != "all" else None
@@ -226,7 +231,7 @@ def compare_models(
                     if plan["datapoints"]:
                         summary = HeldLayers(
                             [recorder.widths[k] for k in recorder.order], recorder.labels, plan["budget"],
-                            max_rows=plan["max_rows"],
+                            rows=known if sequence != "all" else None, max_rows=plan["max_rows"],
                             refuse=lambda rows: _neither(recorder.widths, rows, int(mats[0].shape[0]),
                                                          max_memory, kernels))
                     elif recorder.rereadable and route == "auto":
@@ -304,8 +309,8 @@ def _row(kx, ky, measure, similarity, distance, estimate, n) -> dict:
 
 
 def _largest_columns(budget: float, batch_rows: int) -> int:
-    """The most columns whose one-pass summary fits: 8 d (2 d + 2 b) <= budget."""
-    return max(1, int((-batch_rows + math.sqrt(batch_rows**2 + budget / 4)) / 2) - 1)
+    """The most columns whose one-pass summary fits, for narrow layers: 8 d (d + 2 b) <= budget."""
+    return max(1, int(-batch_rows + math.sqrt(batch_rows**2 + budget / 8)) - 1)
 
 
 def _widest(widths: dict) -> str:
@@ -319,8 +324,8 @@ def _neither(widths: dict, n: int, batch_rows: int, budget: float, kernels: bool
 
     total = sum(widths.values())
     return (f"neither route fits max_memory={_gib(budget)}: the neurons' D x D summary of {len(widths)} layers with "
-            f"{total} neurons in all needs about {_gib(summary_bytes(total, batch_rows))} (it fits at most about "
-            f"{_largest_columns(budget, batch_rows)} neurons in all), and the datapoint route for {n} datapoints "
+            f"{total} neurons in all needs about {_gib(summary_bytes(total, batch_rows, widths.values()))} (narrow layers of at most "
+            f"about {_largest_columns(budget, batch_rows)} neurons in all would fit), and the datapoint route for {n} datapoints "
             f"needs about {_gib(datapoint_bytes(n, widths.values(), kernels=kernels))} (it fits at most about "
             f"{largest_datapoints(budget, widths.values(), kernels=kernels)} datapoints with these {len(widths)} layers). Compare "
             f"fewer or narrower layers (the widest: {_widest(widths)}), a random subset of datapoints, or raise "

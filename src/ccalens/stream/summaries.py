@@ -283,26 +283,53 @@ class GramSummary(Rows):
         super().__init__(names)
         self.acc = None
         self._gram = None
+        self._centred = None
+        self._diagonal = None
 
     def add(self, parts) -> None:
+        if self._centred is not None:
+            raise RuntimeError("this Gram summary was centred in place; it takes no more chunks.")
         block = self._joint(parts, reuse=True)
         if block is None:
             return
-        with np.errstate(over="ignore", invalid="ignore"):  # overflowed squares send their group to the QR
-            g = block.T @ block  # numpy routes this to syrk
-            self.acc = g if self.acc is None else self.acc + g
+        if is_torch(block):
+            self.acc = block.T @ block if self.acc is None else self.acc.addmm_(block.T, block)
+        else:  # one syrk into the upper triangle of the one (D + 1)^2 matrix: no second copy of it
+            if self.acc is None:
+                self.acc = np.zeros((block.shape[1],) * 2, order="F")
+            self.acc = scipy.linalg.blas.dsyrk(1.0, block.T, beta=1.0, c=self.acc, trans=0, lower=0,
+                                               overwrite_c=True)
         self._gram = None
 
     @property
     def gram(self) -> np.ndarray:
-        """The accumulated Gram matrix of [1 | shifted columns], on the host."""
+        """The accumulated Gram matrix of [1 | shifted columns], on the host (until
+        :meth:`centred` turns it into the centred one, in place)."""
+        if self._centred is not None:
+            raise RuntimeError("the Gram matrix was centred in place; use centred() and raw_diagonal.")
         if self._gram is None:
-            self._gram = self.acc.cpu().numpy() if is_torch(self.acc) else self.acc
+            if is_torch(self.acc):
+                self._gram = self.acc.cpu().numpy()
+            else:
+                _symmetrise_upper(self.acc)
+                self._gram = self.acc
         return self._gram
 
+    @property
+    def raw_diagonal(self) -> np.ndarray:
+        """The diagonal of the accumulated Gram matrix (the ones column's n, then each shifted
+        column's sum of squares), kept when the matrix is centred."""
+        return self._diagonal if self._diagonal is not None else np.diag(self.gram).copy()
+
     def centred(self) -> np.ndarray:
-        """The centred data's Gram matrix (D x D), constant columns zeroed."""
-        return centred_gram(self.gram, self._constant())
+        """The centred data's Gram matrix (D x D), constant columns zeroed: computed once, in
+        the accumulated matrix's own memory (a view of it), so the summary never holds two."""
+        if self._centred is None:
+            gram = self.gram
+            self._diagonal = np.diag(gram).copy()
+            self._centred = centred_gram(gram, self._constant(), in_place=True)
+            self._gram = None
+        return self._centred
 
     def _kept(self, k: int) -> np.ndarray:
         """Indices (among the D neurons) of group k's varying neurons."""
@@ -317,7 +344,7 @@ class GramSummary(Rows):
         self._check_rows()
         eps, info = np.finfo(np.float64).eps, np.finfo(np.float64)
         c = self.centred()
-        raw = np.diag(self.gram)[1:]
+        raw = self.raw_diagonal[1:]
         out = []
         self._eig = {}
         for k in range(len(self.widths)):
@@ -368,11 +395,29 @@ class GramSummary(Rows):
                        gram=centred if groups is not None else None, widths=list(self.widths), groups=groups)
 
 
-def centred_gram(gram: np.ndarray, constant=None) -> np.ndarray:
-    """The centred Gram matrix from that of [1 | shifted columns], constant columns zeroed."""
-    sums = gram[0, 1:]
+def _symmetrise_upper(a: np.ndarray, step: int = 512) -> None:
+    """Copy the upper triangle of a square matrix onto its lower one, in place, block by
+    block (no full-size temporary)."""
+    size = a.shape[0]
+    for j in range(0, size, step):
+        end = min(size, j + step)
+        a[end:, j:end] = a[j:end, end:].T
+        d = a[j:end, j:end]
+        d[...] = np.triu(d) + np.triu(d, 1).T
+
+
+def centred_gram(gram: np.ndarray, constant=None, *, in_place: bool = False) -> np.ndarray:
+    """The centred Gram matrix from that of [1 | shifted columns], constant columns zeroed;
+    with ``in_place``, written over ``gram``'s trailing block (returned as a view of it),
+    row block by row block, with no full-size temporary."""
+    sums = gram[0, 1:].copy()
     with np.errstate(over="ignore", invalid="ignore"):
-        c = gram[1:, 1:] - np.outer(sums, sums) / gram[0, 0]
+        if in_place:
+            c, n = gram[1:, 1:], gram[0, 0]
+            for i in range(0, c.shape[0], 512):
+                c[i : i + 512] -= np.outer(sums[i : i + 512], sums) / n
+        else:
+            c = gram[1:, 1:] - np.outer(sums, sums) / gram[0, 0]
     if constant is not None:
         c[constant, :] = 0.0
         c[:, constant] = 0.0
