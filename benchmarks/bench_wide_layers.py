@@ -87,7 +87,6 @@ def rss(field):
 
 def child(config: str) -> dict:
     import numpy as np
-    import torch
 
     import ccalens
 

@@ -124,7 +124,8 @@ def test_a_factor_from_principal_components_equals_the_factorised_matrix():
     """core.factor.from_components (the datapoint route's factors, made from an
     eigendecomposition without another SVD) gives every streamed measure the value that
     factorising U diag(sigma), padded with zero neurons, gives."""
-    from ccalens.core.factor import factorize, from_components
+    from ccalens.core.factor import factorize
+    from ccalens.core.pairs import from_components
 
     rng = np.random.default_rng(4)
     u = rng.standard_normal((300, 12))

@@ -11,7 +11,7 @@ import scipy.linalg
 from . import validate
 from ._backend import small_lapack
 
-__all__ = ["centred_columns", "correlation_eigh", "psd_root", "relative_to_largest"]
+__all__ = ["centred_columns", "centred_gram", "correlation_eigh", "psd_root", "relative_to_largest", "symmetrise_upper"]
 
 
 def correlation_eigh(gram: np.ndarray):
@@ -68,3 +68,32 @@ def psd_root(c: np.ndarray) -> np.ndarray:
     w = np.zeros((max(1, rank), c.shape[0]))
     w[:rank, live[piv - 1]] = u * d[live][piv - 1][None, :]
     return w
+
+
+def symmetrise_upper(a: np.ndarray, step: int = 512) -> None:
+    """Copy the upper triangle of a square matrix onto its lower one, in place, block by
+    block (no full-size temporary)."""
+    size = a.shape[0]
+    for j in range(0, size, step):
+        end = min(size, j + step)
+        a[end:, j:end] = a[j:end, end:].T
+        d = a[j:end, j:end]
+        d[...] = np.triu(d) + np.triu(d, 1).T
+
+
+def centred_gram(gram: np.ndarray, constant=None, *, in_place: bool = False) -> np.ndarray:
+    """The centred Gram matrix from that of [1 | shifted columns], constant columns zeroed;
+    with ``in_place``, written over ``gram``'s trailing block (returned as a view of it),
+    row block by row block, with no full-size temporary."""
+    sums = gram[0, 1:].copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        if in_place:
+            c, n = gram[1:, 1:], gram[0, 0]
+            for i in range(0, c.shape[0], 512):
+                c[i : i + 512] -= np.outer(sums[i : i + 512], sums) / n
+        else:
+            c = gram[1:, 1:] - np.outer(sums, sums) / gram[0, 0]
+    if constant is not None:
+        c[constant, :] = 0.0
+        c[:, constant] = 0.0
+    return c

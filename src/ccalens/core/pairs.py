@@ -17,7 +17,8 @@ from . import validate
 from ._backend import blas_parallel_map, is_torch_tensor
 from .factor import Factor, factorize_matrix, factorize_pair
 
-__all__ = ["as_matrices", "as_tensor_like", "cross", "factor_pair", "factorize_each", "pca_cross", "stack_bases"]
+__all__ = ["as_matrices", "as_tensor_like", "cross", "factor_pair", "factorize_each", "from_components", "pca_cross",
+           "stack_bases"]
 
 
 def factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
@@ -150,3 +151,30 @@ def stack_bases(factors: list, dtype) -> np.ndarray:
 
     blas_parallel_map(write, list(range(len(factors))))
     return out.T
+
+
+def from_components(basis: np.ndarray, sigma: np.ndarray, n_neurons: int | None = None) -> Factor:
+    r"""The factor of a representation given by its principal components, without
+    factorising it again: the data :math:`X_c = U \operatorname{diag}(\sigma)` with ``basis``
+    :math:`U` (n x r, orthonormal columns) and ``sigma`` (r, descending, positive), padded
+    with ``n_neurons - r`` zero (constant) neurons. Its neurons are its principal axes, so
+    its basis is :math:`U`, its coordinates the identity and its PCA :math:`(I, \sigma)`.
+    The datapoint route (:mod:`ccalens.stream.datapoints`) builds one from an
+    eigendecomposition of the n x n Gram matrix, where a factorisation of
+    :math:`U \operatorname{diag}(\sigma)` would take an SVD of n x n matrices for nothing."""
+    from .ops import NumpyOps
+
+    basis, sigma = np.asarray(basis, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    n, r = basis.shape
+    width = r if n_neurons is None else int(n_neurons)
+    if sigma.shape != (r,) or width < r or (r and (np.any(sigma <= 0) or np.any(np.diff(sigma) > 0))):
+        raise ValueError(f"from_components needs an (n x r) basis with r descending positive singular values and "
+                         f"n_neurons >= r; got a basis of shape {basis.shape}, {sigma.shape[0]} values, "
+                         f"n_neurons={width}.")
+    eye = np.eye(r)
+    f = Factor(n_samples=n, n_neurons=width, mean=np.zeros(width), kept=np.arange(r),
+               dropped=tuple(range(r, width)), scale=sigma.copy(), basis_data=basis, basis_coef=eye, coords=eye,
+               method="gram", rcond=1.0 if r else 0.0, ops=NumpyOps())
+    f.__dict__["coords_svd"] = (eye, np.ones(r), eye)  # the cached decompositions, known exactly
+    f.__dict__["pca"] = (eye, sigma.copy())
+    return f

@@ -39,7 +39,8 @@ import numpy as np
 import scipy.linalg
 
 from ..core.canonical import DEFAULT_KEEP, components_for
-from ..core.factor import GRAM_MAX_ROUNDING, factorize_matrix, from_components
+from ..core.factor import GRAM_MAX_ROUNDING, factorize_matrix
+from ..core.pairs import from_components
 from ..core.ops import NumpyOps
 from .kept import Summary
 from .summaries import is_torch
@@ -238,7 +239,7 @@ def _resolved(lam: np.ndarray, expected: int) -> bool:
 class _Components:
     """A wide layer through the eigendecomposition of its centred n x n Gram matrix: its
     principal components U diag(sigma), sigma = sqrt(lam), the eigenvalues above the Gram's
-    rounding (n eps lam_max), as a factor (:func:`ccalens.core.factor.from_components`, no
+    rounding (n eps lam_max), as a factor (:func:`ccalens.core.pairs.from_components`, no
     factorisation again) or as the n x n array Z = [U diag(sigma) | 0] (Z Z^T = the Gram
     matrix; zero columns up to n = min(n, D), which measures that scale by it, such as
     predictivity's penalty grid, see)."""

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ..core.linalg import psd_root
+from ..core.linalg import centred_gram, psd_root, symmetrise_upper
 from .kept import Summary
 
-__all__ = ["GramSummary", "RowSummary", "Rows", "Summary", "centred_gram", "is_torch"]
+__all__ = ["GramSummary", "RowSummary", "Rows", "Summary", "is_torch"]
 
 
 def is_torch(x) -> bool:
@@ -311,7 +311,7 @@ class GramSummary(Rows):
             if is_torch(self.acc):
                 self._gram = self.acc.cpu().numpy()
             else:
-                _symmetrise_upper(self.acc)
+                symmetrise_upper(self.acc)
                 self._gram = self.acc
         return self._gram
 
@@ -393,32 +393,3 @@ class GramSummary(Rows):
         groups = [(self._kept(k), eig.get(k)) for k in range(len(self.widths))] if eig else None
         return Summary(lambda: self._split(psd_root(centred)), self.n, varying, None, ["gram"] * len(self.widths),
                        gram=centred if groups is not None else None, widths=list(self.widths), groups=groups)
-
-
-def _symmetrise_upper(a: np.ndarray, step: int = 512) -> None:
-    """Copy the upper triangle of a square matrix onto its lower one, in place, block by
-    block (no full-size temporary)."""
-    size = a.shape[0]
-    for j in range(0, size, step):
-        end = min(size, j + step)
-        a[end:, j:end] = a[j:end, end:].T
-        d = a[j:end, j:end]
-        d[...] = np.triu(d) + np.triu(d, 1).T
-
-
-def centred_gram(gram: np.ndarray, constant=None, *, in_place: bool = False) -> np.ndarray:
-    """The centred Gram matrix from that of [1 | shifted columns], constant columns zeroed;
-    with ``in_place``, written over ``gram``'s trailing block (returned as a view of it),
-    row block by row block, with no full-size temporary."""
-    sums = gram[0, 1:].copy()
-    with np.errstate(over="ignore", invalid="ignore"):
-        if in_place:
-            c, n = gram[1:, 1:], gram[0, 0]
-            for i in range(0, c.shape[0], 512):
-                c[i : i + 512] -= np.outer(sums[i : i + 512], sums) / n
-        else:
-            c = gram[1:, 1:] - np.outer(sums, sums) / gram[0, 0]
-    if constant is not None:
-        c[constant, :] = 0.0
-        c[:, constant] = 0.0
-    return c
