@@ -189,7 +189,7 @@ def test_memory_budget_refusal_offers_the_routes_that_fit(images):
                        r"matrices, for up to about \d+ datapoints\)"):
         ccalens.compare_models([cnn(3, 0), cnn(3, 1)], images, max_memory=1000, route="tsqr")
     assert ccalens.stream.summary_bytes(99, 50) == 8 * 100 * (100 + 100)
-    assert ccalens.stream.summary_bytes(99, 50, [60, 39]) == 8 * 100 * (100 + 100) + 72 * (60**2 + 39**2)
+    assert ccalens.stream.summary_bytes(99, 50, [60, 39]) == 8 * 100 * (100 + 100) + 88 * (60**2 + 39**2)
     # route="auto" tries the datapoint route too; where neither fits, both limits are named
     with pytest.raises(MemoryError, match=r"neither route fits max_memory=0.98 KiB.*narrow layers of at most about \d+ "
                                           r"neurons in all would fit.*datapoint route for 900 datapoints.*at most about \d+ datapoints"):

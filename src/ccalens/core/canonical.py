@@ -30,13 +30,15 @@ COMPAT_MODES = (None, "svcca")
 DEFAULT_KEEP = 0.99
 
 
-def canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", cross=None):
+def canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", cross=None, shared=None):
     """Canonical correlations and the canonical coefficients of each side.
 
     Returns ``(rho, A_x, A_y)`` where the canonical variates are ``Q_0x @ A_x`` and
     ``Q_0y @ A_y`` (orthonormal columns when ``epsilon == 0``). ``want`` is "both", "x"
     (``A_y`` is None) or "none" (correlations only). ``cross`` is Q_0x^T Q_0y when the
-    caller already has it (the pairwise engine computes many at once).
+    caller already has it (the pairwise engine computes many at once). ``shared``: a dict
+    that the measures of one pair share (:func:`ccalens.core.registry.from_cross`): a full
+    SVD of the pair's matrix, once taken, serves every later call.
     """
     m = pairs.cross(fx, fy, joint) if cross is None else cross
     c = min(fx.rank, fy.rank)
@@ -47,7 +49,10 @@ def canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", c
         uy, sy, _ = fy.coords_svd
         shrink_x, shrink_y = sx / np.sqrt(sx * sx + epsilon), sy / np.sqrt(sy * sy + epsilon)
         m = shrink_x[:, None] * (ux.T @ m @ uy) * shrink_y[None, :]
+    key = ("canonical svd", float(epsilon))
     if want == "none":
+        if shared is not None and key in shared:
+            return np.clip(shared[key][1][:c], 0.0, 1.0), None, None
         return np.clip(svd(m, compute_uv=False)[:c], 0.0, 1.0), None, None
     if want == "x" and not epsilon and m.shape[0] <= m.shape[1]:
         # P are the eigenvectors of M M^T (half the work of a full SVD). The correlations
@@ -60,7 +65,12 @@ def canonical(fx: Factor, fy: Factor, epsilon: float, joint=None, want="both", c
         rho = np.linalg.norm(m.T @ p, axis=0)
         order = np.argsort(-rho, kind="stable")
         return np.clip(rho[order], 0.0, 1.0), p[:, order], None
-    p, rho, qt = svd(m, full_matrices=False)
+    if shared is not None and key in shared:
+        p, rho, qt = shared[key]
+    else:
+        p, rho, qt = svd(m, full_matrices=False)
+        if shared is not None:
+            shared[key] = (p, rho, qt)
     rho, p, q = np.clip(rho[:c], 0.0, 1.0), p[:, :c], qt[:c].T
     if epsilon:
         p = ux @ (shrink_x[:, None] * p)

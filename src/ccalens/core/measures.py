@@ -267,8 +267,8 @@ def svcca(
 # ---- kernels on cached factors, and the registrations -------------------------------------
 
 
-def _mean_cca_from_factors(fx, fy, m, *, epsilon=0.0, **_):
-    rho = canonical(fx, fy, epsilon, want="none", cross=m)[0]
+def _mean_cca_from_factors(fx, fy, m, *, epsilon=0.0, shared=None, **_):
+    rho = canonical(fx, fy, epsilon, want="none", cross=m, shared=shared)[0]
     v = float(np.mean(rho))
     return v, v, {"c": int(rho.size), "rho_max": float(rho[0]) if rho.size else 0.0}
 

@@ -17,8 +17,8 @@ from . import validate
 from ._backend import blas_parallel_map, is_torch_tensor
 from .factor import Factor, factorize_matrix, factorize_pair
 
-__all__ = ["as_matrices", "as_tensor_like", "cross", "factor_pair", "factorize_each", "from_components", "pca_cross",
-           "stack_bases"]
+__all__ = ["as_matrices", "as_tensor_like", "compute_pcas", "cross", "factor_pair", "factorize_each", "from_components",
+           "pca_cross", "side_by_side", "stack_bases"]
 
 
 def factor_pair(X, Y, *, layout, dtype, rtol, warn=True, stacklevel=4):
@@ -130,6 +130,23 @@ def factorize_each(make, items: list) -> list:
     The first error is the plain loop's; the results equal its to rounding (a single-threaded
     BLAS adds in another order), and are the same from run to run."""
     return blas_parallel_map(make, list(items))
+
+
+def side_by_side(fn, items: list) -> list:
+    """``[fn(item) for item in items]``, two or more side by side with one BLAS thread each
+    (as :func:`factorize_each`): for many small LAPACK calls, such as the measures of many
+    pairs of factors."""
+    return blas_parallel_map(fn, list(items))
+
+
+def compute_pcas(factors: list) -> None:
+    """Each factor's PCA (:attr:`Factor.pca`), computed side by side (one BLAS thread each,
+    as :func:`factorize_each`) and cached on the factor, so that the pairs that use them
+    later (SVCCA, Procrustes, the shape metrics) can run side by side too: a cached property
+    computed inside threads would run one factor at a time under its class-wide lock."""
+    todo = [f for f in factors if "pca" not in f.__dict__]
+    for f, pca in zip(todo, blas_parallel_map(lambda f: Factor.pca.func(f), todo)):
+        f.__dict__["pca"] = pca
 
 
 def stack_bases(factors: list, dtype) -> np.ndarray:

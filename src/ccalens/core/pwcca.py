@@ -189,8 +189,8 @@ def pwcca(
     return attach_uncertainty(result, "pwcca", (X, Y), opts, permutations, bootstrap, confidence, seed, (fx, fy), interval)
 
 
-def _pwcca_from_factors(fx, fy, m, *, epsilon=0.0, **_):
-    rho, p, q = canonical(fx, fy, epsilon, want="both", cross=m)
+def _pwcca_from_factors(fx, fy, m, *, epsilon=0.0, shared=None, **_):
+    rho, p, q = canonical(fx, fy, epsilon, want="both", cross=m, shared=shared)
     return (float(_projection_weights(fx, p, epsilon, rho) @ rho),
             float(_projection_weights(fy, q, epsilon, rho) @ rho), {"c": int(rho.size)})
 

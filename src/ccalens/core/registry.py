@@ -41,6 +41,7 @@ engines, the command line and the sanity suite then know it:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -225,14 +226,26 @@ def distance(measure: str, similarity):
     return check_measure(measure).distance(similarity)
 
 
-def from_cross(measure: str, fx, fy, m, *, epsilon: float = 0.0, keep: float | None = None, y_rows=None):
+def from_cross(measure: str, fx, fy, m, *, epsilon: float = 0.0, keep: float | None = None, y_rows=None,
+               shared: dict | None = None):
     """(value with fx's weights, value with fy's weights, details) of one pair from M.
 
     ``m`` is :math:`Q_x^T Q_y`; ``y_rows`` is the permutation applied to Y's datapoints
     when m was formed from permuted rows (only the debiased CKA needs to know it);
-    ``keep`` None is SVCCA's default.
+    ``keep`` None is SVCCA's default. ``shared``: one dict per pair, passed to every
+    measure of that pair, in which a kernel may leave a decomposition of ``m`` for the
+    next (PWCCA's SVD gives mean CCA its correlations).
     """
     spec = check_measure(measure)
     if spec.from_factors is None:
         raise ValueError(f"{measure!r} is not computed from factors (its kind is {spec.kind!r}).")
-    return spec.from_factors(fx, fy, m, epsilon=epsilon, keep=keep, y_rows=y_rows)
+    extra = {"shared": shared} if shared is not None and _takes_shared(spec.from_factors) else {}
+    return spec.from_factors(fx, fy, m, epsilon=epsilon, keep=keep, y_rows=y_rows, **extra)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_shared(kernel) -> bool:
+    """Whether a from_factors kernel accepts ``shared`` (a measure registered by a user
+    may not)."""
+    params = inspect.signature(kernel).parameters.values()
+    return any(p.name == "shared" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

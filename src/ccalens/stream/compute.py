@@ -34,7 +34,7 @@ import numpy as np
 from ..core import registry
 from ..core.factor import Factor, factorize_matrix
 from ..core.ops import NumpyOps
-from ..core.pairs import cross, factorize_each
+from ..core.pairs import compute_pcas, cross, factorize_each, side_by_side
 
 __all__ = ["SourceFactors", "all_pairs"]
 
@@ -111,33 +111,50 @@ def all_pairs(summary, specs: list, *, rtol: float | None, epsilon: float = 0.0,
     sources = SourceFactors(summary, rtol)
     count = len(sources.factors)
     wanted = pairs if pairs is not None else [(i, j) for i in range(count) for j in range(i, count)]
+    # the measures that take the canonical vectors first: their SVD of the pair's matrix
+    # then gives the others (mean CCA) their correlations (registry.from_cross's shared)
+    ordered = sorted(specs, key=lambda s: not s.directed)
+    if any(not (s.name == "cka" and sources.from_gram) for s in specs):
+        compute_pcas(sources.factors)  # side by side, before the pairs that use them
+
+    def one(pair):
+        i, j = pair
+        values, shared = {}, {}
+        todo = [s for s in ordered if not (i == j and s.identical is not None)]
+        for s in ordered:
+            if s not in todo:
+                values[s.name] = (float(s.identical), float(s.identical))
+        if sources.from_gram and any(s.name == "cka" for s in todo):
+            v = sources.linear_cka(i, j)
+            values["cka"] = (v, v)
+            todo = [s for s in todo if s.name != "cka"]
+        if todo:
+            m = sources.cross(i, j)
+            for s in todo:
+                v_ab, v_ba, _ = registry.from_cross(s.name, sources.factors[i], sources.factors[j], m,
+                                                    epsilon=epsilon, keep=keep, shared=shared)
+                values[s.name] = (float(v_ab), float(v_ba))
+        return {s.name: values[s.name] for s in specs}
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(wanted), desc="measures", unit="pair")
-    out = {}
+
+    def counted(pair):
+        values = one(pair)
+        if bar is not None:
+            bar.update()  # tqdm's update is thread-safe
+        return values
+
+    # the costliest pairs first (their SVDs grow with the product of the ranks and the
+    # smaller one), so that the threads finish together; the result does not depend on it
+    ranks = [f.rank for f in sources.factors]
+    order = sorted(wanted, key=lambda p: -ranks[p[0]] * ranks[p[1]] * min(ranks[p[0]], ranks[p[1]]))
     try:
-        for i, j in wanted:
-            values = {}
-            todo = [s for s in specs if not (i == j and s.identical is not None)]
-            for s in specs:
-                if s not in todo:
-                    values[s.name] = (float(s.identical), float(s.identical))
-            if sources.from_gram and any(s.name == "cka" for s in todo):
-                v = sources.linear_cka(i, j)
-                values["cka"] = (v, v)
-                todo = [s for s in todo if s.name != "cka"]
-            if todo:
-                m = sources.cross(i, j)
-                for s in todo:
-                    v_ab, v_ba, _ = registry.from_cross(s.name, sources.factors[i], sources.factors[j], m,
-                                                        epsilon=epsilon, keep=keep)
-                    values[s.name] = (float(v_ab), float(v_ba))
-            out[(i, j)] = values
-            if bar is not None:
-                bar.update()
+        out = dict(zip(order, side_by_side(counted, order)))
     finally:
         if bar is not None:
             bar.close()
-    return out
+    return {pair: out[pair] for pair in wanted}

@@ -41,7 +41,7 @@ the matched-neuron controls) are refused with the reason: extract the layers
 
 Memory: the summary needs about 8 (D + 1)((D + 1) + 2 b) bytes on the device for D
 columns and batches of b rows, whatever the number of batches, and the measures about
-72 w^2 bytes per layer of w neurons afterwards (:func:`summary_bytes`). It is estimated from the
+88 w^2 bytes per layer of w neurons afterwards (:func:`summary_bytes`). It is estimated from the
 widths after the first batch's forward pass, before anything is accumulated, and a
 summary above ``max_memory`` is refused with the routes that fit.
 
@@ -71,10 +71,11 @@ def summary_bytes(columns: int, batch_rows: int, widths=()) -> int:
     """Bytes the one-pass summary of ``columns`` columns needs at ``batch_rows`` rows per
     batch: the (D + 1)^2 Gram matrix (accumulated and centred in place) and one batch of
     the joint columns; with the layers' ``widths``, also what the measures work with per
-    layer afterwards (its block, its eigendecomposition, its factor and PCA: about nine
-    w x w matrices per layer of w neurons, measured in tests/test_stream_datapoints.py)."""
+    layer afterwards (its block, its eigendecomposition, its factor and PCA, and the work of
+    two pairs side by side: about eleven w x w matrices per layer of w neurons, measured in
+    tests/test_stream_datapoints.py)."""
     d = int(columns) + 1
-    return 8 * d * (d + 2 * int(batch_rows)) + 8 * 9 * sum(int(w) ** 2 for w in widths)
+    return 8 * d * (d + 2 * int(batch_rows)) + 8 * 11 * sum(int(w) ** 2 for w in widths)
 
 
 def _gib(nbytes: float) -> str:
