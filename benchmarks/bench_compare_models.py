@@ -21,7 +21,8 @@ Configurations (each in its own subprocess):
   layers' columns with a column of ones, accumulated in place batch by batch: the one
   product that no exact method avoids (``floor32``: the same in float32); its peak memory
   is the Gram matrix plus what the forward passes of one batch hold;
-* ``ccalens cka``: ``compare_models(..., measures="cka")``, exact full-data linear CKA;
+* ``ccalens cka``: ``compare_models(..., measures="cka")``, exact full-data linear CKA
+  (``ccalens cka float32``: the same with ``accumulate="float32"``);
 * ``ccalens cca+cka``: the same pass with PWCCA, SVCCA, mean CCA, Procrustes and CKA;
 * ``ccalens minibatch``: ``measures="cka_minibatch"``, the estimator pytorch-cka computes;
 * ``pytorch-cka bB``: ``cka.compute_cka`` over a DataLoader of batch size B.
@@ -160,7 +161,7 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
         import ccalens
 
         measures = {"ccalens cka": ("cka",), "ccalens cca+cka": ("pwcca", "svcca", "mean_cca", "procrustes", "cka"),
-                    "ccalens cka tsqr": ("cka",)}
+                    "ccalens cka tsqr": ("cka",), "ccalens cka float32": ("cka",)}
         routes = {}
         if config.startswith("ccalens minibatch"):
             batch = int(config.split("b")[-1])
@@ -170,7 +171,8 @@ def run_one(config: str, layer_set: str, n: int, threads: int) -> dict:
         else:
             res = ccalens.compare_models({"a": a, "b": b}, x, layers=layers, measures=measures[config],
                                          batch_size=1000, spatial=spatial,
-                                         route="tsqr" if config.endswith("tsqr") else "auto")
+                                         route="tsqr" if config.endswith("tsqr") else "auto",
+                                         accumulate="float32" if config.endswith("float32") else "float64")
             key = "cka"
             routes = res.routes
         seconds = time.perf_counter() - t0
@@ -206,7 +208,7 @@ def main() -> None:
         import cka  # noqa: F401  (checked before the subprocesses start)
     except ImportError:
         sys.exit("pytorch-cka is not installed: pip install pytorch-cka (the import name is cka)")
-    configs = ["floor", "floor32", "ccalens cka", "ccalens cka tsqr", "ccalens cca+cka"]
+    configs = ["floor", "floor32", "ccalens cka", "ccalens cka float32", "ccalens cka tsqr", "ccalens cca+cka"]
     for batch in (64, 256, 1024):
         configs += [f"ccalens minibatch b{batch}", f"pytorch-cka b{batch}"]
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -227,9 +229,10 @@ def main() -> None:
         floor = runs["floor"]
         gram_mib = 8 * (floor["columns"] + 1) ** 2 / 2**20
         batch_mib = 8 * 1000 * (floor["columns"] + 1) / 2**20
-        for config in ("ccalens cka", "ccalens cca+cka"):
+        for config in ("ccalens cka", "ccalens cka float32", "ccalens cca+cka"):
             r = runs[config]
             r["floor_ratio"] = r["seconds"] / floor["seconds"]
+            r["floor32_ratio"] = r["seconds"] / runs["floor32"]["seconds"]
             r["memory_ratio"] = r["peak_mib"] / (gram_mib + batch_mib)
             r["memory_floor_ratio"] = r["peak_mib"] / floor["peak_mib"]
             print(f"  {config}: {r['floor_ratio']:.2f}x the floor's time; peak memory {r['memory_ratio']:.2f}x "
@@ -237,6 +240,11 @@ def main() -> None:
                   f"{batch_mib:.0f} MiB, {r['memory_floor_ratio']:.2f}x the floor's peak (the same forward passes, "
                   f"one Gram matrix accumulated in place)")
         exact = np.array(runs["ccalens cka"]["matrix"])
+        single = float(np.abs(np.array(runs["ccalens cka float32"]["matrix"]) - exact).max())
+        runs["ccalens cka float32"]["max_abs_vs_float64"] = single
+        print(f"  accumulate='float32' (routes {sorted(set(runs['ccalens cka float32']['routes'].values()))}): "
+              f"{runs['ccalens cka float32']['seconds']:.2f} s, {runs['ccalens cka float32']['floor32_ratio']:.2f}x "
+              f"the float32 floor; largest difference from float64 {single:.1e}")
         same_pass = np.abs(np.array(runs["ccalens cca+cka"]["matrix"]) - exact).max()
         print(f"  exact CKA from the CCA+CKA pass vs the CKA-only pass: {same_pass:.1e}")
         routes_difference = float(np.abs(np.array(runs["ccalens cka tsqr"]["matrix"]) - exact).max())

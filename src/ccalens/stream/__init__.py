@@ -7,8 +7,8 @@ their datapoints, however many datapoints there are.
   models against every other, recorded by forward hooks.
 
 One module per concern: :mod:`.options` (the one validation of measures and options that
-every front door here shares), :mod:`.sources` (reading), :mod:`.summaries` (the first
-pass), :mod:`.second_pass`, :mod:`.api` (the functions over sources), :mod:`.recording`
+every front door here shares), :mod:`.sources` (reading), :mod:`.summaries` (the TSQR
+pass), :mod:`.gram` (the checked Gram pass), :mod:`.second_pass`, :mod:`.api` (the functions over sources), :mod:`.recording`
 (model hooks), :mod:`.estimates` (minibatch estimates), :mod:`.datapoints` (the datapoint
 route for layers wider than the data), :mod:`.comparison` (its result), :mod:`.models` (model
 comparison).
@@ -20,7 +20,8 @@ from .comparison import ModelComparison
 from .models import DEFAULT_MAX_MEMORY, compare_models, summary_bytes
 from .options import MEASURES, MINIBATCH_MEASURES, ROUTES, default_rtol, why_not_streamable
 from .second_pass import complete
-from .summaries import GramSummary, RowSummary, Summary
+from .gram import GramSummary
+from .summaries import RowSummary, Summary
 
 __all__ = ["DEFAULT_MAX_MEMORY", "MEASURES", "MINIBATCH_MEASURES", "ROUTES", "GramSummary", "ModelComparison",
            "RowSummary", "Summary", "compare", "compare_models", "complete", "compress", "default_rtol", "pairwise",

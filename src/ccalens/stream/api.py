@@ -54,7 +54,8 @@ from ..core import validate
 from .options import (DEFAULT_CHUNK_ROWS, check_chunk_rows, check_request, check_route, default_rtol)
 from .second_pass import complete
 from .sources import feed, open_all
-from .summaries import GramSummary, RowSummary, Summary
+from .gram import GramSummary
+from .summaries import RowSummary, Summary
 
 __all__ = ["compare", "compress", "pairwise", "summarise", "summarise_sources"]
 

@@ -46,16 +46,29 @@ class SourceFactors:
     def __init__(self, summary, rtol: float | None):
         self.summary, self.n = summary, int(summary.n)
         self.ops = NumpyOps()
+        self._factors = None
         if summary.gram is not None:
             self.edges = np.cumsum([0] + list(summary.widths))
             self.columns = [kept for kept, _ in summary.groups]  # each source's varying neurons, among the D
-            self.factors = [self._from_eig(k, kept, eig) for k, (kept, eig) in enumerate(summary.groups)]
-            self.norms = [self._block_norm(k) for k in range(len(self.factors))]
+            self.norms = [self._block_norm(k) for k in range(len(self.columns))]
+            self.sizes = [len(c) for c in self.columns]
         else:
             mats = summary.matrices  # small matrices, or factors made already (the datapoint route's)
-            self.factors = factorize_each(
+            self._factors = factorize_each(
                 lambda k: mats[k] if isinstance(mats[k], Factor) else factorize_matrix(
                     mats[k], self.ops, rtol, f"source {k}"), list(range(len(mats))))
+            self.sizes = [f.rank for f in self._factors]
+
+    @property
+    def factors(self) -> list:
+        """Each source's factor; from the Gram route's eigendecompositions, made on first use
+        (linear CKA alone needs none, and a float32 summary has none)."""
+        if self._factors is None:
+            if any(eig is None for _, eig in self.summary.groups):
+                raise ValueError("this summary keeps only the Gram matrix (linear CKA alone, or float32 "
+                                 "accumulation); the other measures need the float64 pass and its checks.")
+            self._factors = [self._from_eig(k, kept, eig) for k, (kept, eig) in enumerate(self.summary.groups)]
+        return self._factors
 
     @property
     def from_gram(self) -> bool:
@@ -109,7 +122,7 @@ def all_pairs(summary, specs: list, *, rtol: float | None, epsilon: float = 0.0,
     (factor-based measures that stream). A pair of a source with itself gets the measure's
     own value for identical representations where the registry declares one."""
     sources = SourceFactors(summary, rtol)
-    count = len(sources.factors)
+    count = len(sources.sizes)
     wanted = pairs if pairs is not None else [(i, j) for i in range(count) for j in range(i, count)]
     # the measures that take the canonical vectors first: their SVD of the pair's matrix
     # then gives the others (mean CCA) their correlations (registry.from_cross's shared)
@@ -150,7 +163,7 @@ def all_pairs(summary, specs: list, *, rtol: float | None, epsilon: float = 0.0,
 
     # the costliest pairs first (their SVDs grow with the product of the ranks and the
     # smaller one), so that the threads finish together; the result does not depend on it
-    ranks = [f.rank for f in sources.factors]
+    ranks = sources.sizes
     order = sorted(wanted, key=lambda p: -ranks[p[0]] * ranks[p[1]] * min(ranks[p[0]], ranks[p[1]]))
     try:
         out = dict(zip(order, side_by_side(counted, order)))

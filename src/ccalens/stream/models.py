@@ -101,6 +101,7 @@ def compare_models(
     max_memory: float | int | None = DEFAULT_MAX_MEMORY,
     progress: bool = False,
     route: str = "auto",
+    accumulate: str = "float64",
     **options,
 ) -> ModelComparison:
     r"""Compare every layer of the given models with every other, in one pass over ``data``
@@ -140,6 +141,14 @@ def compare_models(
         iterator of batches takes "tsqr"), or the datapoint route where a layer is at least
         as wide as the data or the Gram route does not fit (see the module docstring);
         "tsqr": one pass of a tall-skinny QR; "datapoints": the datapoint route.
+    accumulate : {"float64", "float32"}
+        "float32": each batch's Gram product in float32 (about half the float64 product's
+        time), summed in float64, for linear CKA alone (the CCA family whitens, which
+        squares the rounding's effect). Kept where every layer's centring cancels little
+        (:data:`ccalens.stream.gram.FLOAT32_MAX_CANCELLATION`), else the pass is redone in
+        float64 and ``notes`` says so; measured within
+        :data:`~ccalens.stream.gram.FLOAT32_CKA_TOLERANCE` of float64 on the project's test
+        cases. Routes say "gram32".
     **options
         Options of the measures that mean the same on the summary (``epsilon``, ``keep``,
         ``symmetric``, ``alpha``, ``rtol``).
@@ -169,7 +178,8 @@ def compare_models(
     from .estimates import LayerMinibatchCKA
     from .recording import Recorder, named_models
     from .second_pass import complete
-    from .summaries import GramSummary, RowSummary
+    from .gram import FLOAT32_MAX_CANCELLATION, GramSummary
+    from .summaries import RowSummary
 
     named = named_models(models)
     request = check_request(measures, options, front="compare_models", estimates=True, datapoints=True)
@@ -187,6 +197,14 @@ def compare_models(
     check_route(route, ("auto", "tsqr", "datapoints"))
     if max_memory is not None and (not isinstance(max_memory, (int, float)) or max_memory <= 0):
         raise ValueError(f"max_memory must be a positive number of bytes or None; got {max_memory!r}.")
+    if accumulate not in ("float64", "float32"):
+        raise ValueError(f"accumulate must be 'float64' or 'float32'; got {accumulate!r}.")
+    if accumulate == "float32" and (any(s.name != "cka" for s in request.exact) or route != "auto"):
+        raise ValueError(
+            f"accumulate='float32' serves linear CKA alone on route='auto' (asked: measures "
+            f"{[s.name for s in request.exact]}, route={route!r}): the CCA family, Procrustes and the shape "
+            f"metrics whiten each layer, which squares the effect of float32 rounding (every trained layer would "
+            f"need the float64 second pass). Ask measures='cka', or leave accumulate='float64'.")
     if request.needs_datapoints and route == "tsqr":
         raise ValueError(f"{', '.join(s.name for s in request.exact if not s.streamable)} need(s) the datapoint "
                          f"route, and route='tsqr' asks for the neurons' summary; leave route='auto'.")
@@ -236,7 +254,11 @@ def compare_models(
                             refuse=lambda rows: _neither(recorder.widths, rows, int(mats[0].shape[0]),
                                                          max_memory, kernels))
                     elif recorder.rereadable and route == "auto":
-                        summary = GramSummary(names)
+                        summary = GramSummary(names, accumulate=accumulate)
+                    elif accumulate == "float32":
+                        raise ValueError("accumulate='float32' needs data that can be read again (a tensor, an "
+                                         "array, a DataLoader, a list of batches), for its float64 fallback; "
+                                         "this data is a one-shot iterator. Leave accumulate='float64'.")
                     else:
                         summary = RowSummary(names)
                 rows_total += int(mats[0].shape[0])
@@ -247,13 +269,27 @@ def compare_models(
             if summary is None:
                 raise ValueError("data holds no datapoints.")
             n_batches = recorder.batch_count
-            if exact and isinstance(summary, GramSummary):
+            result = None
+            if exact and isinstance(summary, GramSummary) and summary.single:
+                worst = max(zip(summary.cancellation(), recorder.labels))
+                if worst[0] <= FLOAT32_MAX_CANCELLATION:
+                    result = summary.cka_summary()
+                else:  # the centring would magnify float32 rounding: the pass again, in float64
+                    notes.append(f"accumulate='float32' fell back to float64: the centring of {worst[1]} cancels "
+                                 f"{worst[0]:.3g}-fold (above {FLOAT32_MAX_CANCELLATION:g}), which would magnify "
+                                 f"float32 rounding.")
+                    summary = GramSummary(names)
+                    for mats in recorder.batches("comparing models again in float64"):
+                        summary.add(mats)
+            if result is not None or not exact or plan["datapoints"]:
+                pass
+            elif isinstance(summary, GramSummary):
                 def rerun(second, what):
                     for mats in recorder.batches(what):
                         second.add(mats)
 
                 result = complete(summary, rerun, request.options.get("rtol"), exact=False)
-            elif exact and not plan["datapoints"]:
+            else:
                 result = summary.finish()
         if exact:
             from ..core.validate import warn_small_sample
@@ -264,9 +300,13 @@ def compare_models(
             rtol = default_rtol(request.options, rows_total, varying)
             opts = request.options
             if plan["datapoints"]:
-                values, result, notes = datapoint_pairs(summary, request.exact, rtol=rtol,
-                                                        epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"),
-                                                        progress=progress)
+                values, result, more = datapoint_pairs(summary, request.exact, rtol=rtol,
+                                                       epsilon=opts.get("epsilon", 0.0), keep=opts.get("keep"),
+                                                       progress=progress)
+                notes += more
+                if accumulate == "float32":
+                    notes.append("accumulate='float32' applies to the neurons' Gram route; the datapoint route "
+                                 "computed in float64.")
             else:
                 values = all_pairs(result, request.exact, rtol=rtol, epsilon=opts.get("epsilon", 0.0),
                                    keep=opts.get("keep"), progress=progress)

@@ -10,7 +10,8 @@ import numpy as np
 import scipy.linalg
 
 from ..core.linalg import psd_root
-from .summaries import GramSummary, RowSummary, Rows, Summary, is_torch
+from .gram import GramSummary
+from .summaries import RowSummary, Rows, Summary, is_torch
 
 __all__ = ["SecondPass", "complete", "same_pass"]
 
