@@ -77,6 +77,8 @@ class GramSummary(Rows):
         block = self._joint(parts, reuse=True)
         if block is None:
             return
+        if is_torch(block) and block.device.type == "cpu":  # the host's BLAS syrk: half a GEMM's flops
+            block = block.numpy()
         if is_torch(block) and self.single:
             b32 = block.float()
             g = b32.T @ b32
