@@ -14,7 +14,10 @@
    1e-10, exact measures and the minibatch CKA estimate), and its time on the device; then
    a float64 MLP with nearly repeated units, whose layers take the second pass's weak
    directions ("gram2") and its Householder TSQR ("tsqr") on the device, against the CPU
-   and against ``route="tsqr"`` (to 1e-8).
+   and against ``route="tsqr"`` (to 1e-8); then the newer routes on the device: linear CKA
+   with ``accumulate="float32"`` (routes "gram32", within FLOAT32_CKA_TOLERANCE of float64
+   on the CPU) and the datapoint route (a flattened 16 x 28 x 28 = 12,544-column conv layer
+   on fewer images than that: routes "datapoint", equal to the CPU's to 1e-10).
 Prints one JSON object at the end.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 import ccalens
+from ccalens.stream.gram import FLOAT32_CKA_TOLERANCE
 
 
 def family(k, n, width, seed=0):
@@ -113,7 +117,11 @@ def main() -> int:
           and report["compare_models"]["max_difference_vs_cpu"] < 1e-10
           and report["compare_models"]["second_pass_max_difference_vs_cpu"] < 1e-8
           and report["compare_models"]["second_pass_max_difference_vs_tsqr"] < 1e-8
-          and set(report["compare_models"]["second_pass_routes"].values()) == {"gram", "gram2", "tsqr"})
+          and set(report["compare_models"]["second_pass_routes"].values()) == {"gram", "gram2", "tsqr"}
+          and report["compare_models"]["float32_max_difference_vs_float64_cpu"] <= FLOAT32_CKA_TOLERANCE
+          and report["compare_models"]["float32_routes"] == ["gram32"]
+          and report["compare_models"]["datapoint_max_difference_vs_cpu"] < 1e-10
+          and set(report["compare_models"]["datapoint_routes"]) <= {"datapoint", "datapoint-tsqr"})
     return 0 if ok else 1
 
 
@@ -146,6 +154,38 @@ def models_check(device, n_images: int) -> dict:
     print(f"compare_models: {n_images} images on {device.type} in {seconds:.2f} s (CPU {cpu_seconds:.2f} s), "
           f"max difference {diff:.1e}", flush=True)
     out.update(second_pass_check(device, x))
+    out.update(new_routes_check(device, x, models))
+    return out
+
+
+def new_routes_check(device, x, models) -> dict:
+    """float32 accumulation (linear CKA) and the datapoint route, on the device against the CPU."""
+    values = lambda r: r.to_pandas().similarity.to_numpy()  # noqa: E731
+    sync(device)
+    t0 = time.perf_counter()
+    single = ccalens.compare_models(models, x, measures="cka", device=device, batch_size=500, accumulate="float32")
+    sync(device)
+    single_seconds = time.perf_counter() - t0
+    double = ccalens.compare_models(models, x, measures="cka", device="cpu", batch_size=500)
+    images = x[: min(2000, x.shape[0])]  # fewer images than the first conv layer has columns
+    layers = ["1", "4"]
+    sync(device)
+    t0 = time.perf_counter()
+    wide = ccalens.compare_models(models, images, layers=layers, measures=("cka", "svcca", "pwcca"), device=device,
+                                  spatial="flatten", batch_size=250)
+    sync(device)
+    wide_seconds = time.perf_counter() - t0
+    wide_cpu = ccalens.compare_models(models, images, layers=layers, measures=("cka", "svcca", "pwcca"),
+                                      device="cpu", spatial="flatten", batch_size=250)
+    out = {"float32_routes": sorted(set(single.routes.values())), "float32_seconds_on_device": single_seconds,
+           "float32_max_difference_vs_float64_cpu": float(np.abs(values(single) - values(double)).max()),
+           "datapoint_routes": sorted(set(wide.routes.values())), "datapoint_seconds_on_device": wide_seconds,
+           "datapoint_widths": wide.widths,
+           "datapoint_max_difference_vs_cpu": float(np.abs(values(wide) - values(wide_cpu)).max())}
+    print(f"compare_models, accumulate='float32': {single_seconds:.2f} s on {device.type}, "
+          f"{out['float32_max_difference_vs_float64_cpu']:.1e} from float64; datapoint route "
+          f"({images.shape[0]} images, widths {sorted(set(wide.widths.values()))}): {wide_seconds:.2f} s, "
+          f"{out['datapoint_max_difference_vs_cpu']:.1e} from the CPU", flush=True)
     return out
 
 

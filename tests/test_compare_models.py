@@ -420,6 +420,10 @@ def test_ill_conditioned_layers_take_a_second_pass_and_stay_exact(images):
     np.testing.assert_allclose([r["similarity"] for r in res.table], [r["similarity"] for r in qr.table], atol=1e-8)
     # the well-conditioned CNN: one pass, every layer from the Gram matrix
     assert set(ccalens.compare_models(cnn(4, 0), images, measures="cka", batch_size=100).routes.values()) == {"gram"}
+    # linear CKA alone needs no conditioning check: one pass, exact on the ill-conditioned layers too
+    alone = ccalens.compare_models(model, data, layers=layers, measures="cka", batch_size=64)
+    assert set(alone.routes.values()) == {"gram"}
+    check_exact(alone, {"model": model}, data, tol=1e-8)
 
 
 def test_one_shot_data_take_one_pass_and_a_shuffling_loader_two(images):
@@ -447,7 +451,7 @@ def test_data_that_differ_between_the_passes_are_refused(images):
                          for i in range(0, 900, 100)])
 
     with pytest.raises(ValueError, match="changed between the two passes.*augmented differently"):
-        ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka")
+        ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures=("cka", "pwcca"))
     assert ccalens.compare_models(model, Augmented(), layers=["1", "3"], measures="cka", route="tsqr").n_samples == 900
     with pytest.raises(ValueError, match="route must be one of 'auto', 'tsqr', 'datapoints'; got 'qr'"):
         ccalens.compare_models(model, images.double(), measures="cka", route="qr")
@@ -472,11 +476,15 @@ def test_rounding_between_the_passes_is_accepted_and_one_shot_loaders_take_one_p
 
     torch.manual_seed(6)
     model = torch.nn.Sequential(Unsteady(), torch.nn.Tanh())
-    res = ccalens.compare_models(model, images, layers=["0", "1"], measures="cka", batch_size=100)
+    res = ccalens.compare_models(model, images, layers=["0", "1"], measures=("cka", "pwcca"), batch_size=100)
     assert res.routes["model/0"] != "gram"  # the nearly repeated units take the second pass
     assert res.n_samples == 900
     once = ccalens.compare_models(model, images, layers=["0", "1"], measures="cka", batch_size=100, route="tsqr")
     np.testing.assert_allclose(res.matrix("cka", "model", "model"), once.matrix("cka", "model", "model"), atol=1e-5)
+    # linear CKA alone inverts nothing: one pass, whatever the conditioning
+    alone = ccalens.compare_models(model, images, layers=["0", "1"], measures="cka", batch_size=100)
+    assert set(alone.routes.values()) == {"gram"} and model[0].calls == 2 * 9 + 9 + 9  # 9 batches, once
+    np.testing.assert_allclose(alone.matrix("cka", "model", "model"), once.matrix("cka", "model", "model"), atol=1e-5)
 
     class Stream(torch.utils.data.IterableDataset):  # a stored generator: readable once
         def __init__(self):

@@ -12,7 +12,11 @@ from ..core.linalg import centred_gram, psd_root, symmetrise_upper
 from .kept import Summary
 from .summaries import Rows, is_torch
 
-__all__ = ["FLOAT32_CKA_TOLERANCE", "FLOAT32_MAX_CANCELLATION", "GramSummary"]
+__all__ = ["FLOAT32_CKA_TOLERANCE", "FLOAT32_MAX_CANCELLATION", "FLOAT64_MAX_CANCELLATION", "GramSummary"]
+
+#: linear CKA alone is taken from the float64 Gram matrix without the conditioning check
+#: (it inverts nothing) where every group's cancellation factor is at most this (eps f <= 2e-10)
+FLOAT64_MAX_CANCELLATION = 1e6
 
 #: float32 accumulation is kept only where every group's cancellation factor (see
 #: :meth:`GramSummary.cancellation`) is at most this; otherwise the pass is redone in float64

@@ -178,7 +178,7 @@ def compare_models(
     from .estimates import LayerMinibatchCKA
     from .recording import Recorder, named_models
     from .second_pass import complete
-    from .gram import FLOAT32_MAX_CANCELLATION, GramSummary
+    from .gram import FLOAT32_MAX_CANCELLATION, FLOAT64_MAX_CANCELLATION, GramSummary
     from .summaries import RowSummary
 
     named = named_models(models)
@@ -270,11 +270,14 @@ def compare_models(
                 raise ValueError("data holds no datapoints.")
             n_batches = recorder.batch_count
             result = None
-            if exact and isinstance(summary, GramSummary) and summary.single:
+            cka_only = all(s.name == "cka" for s in request.exact)
+            if exact and isinstance(summary, GramSummary) and cka_only:
+                # linear CKA inverts nothing: the Gram matrix is enough at any conditioning, unless
+                # the centring magnifies the accumulation's rounding (then the checked route below)
                 worst = max(zip(summary.cancellation(), recorder.labels))
-                if worst[0] <= FLOAT32_MAX_CANCELLATION:
+                if worst[0] <= (FLOAT32_MAX_CANCELLATION if summary.single else FLOAT64_MAX_CANCELLATION):
                     result = summary.cka_summary()
-                else:  # the centring would magnify float32 rounding: the pass again, in float64
+                elif summary.single:  # the pass again, in float64
                     notes.append(f"accumulate='float32' fell back to float64: the centring of {worst[1]} cancels "
                                  f"{worst[0]:.3g}-fold (above {FLOAT32_MAX_CANCELLATION:g}), which would magnify "
                                  f"float32 rounding.")
