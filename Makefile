@@ -38,13 +38,15 @@ docs: $(STAMP)  # the documentation site, --strict (every warning an error), int
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict -d site
 
 NETREP ?=
-bench: $(STAMP)  # every benchmark (about 12 minutes on 2 cores); NETREP=/path/to/netrep adds netrep's pairwise
+bench: $(STAMP)  # every benchmark (about 19 minutes on 2 cores); NETREP=/path/to/netrep adds netrep's pairwise
 	$(PIP) install --quiet -c constraints.txt -e ".[bench]"  # pytorch-cka, which bench_compare_models measures against
 	$(PY) benchmarks/bench_core.py --json benchmarks/results/bench_core.json
 	$(PY) benchmarks/bench_busy.py
 	$(PY) benchmarks/bench_pairwise.py
 	$(PY) benchmarks/bench_stream.py
-	$(PY) benchmarks/bench_compare_models.py --layers means
+	$(PY) benchmarks/bench_compare_models.py
+	$(PY) benchmarks/bench_wide_layers.py
+	$(PY) benchmarks/bench_prepared.py
 	$(if $(NETREP),$(PY) benchmarks/bench_pairwise_netrep.py --netrep $(NETREP),@echo "netrep is not on PyPI: make bench NETREP=/path/to/a/netrep/checkout adds pairwise against it")
 
 clean:
