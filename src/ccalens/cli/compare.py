@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core import registry
 from ..core.intervals import reports_correction
 from ..core.canonical import DEFAULT_KEEP
 from . import _common
@@ -44,15 +45,18 @@ def _uncertainty(r) -> dict:
     return out
 
 
-def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
+def _results(x, y, measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
              permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0,
-             interval: str | None = None):
+             interval: str | None = None, subset: int | None = None):
     from ..core.compare import compare_measures
 
+    subsets: dict = {}
     results, skipped = compare_measures(
-        x, y, measure.value, layout=layout, symmetric=symmetric, compat=compat, epsilon=epsilon, keep=keep,
-        permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval)
-    out = {m: {"similarity": r.similarity, "distance": r.distance, **r.details(), **_uncertainty(r)}
+        x, y, measure, layout=layout, symmetric=symmetric, compat=compat, epsilon=epsilon, keep=keep,
+        permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval,
+        subset=subset, subsets=subsets)
+    out = {m: {"similarity": r.similarity, "distance": r.distance, **r.details(), **_uncertainty(r),
+               **({"subset": subsets[m]} if m in subsets else {})}
            for m, r in results.items()}
     return out, skipped
 
@@ -61,7 +65,7 @@ def _results(x, y, measure: Measure, symmetric: bool, compat, epsilon: float, ke
 def compare(
     a: Annotated[str, typer.Argument(help="Array A: a .npy/.npz/.safetensors/.pt/.h5 file or STORE.zarr, with :KEY when it holds several.")],
     b: Annotated[str, typer.Argument(help="Array B, the same way.")],
-    measure: Annotated[Measure, typer.Option("--measure", "-m", metavar="NAME", help=_common.measure_help(all_=True))] = Measure.pwcca,
+    measure: Annotated[Optional[list[Measure]], typer.Option("--measure", "-m", metavar="NAME", help="Repeat for several (default pwcca). " + _common.measure_help(all_=True))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     neurons_first: Annotated[bool, typer.Option("--neurons-first", help="The arrays are (neurons, datapoints), as in google/svcca.")] = False,
     symmetric: Annotated[bool, typer.Option("--symmetric", help="PWCCA: average both directions.")] = False,
@@ -73,6 +77,7 @@ def compare(
     confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap interval.")] = 0.95,
     interval: Annotated[Optional[Interval], typer.Option("--interval", help="Interval method (default: the measure family's, chosen by its measured coverage in benchmarks/interval_coverage.py; see ccalens.core.intervals).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and resamples.")] = 0,
+    subset: Annotated[Optional[int], typer.Option("--subset", metavar="N", help="The measures of the datapoints (RBF CKA, RSA, predictivity, the neighbour measures: n x n matrices) on a random subset of N datapoints (seeded by --seed; the output says so) when there are more.")] = None,
     versus: Annotated[Optional[str], typer.Option("--versus", metavar="C", help="A third array C: is B or C closer to A? Prints s(A, B) - s(A, C) with an interval from the same draws for both terms and a p-value (--bootstrap draws, 1000 if not given).")] = None,
 ) -> None:
     """How similar are two representations? Prints similarity and distance per measure,
@@ -90,7 +95,9 @@ def compare(
         if arr.ndim != 2:
             raise ValueError(f"{name} has shape {tuple(arr.shape)}; compare needs 2-D arrays "
                              f"({'neurons, datapoints' if neurons_first else 'datapoints, neurons'}).")
-    if symmetric and measure not in (Measure.pwcca, Measure.all):
+    names = list(dict.fromkeys(m.value for m in (measure or [Measure.pwcca])))
+    selection = "all" if "all" in names else names  # every -m counts; "all" includes the rest
+    if symmetric and not ("all" in names or any(registry.MEASURES[m].directed for m in names)):
         raise ValueError("--symmetric averages PWCCA's two directions; the other measures are symmetric already.")
     layout = "neurons_first" if neurons_first else "datapoints_first"
     axis = 1 if neurons_first else 0
@@ -105,15 +112,15 @@ def compare(
         if permutations:
             raise ValueError("--versus gives a paired interval and p-value of the difference; --permutations "
                              "(a null of one similarity) does not apply. Leave one of them out.")
-        _versus(a, b, versus, x, y, z, measure, as_json, layout, symmetric, compat, epsilon, keep, bootstrap or 1000,
+        _versus(a, b, versus, x, y, z, selection, as_json, layout, symmetric, compat, epsilon, keep, bootstrap or 1000,
                 confidence, None if interval is None else interval.value, seed)
         return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _common.draw_progress():  # permutations, resamples: a bar with the time left (on a terminal)
-            results, skipped = _results(x, y, measure, symmetric, compat, epsilon, keep, layout,
+            results, skipped = _results(x, y, selection, symmetric, compat, epsilon, keep, layout,
                                         permutations, bootstrap, confidence, seed,
-                                        None if interval is None else interval.value)
+                                        None if interval is None else interval.value, subset)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
     if as_json:
@@ -138,11 +145,15 @@ def compare(
                 if len(methods) == 1 else "CI (method per measure)")
         table.add_column(f"{100 * confidence:g}% {head}", justify="right")
     table.add_column("details")
-    hidden = {"similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
+    hidden = {"subset", "similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
               "permutations", "ci_low", "ci_high", "confidence", "resamples", "ci_method", "ci_bias", "ci_corrected",
               "ci_contains_estimate", "ci_note"}
     for m, r in results.items():
         details = ", ".join(f"{k}={v}" for k, v in r.items() if k not in hidden)
+        if "subset" in r:
+            sub = r["subset"]
+            details = (f"on a random subset of {sub['datapoints']:,} of {sub['of']:,} datapoints (seed {sub['seed']})"
+                       + (f", {details}" if details else ""))
         cells = [m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}"]
         if permutations:
             cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
@@ -173,7 +184,7 @@ def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsil
         raise ValueError("--versus computes ccalens's measures on shared draws; --compat (google/svcca's "
                          "numbers for one pair) does not apply to it.")
     n = x.shape[1] if layout == "neurons_first" else x.shape[0]
-    wanted, skipped = select_measures(measure.value, {"A": x.shape, "B": y.shape, "C": z.shape}, layout)
+    wanted, skipped = select_measures(measure, {"A": x.shape, "B": y.shape, "C": z.shape}, layout)
     results = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -13,8 +13,15 @@ RBF_MAX_N = 5000
 
 
 def compare_measures(X, Y, measures="all", *, layout: str = "datapoints_first", kernel_max_n: int = RBF_MAX_N,
-                     **options) -> tuple[dict, dict]:
+                     subset: int | None = None, subsets: dict | None = None, **options) -> tuple[dict, dict]:
     """``({name: result}, {skipped name: why})`` for ``measures`` ("all", one name or several).
+
+    With "all", a measure that refuses these arrays (too few datapoints for it, n x n
+    matrices beyond memory, ...) is skipped with its reason; the others are computed.
+    ``subset``: the measures of the datapoints (kernel and raw measures: RBF CKA, RSA,
+    predictivity, the neighbour measures, ...) take a seeded random subset of that many
+    datapoints when there are more (seed: ``options["seed"]``, default 0), and ``subsets``
+    (a dict, when given) gets ``{name: {"datapoints": subset, "of": n, "seed": seed}}``.
 
     ``options`` are the measures' keyword arguments (epsilon, keep, symmetric, compat,
     permutations, bootstrap, confidence, interval, seed, ...); each measure takes those its
@@ -23,7 +30,8 @@ def compare_measures(X, Y, measures="all", *, layout: str = "datapoints_first", 
     matched-neuron measures when the widths differ. ``symmetric`` goes to directed measures
     only, ``keep`` to the measures that keep a share of variance by default (SVCCA), and ``compat`` (google/svcca's numbers) is refused for measures without it.
     """
-    wanted, skipped = select_measures(measures, {"A": X.shape, "B": Y.shape}, layout, kernel_max_n)
+    limit = kernel_max_n if subset is None or subset > kernel_max_n else max(X.shape) + 1  # a subset fits
+    wanted, skipped = select_measures(measures, {"A": X.shape, "B": Y.shape}, layout, limit)
     compat = options.get("compat")
     if compat is not None:
         lacking = [m for m in wanted if "compat" not in registry.MEASURES[m].options]
@@ -34,14 +42,33 @@ def compare_measures(X, Y, measures="all", *, layout: str = "datapoints_first", 
     factors = None
     if compat is None and any(registry.MEASURES[m].kind == "factor" for m in wanted):
         factors = (factorize(X, layout=layout, name="A"), factorize(Y, layout=layout, name="B"))
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 3):
+        raise ValueError(f"subset must be a whole number of datapoints, at least 3; got {subset!r}.")
+    axis = 1 if layout == "neurons_first" else 0
+    n = X.shape[axis]
+    rows = None
+    if subset is not None and subset < n:
+        import numpy as np
+
+        rows = np.sort(np.random.default_rng(options.get("seed", 0)).choice(n, size=subset, replace=False))
     results = {}
     for name in wanted:
         spec = registry.MEASURES[name]
         opts = measure_options(spec, options)
-        if spec.kind == "factor" and factors is not None:
-            results[name] = spec.compute(*factors, **opts)
-        else:
-            results[name] = spec.compute(X, Y, layout=layout, **opts)
+        try:
+            if spec.kind == "factor" and factors is not None:
+                results[name] = spec.compute(*factors, **opts)
+            elif rows is not None and spec.kind != "factor":
+                xs, ys = (X[:, rows], Y[:, rows]) if axis else (X[rows], Y[rows])
+                results[name] = spec.compute(xs, ys, layout=layout, **opts)
+                if subsets is not None:
+                    subsets[name] = {"datapoints": int(subset), "of": int(n), "seed": int(options.get("seed", 0))}
+            else:
+                results[name] = spec.compute(X, Y, layout=layout, **opts)
+        except (ValueError, MemoryError) as err:
+            if measures != "all":
+                raise
+            skipped[name] = str(err).rstrip(".")
     return results, skipped
 
 
@@ -66,7 +93,7 @@ def select_measures(measures, shapes: dict, layout: str = "datapoints_first",
         spec = registry.MEASURES[name]
         if spec.kind == "kernel" and n > kernel_max_n:
             skipped[name] = (f"{n:,} datapoints: its n x n kernels are large above {kernel_max_n:,}; "
-                             f"ask for it with -m {name}")
+                             f"ask for it with -m {name}, or take a random subset of datapoints (--subset N)")
         elif spec.same_width and len(set(shapes.values())) > 1:
             skipped[name] = f"{together} have different widths; matched-neuron measures compare neuron i with neuron i"
         else:

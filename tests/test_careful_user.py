@@ -1,0 +1,83 @@
+"""What a careful user met (issue 27), each end to end in a temporary folder: nothing
+silently dropped, no NaN, errors that name the real cause."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("typer")
+from typer.testing import CliRunner  # noqa: E402
+
+import ccalens  # noqa: E402
+from ccalens.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 10))
+    y = x[:, :6] @ rng.standard_normal((6, 8)) + rng.standard_normal((400, 8))
+    np.save(tmp_path / "a.npy", x)
+    np.save(tmp_path / "b.npy", y)
+    return tmp_path, x, y
+
+
+def compare(*args):
+    return runner.invoke(app, ["compare", *map(str, args)])
+
+
+def test_every_repeated_measure_is_computed(arrays):
+    tmp, x, y = arrays
+    res = compare(tmp / "a.npy", tmp / "b.npy", "-m", "pwcca", "-m", "cka", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["measures"]
+    assert list(out) == ["pwcca", "cka"]
+    assert out["pwcca"]["similarity"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+    assert out["cka"]["similarity"] == pytest.approx(ccalens.cka(x, y).similarity, abs=1e-12)
+    table = compare(tmp / "a.npy", tmp / "b.npy", "-m", "svcca", "-m", "cka").stdout
+    assert "svcca" in table and "cka" in table
+    # --symmetric needs a directed measure among them
+    assert compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "-m", "pwcca", "--symmetric").exit_code == 0
+    bad = compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--symmetric")
+    assert bad.exit_code == 1 and "--symmetric averages PWCCA's two directions" in bad.stderr
+
+
+def test_all_skips_what_refuses_with_its_reason_and_computes_the_rest(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "t.npy", rng.standard_normal((3, 5)))
+    np.save(tmp_path / "u.npy", rng.standard_normal((3, 4)))
+    res = compare(tmp_path / "t.npy", tmp_path / "u.npy", "-m", "all", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert "debiased CKA needs at least 4 datapoints" in out["skipped"]["cka_debiased"]
+    assert "pwcca" in out["measures"] and "cka" in out["measures"]
+    # asked for by name, the refusal is the answer
+    named = compare(tmp_path / "t.npy", tmp_path / "u.npy", "-m", "cka_debiased")
+    assert named.exit_code == 1 and "needs at least 4 datapoints" in named.stderr
+
+
+def test_the_datapoint_measures_take_a_declared_seeded_subset(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6000, 12))
+    y = x[:, :8] + rng.standard_normal((6000, 8))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    res = compare(tmp_path / "x.npy", tmp_path / "y.npy", "-m", "all", "--subset", "800", "--seed", "3", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    rows = np.sort(np.random.default_rng(3).choice(6000, size=800, replace=False))
+    for m in ("cka_rbf", "rsa", "mutual_knn"):  # the n x n measures: on the subset, said so
+        assert out["measures"][m]["subset"] == {"datapoints": 800, "of": 6000, "seed": 3}
+        want = ccalens.core.registry.MEASURES[m].compute(x[rows], y[rows]).similarity
+        assert out["measures"][m]["similarity"] == pytest.approx(want, abs=1e-12)
+    assert "subset" not in out["measures"]["pwcca"]  # the factor measures: every datapoint
+    assert out["measures"]["pwcca"]["similarity"] == pytest.approx(ccalens.pwcca(x, y).similarity, abs=1e-12)
+    table = compare(tmp_path / "x.npy", tmp_path / "y.npy", "-m", "rsa", "--subset", "800").stdout
+    assert "on a random subset of 800 of 6,000 datapoints (seed 0)" in table
+    without = json.loads(compare(tmp_path / "x.npy", tmp_path / "y.npy", "-m", "all", "--json").stdout)
+    assert "--subset N" in without["skipped"]["cka_rbf"]
+    bad = compare(tmp_path / "x.npy", tmp_path / "y.npy", "-m", "rsa", "--subset", "2")
+    assert bad.exit_code == 1 and "subset must be a whole number of datapoints, at least 3; got 2" in bad.stderr
