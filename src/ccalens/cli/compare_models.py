@@ -57,6 +57,9 @@ def compare_models(
                                                        "for layers at least as wide as the data; tsqr: one pass of "
                                                        "a QR; datapoints: hold the activations and compare the n x n "
                                                        "Gram matrices.")] = "auto",
+    accumulate: Annotated[str, typer.Option("--accumulate", help="float64, or float32 for linear CKA alone (each "
+                                                                 "batch's Gram product in float32, within 1e-6; "
+                                                                 "see the numerics page).")] = "float64",
 ) -> None:
     """Compare every layer of the models with every other, in one pass over the data, and
     write the table and the layer x layer heatmaps."""
@@ -88,7 +91,7 @@ def compare_models(
     x = load_inputs(data, data_dir, split, limit)
     result = run(dict(zip(labels, nets)), x, layers=request, measures=tuple(measure or ("pwcca", "cka")),
                  device=device, batch_size=batch_size, spatial=spatial, sequence=seq,
-                 max_memory=int(max_memory * 2**30), progress=True, route=route)
+                 max_memory=int(max_memory * 2**30), progress=True, route=route, accumulate=accumulate)
     out.mkdir(parents=True, exist_ok=True)
     result.to_pandas().to_csv(out / "comparison.csv", index=False)
     (out / "comparison.json").write_text(json.dumps({
