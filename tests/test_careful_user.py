@@ -81,3 +81,20 @@ def test_the_datapoint_measures_take_a_declared_seeded_subset(tmp_path):
     assert "--subset N" in without["skipped"]["cka_rbf"]
     bad = compare(tmp_path / "x.npy", tmp_path / "y.npy", "-m", "rsa", "--subset", "2")
     assert bad.exit_code == 1 and "subset must be a whole number of datapoints, at least 3; got 2" in bad.stderr
+
+
+def test_compare_models_without_torch_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    with pytest.raises(ModuleNotFoundError, match=r"install ccalens's torch extra \(pip install 'ccalens\[torch\]'"):
+        ccalens.compare_models(object(), np.zeros((4, 2)))
+
+
+def test_a_truncated_npy_is_named_as_cut_short_when_streamed(tmp_path):
+    x = np.random.default_rng(3).standard_normal((1000, 8))
+    np.save(tmp_path / "full.npy", x)
+    data = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ccalens.store.StoreError, match="cut.npy is cut short: its header describes more data"):
+        ccalens.stream.compare(str(tmp_path / "cut.npy"), str(tmp_path / "full.npy"))

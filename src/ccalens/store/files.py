@@ -80,16 +80,20 @@ def _torch_load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_npy(path: Path) -> np.ndarray:
-    """A .npy file's array; a file that is not a valid .npy, or is cut short, is named as damaged."""
+def load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A .npy file's array (with ``mmap_mode``, a memory map of it); a file that is not a
+    valid .npy, or is cut short, is named as damaged."""
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if magic != b"\x93NUMPY":
         raise StoreError(f"{path} is not a .npy file (it does not start with numpy's header; a text or other file "
                          f"saved under this name?). Save activations with numpy.save.")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     except ValueError as err:
+        if "mmap length is greater than file size" in str(err):
+            raise StoreError(f"{path} is cut short: its header describes more data than the file holds (an "
+                             f"interrupted copy or write?). Save it again.") from None
         if "pickle" in str(err):
             raise StoreError(f"{path} holds Python objects (an object array), not numbers; ccalens never unpickles "
                              f"files. Save a numeric array (numpy.save(path, array.astype(float))).") from None

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from .common import StoreError, check_digest, damaged, fingerprint
-from .files import pick, read_file_array, split_spec
+from .files import load_npy, pick, read_file_array, split_spec
 from .zarrstore import ActivationStore, is_zarr_dir
 
 __all__ = ["Source", "VerifiedRows", "load_array"]
@@ -64,7 +64,7 @@ class Source:
         if self.is_store:
             return tuple(int(v) for v in self._zarr_array.shape)
         if self.path.suffix.lower() == ".npy" and not self.key:
-            return tuple(int(v) for v in np.load(self.path, mmap_mode="r").shape)
+            return tuple(int(v) for v in load_npy(self.path, mmap_mode="r").shape)
         return tuple(int(v) for v in self.read().shape)
 
     @cached_property
@@ -96,7 +96,7 @@ class Source:
             self.check_complete()
             return VerifiedRows(self._zarr_array, self.label)
         if self.path.suffix.lower() == ".npy" and not self.key:
-            arr = np.load(self.path, mmap_mode="r")
+            arr = load_npy(self.path, mmap_mode="r")
             if arr.ndim != 2:
                 raise ValueError(f"{self.path}: sources must be 2-D (datapoints, neurons); got shape {arr.shape}.")
             return arr

@@ -172,6 +172,13 @@ def compare_models(
     >>> res.matrix("cka", "a", "b").shape
     (3, 3)
     """
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "compare_models runs the models with torch, which is not installed: install ccalens's torch extra "
+            "(pip install 'ccalens[torch]', or pip install -e '.[torch]' in a checkout), or any recent torch. "
+            "Without torch, compare stored activations with ccalens.pairwise or ccalens.stream.") from None
     from ..extract.policy import SEQUENCE_WORDS, Policy, has_1d_convolutions
     from .compute import all_pairs
     from .datapoints import HeldLayers, datapoint_bytes, datapoint_pairs, largest_datapoints
