@@ -98,3 +98,23 @@ def test_a_truncated_npy_is_named_as_cut_short_when_streamed(tmp_path):
     (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
     with pytest.raises(ccalens.store.StoreError, match="cut.npy is cut short: its header describes more data"):
         ccalens.stream.compare(str(tmp_path / "cut.npy"), str(tmp_path / "full.npy"))
+
+
+def test_transposed_arrays_get_the_neurons_first_hint(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((500, 20))  # 20 datapoints of 500 neurons, stored (neurons, datapoints)
+    np.save(tmp_path / "a.npy", x.T)
+    np.save(tmp_path / "b.npy", (x @ rng.standard_normal((20, 20))).T)
+    wrong = compare(tmp_path / "a.npy", tmp_path / "b.npy")
+    assert wrong.exit_code == 0 and "if the files are (neurons, datapoints)" in wrong.stdout
+    assert "add --neurons-first" in wrong.stdout
+    right = compare(tmp_path / "a.npy", tmp_path / "b.npy", "--neurons-first", "--json")
+    assert "neurons-first" not in " ".join(json.loads(right.stdout)["warnings"])
+
+
+def test_matrix_on_a_file_says_it_is_a_file_not_a_store(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((10, 3)))
+    res = runner.invoke(app, ["matrix", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert "x.npy is a file, not an activation store" in res.stderr and "--out " + str(tmp_path / "x.zarr") in res.stderr
+    assert "--out " + str(tmp_path / "x.npy") not in res.stderr

@@ -45,6 +45,22 @@ def _uncertainty(r) -> dict:
     return out
 
 
+def _layout_hint(x, y, neurons_first: bool) -> str | None:
+    """A word where both arrays have more neurons than datapoints: perhaps they are
+    (neurons, datapoints), as google/svcca stores them (a transposed pair of equal shapes
+    looks like a valid one and gives PWCCA 1)."""
+    rows, cols = (1, 0) if neurons_first else (0, 1)
+    if x.shape[cols] > x.shape[rows] and y.shape[cols] > y.shape[rows]:
+        if neurons_first:
+            return (f"both arrays have more neurons ({x.shape[cols]:,}, {y.shape[cols]:,}) than datapoints "
+                    f"({x.shape[rows]:,}) as read with --neurons-first: if they are (datapoints, neurons), leave "
+                    f"--neurons-first out.")
+        return (f"both arrays have more neurons ({x.shape[cols]:,}, {y.shape[cols]:,}) than datapoints "
+                f"({x.shape[rows]:,}): if the files are (neurons, datapoints), as google/svcca stores them, add "
+                f"--neurons-first.")
+    return None
+
+
 def _results(x, y, measure, symmetric: bool, compat, epsilon: float, keep: float, layout: str,
              permutations: int = 0, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0,
              interval: str | None = None, subset: int | None = None):
@@ -123,6 +139,9 @@ def compare(
                                         None if interval is None else interval.value, subset)
     notes = sorted({str(w.message) for w in caught})
     n = x.shape[1] if neurons_first else x.shape[0]
+    hint = _layout_hint(x, y, neurons_first)
+    if hint:
+        notes.append(hint)
     if as_json:
         payload = {"a": a, "b": b, "n_samples": int(n), "measures": results, "skipped": skipped, "warnings": notes}
         typer.echo(json.dumps(payload, indent=2))

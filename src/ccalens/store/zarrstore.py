@@ -94,6 +94,12 @@ class ActivationStore:
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' (read) or 'a' (read and append); got {mode!r}.")
         if mode == "r" and not is_zarr_dir(self.path):
+            if self.path.is_file():
+                target = self.path.with_suffix(".zarr")
+                raise StoreError(
+                    f"{self.path} is a file, not an activation store (a .zarr folder of arrays). Put the arrays in "
+                    f"one with ccalens extract ... --out {target}, or compare two files directly with "
+                    f"ccalens compare A B.")
             raise StoreError(
                 f"{self.path} is not an activation store (no zarr.json there); create one with "
                 f"ccalens extract ... --out {self.path}."
