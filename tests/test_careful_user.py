@@ -118,3 +118,23 @@ def test_matrix_on_a_file_says_it_is_a_file_not_a_store(tmp_path):
     assert res.exit_code == 1
     assert "x.npy is a file, not an activation store" in res.stderr and "--out " + str(tmp_path / "x.zarr") in res.stderr
     assert "--out " + str(tmp_path / "x.npy") not in res.stderr
+
+
+def test_the_docs_claim_scale_invariance_and_padding_only_where_they_hold():
+    from pathlib import Path
+
+    from ccalens.core import registry
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    numerics = " ".join((docs / "explanation" / "numerics.md").read_text().split())
+    listed = numerics.split("The scale-invariant measures built from the factors (")[1].split(") take")[0]
+    assert "isotropic_scaling" not in registry.MEASURES["shape"].invariant_to  # shape(10 X, Y) != shape(X, Y)
+    assert "isotropic_scaling" in registry.MEASURES["shape_cca"].invariant_to
+    assert "not the default shape metric" in listed and "shape_cca" in listed
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((200, 6)), rng.standard_normal((200, 5))
+    assert abs(ccalens.shape_metric(10 * x, y).similarity - ccalens.shape_metric(x, y).similarity) > 1e-6
+    transformers_page = " ".join((docs / "how-to" / "transformers.md").read_text().split())
+    assert "So the padding length changes nothing." not in transformers_page
+    assert "in float64 the padding length changes nothing" in transformers_page
+    assert "PWCCA by 8e-6" in transformers_page and "model.double()" in transformers_page
