@@ -138,3 +138,40 @@ def test_the_docs_claim_scale_invariance_and_padding_only_where_they_hold():
     assert "So the padding length changes nothing." not in transformers_page
     assert "in float64 the padding length changes nothing" in transformers_page
     assert "PWCCA by 8e-6" in transformers_page and "model.double()" in transformers_page
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e155, 1e300])
+def test_every_measure_gives_its_value_at_any_finite_scale(scale):
+    """Each registered measure, on data scaled by 1e-300 ... 1e300: the unscaled value where it
+    declares scale invariance (Euclidean: the distance times the scale), never NaN."""
+    import warnings
+
+    from ccalens.core import registry
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((150, 6))
+    y = x[:, :4] @ rng.standard_normal((4, 6)) + rng.standard_normal((150, 6))
+    for name, spec in registry.MEASURES.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow warnings either
+            base = spec.compute(x, y).similarity
+            value = spec.compute(scale * x, scale * y).similarity
+        assert np.isfinite(value), name
+        if "isotropic_scaling" in spec.invariant_to:
+            assert value == pytest.approx(base, abs=1e-9), name
+        elif name == "euclidean":
+            assert value / scale == pytest.approx(base, rel=1e-12), name
+
+
+def test_json_never_holds_nan(tmp_path):
+    from ccalens.cli import _common
+
+    text = _common.json_text({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}})
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": None}}
+    x = np.random.default_rng(7).standard_normal((300, 5)) * 1e200
+    np.save(tmp_path / "huge.npy", x)
+    np.save(tmp_path / "hugey.npy", x[:, :4] + 1e199)
+    res = compare(tmp_path / "huge.npy", tmp_path / "hugey.npy", "-m", "cka_rbf", "-m", "predictivity", "--json")
+    assert res.exit_code == 0 and "NaN" not in res.stdout and "Infinity" not in res.stdout
+    out = json.loads(res.stdout)["measures"]
+    assert all(np.isfinite(out[m]["similarity"]) for m in ("cka_rbf", "predictivity"))

@@ -117,3 +117,21 @@ def measure_help(all_: bool = False) -> str:
     from ..core.registry import names
 
     return "Which measure: " + ", ".join(names()) + (", or all." if all_ else ".")
+
+
+def json_text(payload) -> str:
+    """``payload`` as JSON text that any parser reads: a non-finite number (which no measure
+    should give, but a user-registered one might) becomes null, never NaN or Infinity."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(payload), indent=2, allow_nan=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -144,7 +143,7 @@ def compare(
         notes.append(hint)
     if as_json:
         payload = {"a": a, "b": b, "n_samples": int(n), "measures": results, "skipped": skipped, "warnings": notes}
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(_common.json_text(payload))
         return
     from rich.table import Table
 
@@ -217,7 +216,7 @@ def _versus(a, b, c, x, y, z, measure, as_json, layout, symmetric, compat, epsil
     if as_json:
         payload = {"a": a, "b": b, "c": c, "n_samples": int(n), "difference": "s(A, B) - s(A, C)",
                    "measures": {m: r.as_dict() for m, r in results.items()}, "skipped": skipped, "warnings": notes}
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(_common.json_text(payload))
         return
     from rich.table import Table
 

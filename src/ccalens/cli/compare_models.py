@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -94,10 +93,10 @@ def compare_models(
                  max_memory=int(max_memory * 2**30), progress=True, route=route, accumulate=accumulate)
     out.mkdir(parents=True, exist_ok=True)
     result.to_pandas().to_csv(out / "comparison.csv", index=False)
-    (out / "comparison.json").write_text(json.dumps({
+    (out / "comparison.json").write_text(_common.json_text({
         "models": dict(zip(labels, models)), "data": data, "split": split, "datapoints": result.n_samples,
         "batches": result.batches, "layers": result.layers, "widths": result.widths, "skipped": result.skipped,
-        "measures": result.measures, "routes": result.routes, "notes": result.notes}, indent=1) + "\n")
+        "measures": result.measures, "routes": result.routes, "notes": result.notes}) + "\n")
     result.plot(path=out / "heatmaps.png")
     console = _common.console()
     first = result.measures[0]

@@ -31,6 +31,8 @@ References
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._backend import is_torch_tensor
@@ -112,24 +114,35 @@ def _matched(X, Y, layout: str, measure: str):
     return ax, ay
 
 
+def _unit(top: float) -> float:
+    """The power of two that brings a largest magnitude ``top`` into [0.5, 1) (1 for 0)."""
+    return math.ldexp(1.0, -math.frexp(top)[1]) if top > 0.0 else 1.0
+
+
 def matched_value(measure: str, ax, ay) -> float:
-    """Cosine similarity or negated RMS distance of two same-shape arrays, in float64."""
+    """Cosine similarity or negated RMS distance of two same-shape arrays, in float64, at
+    any finite scale: each side (cosine) or both together (Euclidean) are first scaled by
+    an exact power of two, so no square over- or underflows."""
     if is_torch_tensor(ax):
         import torch
 
         x, y = ax.detach().to(torch.float64), ay.detach().to(torch.float64)
-        if measure == "cosine":
-            nx, ny = float(torch.linalg.norm(x)), float(torch.linalg.norm(y))
-            inner = float((x * y).sum())
-        else:
-            return -float(torch.linalg.norm(x - y)) / float(np.sqrt(x.shape[0]))
+        tops = (float(x.abs().max()) if x.numel() else 0.0, float(y.abs().max()) if y.numel() else 0.0)
+        norm, inner_of = (lambda a: float(torch.linalg.norm(a))), (lambda a, b: float((a * b).sum()))
     else:
         x, y = np.asarray(ax, dtype=np.float64), np.asarray(ay, dtype=np.float64)
-        if measure == "cosine":
-            nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-            inner = float(np.vdot(x, y))
-        else:
-            return -float(np.linalg.norm(x - y)) / float(np.sqrt(x.shape[0]))
+        tops = (float(np.max(np.abs(x))) if x.size else 0.0, float(np.max(np.abs(y))) if y.size else 0.0)
+        norm, inner_of = (lambda a: float(np.linalg.norm(a))), (lambda a, b: float(np.vdot(a, b)))
+    if measure != "cosine":
+        unit = _unit(max(tops))
+        distance = norm(x * unit - y * unit) / float(np.sqrt(x.shape[0])) / unit
+        if not math.isfinite(distance):
+            raise ValueError(f"the RMS distance between X and Y is beyond float64's range (about 1.8e308; the "
+                             f"largest values are {max(tops):.3g}); rescale both sides by the same factor.")
+        return -distance
+    x, y = x * _unit(tops[0]), y * _unit(tops[1])
+    nx, ny = norm(x), norm(y)
+    inner = inner_of(x, y)
     if nx == 0.0 or ny == 0.0:
         raise ValueError(
             f"cosine similarity is undefined: {'X' if nx == 0.0 else 'Y'} is all zeros. Check that the "

@@ -53,6 +53,7 @@ from .pairs import pca_cross
 from .pairs import cross, factor_pair
 from .hsic import centre_kernel, hsic_biased, hsic_unbiased, hsic_unbiased_linear
 from .results import CKAResult
+from .validate import unit_scaled
 
 KERNELS = ("linear", "rbf")
 
@@ -112,6 +113,7 @@ def rbf_kernel(arr, bandwidth: float, name: str, rule: str = "median_distance") 
         )
     from scipy.spatial.distance import pdist, squareform
 
+    x = unit_scaled(x)  # the kernel ignores the scale (sigma follows the distances): no square overflows
     # differences, not |x|^2 + |y|^2 - 2 x.y, which cancels for close datapoints
     off = pdist(x - x.mean(axis=0), "sqeuclidean")
     if rule == "kornblith":  # the median over all n^2 squared distances: each pair twice, and n zeros

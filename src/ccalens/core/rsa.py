@@ -39,7 +39,7 @@ from scipy.spatial.distance import pdist, squareform
 from . import registry
 from .cka import check_square_memory
 from .results import RSAResult
-from .validate import host_matrix
+from .validate import host_matrix, unit_scaled
 
 __all__ = ["COMPARISONS", "RDM_METHODS", "dissimilarities", "rsa"]
 
@@ -47,8 +47,10 @@ RDM_METHODS = ("correlation", "euclidean")
 COMPARISONS = ("spearman", "pearson")
 
 
-def _host(arr, name: str, layout: str) -> np.ndarray:
+def _host(arr, name: str, layout: str, unit: bool = False) -> np.ndarray:
     x = host_matrix(arr, name, layout)
+    if unit:  # a comparison of RDMs ignores their scale: an exact power of two keeps every square in range
+        x = unit_scaled(x)
     n = x.shape[0]
     check_square_memory(n, "RSA needs n x n dissimilarity matrices", "matrix")
     if n < 3:
@@ -57,11 +59,14 @@ def _host(arr, name: str, layout: str) -> np.ndarray:
     return x
 
 
-def dissimilarities(X, method: str = "correlation", *, layout: str = "datapoints_first", name: str = "X") -> np.ndarray:
-    """The upper triangle (row by row, as ``scipy.spatial.distance.pdist``) of X's RDM."""
+def dissimilarities(X, method: str = "correlation", *, layout: str = "datapoints_first", name: str = "X",
+                    unit: bool = False) -> np.ndarray:
+    """The upper triangle (row by row, as ``scipy.spatial.distance.pdist``) of X's RDM; with
+    ``unit``, of X scaled by the power of two that brings its largest value near 1 (for RSA's
+    comparisons, which ignore an RDM's scale, at any finite scale of X)."""
     if method not in RDM_METHODS:
         raise ValueError(f"rdm must be one of {RDM_METHODS}; got {method!r}.")
-    x = _host(X, name, layout)
+    x = _host(X, name, layout, unit)
     if method == "euclidean":
         return pdist(x, "sqeuclidean") / x.shape[1]
     centred = x - x.mean(axis=1, keepdims=True)
@@ -161,8 +166,8 @@ def rsa(
     method, how = rdm, compare
     if how not in COMPARISONS:
         raise ValueError(f"compare must be one of {COMPARISONS}; got {how!r}.")
-    dx = dissimilarities(X, method, layout=layout, name="X")
-    dy = dissimilarities(Y, method, layout=layout, name="Y")
+    dx = dissimilarities(X, method, layout=layout, name="X", unit=True)
+    dy = dissimilarities(Y, method, layout=layout, name="Y", unit=True)
     if dx.size != dy.size:
         raise ValueError(f"X and Y must have the same number of datapoints: their RDMs have {dx.size} and {dy.size} "
                          f"entries. Check the layout (rows are datapoints).")
@@ -177,7 +182,7 @@ def rsa(
 def prepared_rdm(X, name: str = "X", *, rdm: str = "correlation", compare: str = "spearman"):
     """One representation's part of RSA, made once for every pair: its RDM's upper triangle
     (ranked, for Spearman) minus its mean, and that vector's norm."""
-    d = dissimilarities(X, rdm, name=name)
+    d = dissimilarities(X, rdm, name=name, unit=True)
     if compare == "spearman":
         d = ranks(d)
     centred = d - d.mean()
