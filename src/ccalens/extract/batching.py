@@ -42,13 +42,43 @@ def batches(data, batch_size: int) -> Iterable:
         yield batch
 
 
+def _padding_mask(ids, mask) -> bool:
+    """Whether ``mask`` is a padding mask of the token ids ``ids``: integer tensors of one
+    (sequences, tokens) shape, the mask 0/1 with the ones of each row in one run at its start
+    or its end (right or left padding), each row holding at least one."""
+    if not (isinstance(ids, torch.Tensor) and isinstance(mask, torch.Tensor)) or ids.ndim != 2:
+        return False
+    if ids.shape != mask.shape or ids.is_floating_point() or mask.is_floating_point():
+        return False
+    m = mask.to(torch.int64)
+    if not bool(((m == 0) | (m == 1)).all()) or not bool((m.sum(1) > 0).all()):
+        return False
+    steps = (m[:, 1:] - m[:, :-1]).abs().sum(1)  # a run at one end changes value at most once
+    return bool((steps <= 1).all())
+
+
 def inputs_of(batch):
-    """The model input of a batch: DataLoaders often yield (inputs, labels); mappings of
-    keyword inputs (a tokenizer's BatchEncoding) become plain dicts."""
+    """The model input of a batch: DataLoaders often yield (inputs, labels); a pair of token
+    ids and their padding mask (a ``TensorDataset(input_ids, attention_mask)``) becomes
+    ``{"input_ids": ..., "attention_mask": ...}`` so that the mask is applied (with a warning
+    that says so); mappings of keyword inputs (a tokenizer's BatchEncoding) become plain
+    dicts. A dict of token ids without an ``attention_mask`` is warned about: its padding, if
+    any, would count as datapoints."""
+    import warnings
+
     if isinstance(batch, (tuple, list)) and batch:
+        if len(batch) >= 2 and _padding_mask(batch[0], batch[1]):
+            warnings.warn("a tuple batch of token ids and a 0/1 padding mask of their shape is read as (input_ids, "
+                          "attention_mask), and the mask is applied; pass a dict {'input_ids': ..., "
+                          "'attention_mask': ...} to say so explicitly.", UserWarning, stacklevel=3)
+            return {"input_ids": batch[0], "attention_mask": batch[1]}
         batch = batch[0]
     if isinstance(batch, Mapping) and not isinstance(batch, dict):
         batch = dict(batch)
+    if isinstance(batch, dict) and "input_ids" in batch and "attention_mask" not in batch:
+        warnings.warn("a batch of input_ids came without an attention_mask: every position, padding included, "
+                      "counts (as a datapoint with sequence='all', in the pooling of 'mean' and 'last'). Pass the "
+                      "tokenizer's attention_mask with the ids.", UserWarning, stacklevel=3)
     if isinstance(batch, np.ndarray):
         batch = torch.from_numpy(batch)
     if not isinstance(batch, (torch.Tensor, dict)):
