@@ -175,3 +175,26 @@ def test_json_never_holds_nan(tmp_path):
     assert res.exit_code == 0 and "NaN" not in res.stdout and "Infinity" not in res.stdout
     out = json.loads(res.stdout)["measures"]
     assert all(np.isfinite(out[m]["similarity"]) for m in ("cka_rbf", "predictivity"))
+
+
+def test_matrix_outputs_of_two_measures_in_one_folder_keep_each_other(tmp_path):
+    pytest.importorskip("zarr")
+    import pandas as pd
+
+    from ccalens.store import ActivationStore
+
+    rng = np.random.default_rng(8)
+    store = ActivationStore(tmp_path / "acts.zarr")
+    with store.writer() as w:
+        for i in range(3):
+            w.append(f"net{i}", rng.standard_normal((300, 6)))
+    out = tmp_path / "results"
+    first = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "pwcca", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    pwcca = pd.read_csv(out / "pwcca-pairs.csv")
+    second = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "cka", "--out", str(out), "--resume"])
+    assert second.exit_code == 0, second.output
+    assert "wrote cka-pairs.parquet, cka-pairs.csv" in second.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(out / "pwcca-pairs.csv"), pwcca)  # PWCCA's outputs stay
+    assert (out / "pwcca-heatmap.png").exists() and (out / "cka-heatmap.png").exists()
+    assert set(pd.read_csv(out / "cka-pairs.csv")["measure"] if "measure" in pwcca else ["cka"]) == {"cka"}

@@ -198,10 +198,10 @@ def test_matrix_writes_table_heatmap_dendrogram_and_resumes(tmp_path, rng):
     assert res.exit_code == 0, res.output
     assert "15 pairs computed, 0 reused" in res.stdout
     for name in ("pairs.parquet", "pairs.csv", "clusters.csv", "matrix_reordered.csv", "heatmap.png", "dendrogram.png"):
-        assert (out / name).exists(), name
-    table = pd.read_parquet(out / "pairs.parquet")
+        assert (out / f"mean_cca-{name}").exists(), name
+    table = pd.read_parquet(out / "mean_cca-pairs.parquet")
     assert len(table) == 36 and {"row", "column", "similarity", "distance", "n"} <= set(table.columns)
-    clusters = pd.read_csv(out / "clusters.csv")
+    clusters = pd.read_csv(out / "mean_cca-clusters.csv")
     assert clusters.groupby(clusters["array"].str[0])["cluster"].nunique().max() == 1  # a* together, b* together
     assert clusters["cluster"].nunique() == 2
     res = runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "--measure", "mean_cca", "--out", str(out), "--resume"])
@@ -271,7 +271,7 @@ def test_matrix_with_another_measure_and_uncertainty(tmp_path, rng):
     # 9 permutations cannot give p <= 0.05 (the smallest is 1/10): said, not counted as "0 of 3"
     assert "no p-value can reach 0.05 with 9 permutations (the smallest possible is 1/10 = 0.100; use at least " \
            "19)" in res.stdout and "in 3 pairs" in res.stdout  # a symmetric measure: each pair once
-    table = pd.read_csv(out / "pairs.csv")
+    table = pd.read_csv(out / "euclidean-pairs.csv")
     off = table[table.row != table.column]
     assert (off.distance > 0).all() and (off.similarity == -off.distance).all()
     assert off[["p_value", "ci_low", "ci_high"]].notna().all().all()

@@ -69,16 +69,18 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
 
     from .. import plot
 
+    # every output names its measure: one folder (one pairs.sqlite) holds runs of several
+    files = output_names(measure)
     table = pd.DataFrame(result.table)
-    table.to_parquet(out / "pairs.parquet", index=False)
-    table.to_csv(out / "pairs.csv", index=False)
+    table.to_parquet(out / files["pairs"], index=False)
+    table.to_csv(out / files["pairs_csv"], index=False)
     link, order, labels = plot.clustering(result, clusters)
-    pd.DataFrame({"array": result.rows, "cluster": labels}).to_csv(out / "clusters.csv", index=False)
+    pd.DataFrame({"array": result.rows, "cluster": labels}).to_csv(out / files["clusters"], index=False)
     names = [result.rows[i] for i in order]
-    pd.DataFrame(result.similarity[[*order]][:, order], index=names, columns=names).to_csv(out / "matrix_reordered.csv")
-    plot.heatmap(result, out / "heatmap.png", order=order, title=f"{measure} similarity, ordered by clustering")
+    pd.DataFrame(result.similarity[[*order]][:, order], index=names, columns=names).to_csv(out / files["matrix"])
+    plot.heatmap(result, out / files["heatmap"], order=order, title=f"{measure} similarity, ordered by clustering")
     if link is not None:
-        plot.dendrogram(result, link, labels, out / "dendrogram.png")
+        plot.dendrogram(result, link, labels, out / files["dendrogram"])
     log(f"{len(result.rows)} arrays, {result.computed} pairs computed, {result.reused} reused from {db}, "
         f"in {result.seconds:.1f} s")
     if permutations or bootstrap:
@@ -117,5 +119,13 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
             if method == default_method(measure) and MISSED_TARGET.get(family):
                 log(f"note: {'; '.join(MISSED_TARGET[family].values())} (each where the data show it: see "
                     f"ccalens.core.regimes)")
-    log(f"{len(set(labels))} cluster(s); wrote pairs.parquet, pairs.csv, clusters.csv, matrix_reordered.csv, "
-        f"heatmap.png, dendrogram.png to {out}")
+    written = [files[k] for k in ("pairs", "pairs_csv", "clusters", "matrix", "heatmap")]
+    written += [files["dendrogram"]] if link is not None else []
+    log(f"{len(set(labels))} cluster(s); wrote {', '.join(written)} to {out}")
+
+
+def output_names(measure: str) -> dict:
+    """The files ``ccalens matrix`` writes for ``measure`` (each named by it)."""
+    return {"pairs": f"{measure}-pairs.parquet", "pairs_csv": f"{measure}-pairs.csv",
+            "clusters": f"{measure}-clusters.csv", "matrix": f"{measure}-matrix_reordered.csv",
+            "heatmap": f"{measure}-heatmap.png", "dendrogram": f"{measure}-dendrogram.png"}
