@@ -52,6 +52,8 @@ def sanity(
     for row in suite.format_rows(result):
         table.add_row(*row)
     console = _common.console()
+    if result.get("premise_not_met"):
+        console.print(f"[bold red]premise not met[/]: {result['premise_not_met']}")
     console.print(table)
     console.print("columns: specificity, sensitivity, then invariance to orthogonal maps, isotropic scaling, "
                   "invertible linear maps, permutations of units and translation, and whether the docs say the same.")

@@ -127,6 +127,7 @@ def trained_networks(cfg: SanityConfig, log=print, progress: bool = False):
         reps[f"net{k}"] = {layer: _pool(np.asarray(acts[layer], dtype=np.float64), cfg.width, cfg.grid)
                            for layer in layers}
         details.append({"network": f"net{k}", "seed": seed, "train_accuracy": acc, "test_accuracy": test,
+                        "chance": 1.0 / split.classes, "test_datapoints": int(len(split.y_test)),
                         "seconds": round(time.perf_counter() - t0, 1)})
         log(f"  network {k} (seed {seed}): train accuracy {acc:.3f}, test {test:.3f}")
     return reps, y.numpy(), details
@@ -310,6 +311,25 @@ def invariances(x: np.ndarray, y: np.ndarray, measures=MEASURES, seed: int = 0) 
 # --------------------------------------------------------------------------- the suite
 
 
+def not_learned(details: list) -> str | None:
+    """Why the trained networks cannot support specificity and sensitivity, or None: each
+    network's test accuracy must beat chance by a one-sided binomial test at 0.01 (networks
+    at chance have layers that only their initialisation tells apart)."""
+    from scipy.stats import binomtest
+
+    weak = []
+    for d in details:
+        n = d["test_datapoints"]
+        if binomtest(int(round(d["test_accuracy"] * n)), n, d["chance"], alternative="greater").pvalue >= 0.01:
+            weak.append(f"{d['network']} {d['test_accuracy']:.3f}")
+    if not weak:
+        return None
+    return (f"the networks did not learn: test accuracy {', '.join(weak)} against chance {details[0]['chance']:.3f} "
+            f"(not above it by a binomial test at 0.01), so specificity and sensitivity would compare layers that "
+            f"only their initialisation tells apart; they are not reported. Train longer (--epochs) or on more data "
+            f"(--max-train).")
+
+
 def run(cfg: SanityConfig = SanityConfig(), *, store: str | None = None, labels: str | None = None,
         measures=MEASURES, log=print, progress: bool = False) -> dict:
     started = time.perf_counter()
@@ -335,12 +355,22 @@ def run(cfg: SanityConfig = SanityConfig(), *, store: str | None = None, labels:
         steps = len(measures) * len(nets) * (len(nets) - 1) + (sum(widths) if y is not None else 0)
         bar = tqdm(total=steps, desc="sanity", unit="step")
     tick = (lambda: bar.update(1)) if bar else None
-    spec_scores = specificity(reps, measures, progress=tick)
-    if y is not None:
-        sens_scores, points = sensitivity(reps[nets[0]], y, measures, cfg.probe_fraction, cfg.seed, progress=tick)
+    premise = not_learned(details) if details else None
+    if premise is not None:
+        log(f"premise not met: {premise}")
+        spec_scores = {m: {"accuracy": float("nan"), "cases": 0} for m in measures}
+        sens_scores = {m: {"spearman": float("nan"), "points": 0,
+                           "note": "not a result: the networks did not learn"} for m in measures}
+        points = []
     else:
-        log("no labels (--labels): the sensitivity test is skipped")
-        sens_scores, points = {m: {"spearman": float("nan"), "points": 0, "note": "no labels"} for m in measures}, []
+        spec_scores = specificity(reps, measures, progress=tick)
+        if y is not None:
+            sens_scores, points = sensitivity(reps[nets[0]], y, measures, cfg.probe_fraction, cfg.seed,
+                                              progress=tick)
+        else:
+            log("no labels (--labels): the sensitivity test is skipped")
+            sens_scores = {m: {"spearman": float("nan"), "points": 0, "note": "no labels"} for m in measures}
+            points = []
     if bar:
         bar.close()
     mid = layers[len(layers) // 2]
@@ -357,7 +387,7 @@ def run(cfg: SanityConfig = SanityConfig(), *, store: str | None = None, labels:
         row["docs_agree"] = all(c["agrees"] for c in inv[m].values()) if inv[m] else None
         table.append(row)
     return {"config": asdict(cfg), "source": source, "networks": details, "layers": layers, "datapoints": n,
-            "table": table, "invariances": inv, "sensitivity_points": points,
+            "premise_not_met": premise, "table": table, "invariances": inv, "sensitivity_points": points,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
