@@ -198,3 +198,18 @@ def test_matrix_outputs_of_two_measures_in_one_folder_keep_each_other(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out / "pwcca-pairs.csv"), pwcca)  # PWCCA's outputs stay
     assert (out / "pwcca-heatmap.png").exists() and (out / "cka-heatmap.png").exists()
     assert set(pd.read_csv(out / "cka-pairs.csv")["measure"] if "measure" in pwcca else ["cka"]) == {"cka"}
+
+
+def test_each_measures_distance_says_what_it_is(arrays):
+    tmp, _, _ = arrays
+    res = compare(tmp / "a.npy", tmp / "b.npy", "-m", "procrustes", "-m", "shape", "-m", "cka", "--json")
+    out = json.loads(res.stdout)["measures"]
+    assert out["procrustes"]["distance_is"] == "2 - 2s (squared Procrustes)"
+    assert out["shape"]["distance_is"] == "arccos s, radians"
+    assert out["cka"]["distance_is"] == "1 - s"
+    table = compare(tmp / "a.npy", tmp / "b.npy", "-m", "procrustes", "-m", "shape").stdout
+    assert "distance is" in table and "arccos s, radians" in table and "2 - 2s" in table
+    from ccalens.core import registry
+
+    assert registry.distance_label("euclidean") == "RMS distance"
+    assert all(registry.distance_label(m) != "the measure's own distance" for m in registry.names())

@@ -70,7 +70,8 @@ def _results(x, y, measure, symmetric: bool, compat, epsilon: float, keep: float
         x, y, measure, layout=layout, symmetric=symmetric, compat=compat, epsilon=epsilon, keep=keep,
         permutations=permutations, bootstrap=bootstrap, confidence=confidence, seed=seed, interval=interval,
         subset=subset, subsets=subsets)
-    out = {m: {"similarity": r.similarity, "distance": r.distance, **r.details(), **_uncertainty(r),
+    out = {m: {"similarity": r.similarity, "distance": r.distance, "distance_is": registry.distance_label(m),
+               **r.details(), **_uncertainty(r),
                **({"subset": subsets[m]} if m in subsets else {})}
            for m, r in results.items()}
     return out, skipped
@@ -151,6 +152,7 @@ def compare(
     table.add_column("measure")
     table.add_column("similarity", justify="right")
     table.add_column("distance", justify="right")
+    table.add_column("distance is")
     if permutations:
         table.add_column(f"null mean ± sd ({permutations} perms)", justify="right")
         table.add_column("p", justify="right")
@@ -163,7 +165,7 @@ def compare(
                 if len(methods) == 1 else "CI (method per measure)")
         table.add_column(f"{100 * confidence:g}% {head}", justify="right")
     table.add_column("details")
-    hidden = {"subset", "similarity", "distance", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
+    hidden = {"subset", "similarity", "distance", "distance_is", "rho_first", "null_mean", "null_sd", "p_value", "corrected",
               "permutations", "ci_low", "ci_high", "confidence", "resamples", "ci_method", "ci_bias", "ci_corrected",
               "ci_contains_estimate", "ci_note"}
     for m, r in results.items():
@@ -172,7 +174,7 @@ def compare(
             sub = r["subset"]
             details = (f"on a random subset of {sub['datapoints']:,} of {sub['of']:,} datapoints (seed {sub['seed']})"
                        + (f", {details}" if details else ""))
-        cells = [m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}"]
+        cells = [m, f"{r['similarity']:.6f}", f"{r['distance']:.6f}", registry.distance_label(m)]
         if permutations:
             cells += [f"{r['null_mean']:.4f} ± {r['null_sd']:.4f}", f"{r['p_value']:.3g}", f"{r['corrected']:.4f}"]
         if bootstrap:

@@ -48,8 +48,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Mapping
 
-__all__ = ["FAMILIES", "MEASURES", "MeasureSpec", "TRANSFORMS", "angular", "check_measure", "distance", "from_cross", "names",
-           "negated", "one_minus", "procrustes_distance", "register", "unregister"]
+__all__ = ["DISTANCE_LABELS", "FAMILIES", "MEASURES", "MeasureSpec", "TRANSFORMS", "angular", "check_measure", "distance",
+           "distance_label", "from_cross", "names", "negated", "one_minus", "procrustes_distance", "register",
+           "unregister"]
 
 #: transforms of one side's neurons that the invariance checks apply (``ccalens sanity``)
 TRANSFORMS = ("orthogonal", "isotropic_scaling", "invertible_linear", "permutation", "translation")
@@ -217,6 +218,16 @@ def check_measure(measure) -> MeasureSpec:
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {tuple(MEASURES)}; got {measure!r}.")
     return MEASURES[measure]
+
+
+#: what each distance function means, for labels on screen and in tables
+DISTANCE_LABELS = {one_minus: "1 - s", procrustes_distance: "2 - 2s (squared Procrustes)",
+                   angular: "arccos s, radians", negated: "RMS distance"}
+
+
+def distance_label(measure: str) -> str:
+    """What ``measure``'s distance is, in a few words ("1 - s", "arccos s, radians", ...)."""
+    return DISTANCE_LABELS.get(check_measure(measure).distance, "the measure's own distance")
 
 
 def distance(measure: str, similarity):
