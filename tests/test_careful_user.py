@@ -213,3 +213,16 @@ def test_each_measures_distance_says_what_it_is(arrays):
 
     assert registry.distance_label("euclidean") == "RMS distance"
     assert all(registry.distance_label(m) != "the measure's own distance" for m in registry.names())
+
+
+def test_an_interval_from_few_draws_says_so(arrays, tmp_path):
+    from ccalens.core.intervals import MIN_DRAWS
+
+    tmp, x, y = arrays
+    few = compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--bootstrap", "20", "--json")
+    notes = json.loads(few.stdout)["measures"]["cka"]["ci_note"]
+    assert f"only 20 jackknife groups: the interval's coverage was measured with {MIN_DRAWS} draws" in notes
+    assert "only 20" in compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--bootstrap", "20").stdout
+    enough = json.loads(compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--bootstrap", "100", "--json").stdout)
+    assert "only" not in (enough["measures"]["cka"]["ci_note"] or "")
+    assert "only 20 resamples" in (ccalens.cka(x, y, bootstrap=20, interval="percentile").bootstrap.note or "")

@@ -376,9 +376,9 @@ def test_a_missed_regime_puts_its_measured_note_on_the_default_interval(monkeypa
     monkeypatch.setitem(intervals.DEFAULT_BY_FAMILY, "cca", "basic")
     rng = np.random.default_rng(22)
     heavy = rng.standard_t(3, (300, 4)) * [1, 1, 1, 8]
-    r = ccalens.pwcca(heavy, heavy + rng.standard_normal((300, 4)), bootstrap=10)
+    r = ccalens.pwcca(heavy, heavy + rng.standard_normal((300, 4)), bootstrap=100)
     assert "heavy tails: measured 0.80" in r.bootstrap.note
     x = rng.standard_normal((300, 4))
-    assert ccalens.pwcca(x, x @ rng.standard_normal((4, 4)) + rng.standard_normal((300, 4)), bootstrap=10).bootstrap.note is None
-    other = ccalens.pwcca(heavy, heavy + rng.standard_normal((300, 4)), bootstrap=10, interval="percentile")
+    assert ccalens.pwcca(x, x @ rng.standard_normal((4, 4)) + rng.standard_normal((300, 4)), bootstrap=100).bootstrap.note is None
+    other = ccalens.pwcca(heavy, heavy + rng.standard_normal((300, 4)), bootstrap=100, interval="percentile")
     assert other.bootstrap.note is None  # a method the user chose was not the one measured short

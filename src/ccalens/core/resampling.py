@@ -279,7 +279,8 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
         jack = jackknife_values(measure, data, opts, rng) if method == "bca" else None
         n = _arrays(data, "the bootstrap", opts)[0].shape[0]
     return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons,
-                               notes=[regime_note(measure, method, data, opts, factors)],
+                               notes=[regime_note(measure, method, data, opts, factors),
+                                      intervals.few_draws_note(method, intervals.draw_count(method, n, resamples))],
                                family=MEASURES[measure].family)
 
 
