@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 ROWS = {"Fig. 1 (CNN)": "fig1", "Fig. 1 (RNN)": "fig1-rnn", "Fig. 2": "fig2", "Fig. 3": "fig3", "Fig. 4": "fig4",
@@ -33,3 +35,24 @@ def test_the_first_answer_is_the_tested_one_and_the_readme_is_a_front_page():
     assert len(README.splitlines()) <= 150
     for link in re.findall(r"\]\(((?:docs|results)/[^)#]+)\)", README):
         assert (ROOT / link).exists(), link
+
+
+def test_the_readmes_python_runs_as_written(tmp_path, monkeypatch):
+    """Every python block of the README, in order, in one namespace (as a reader pastes them)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "layers.png").exists()
+    install = README.split("## Install")[1].split("##")[0]
+    assert "pip install -e ." in install and "not on PyPI yet" in install
+    assert not re.search(r"^pip install ccalens\b", install, flags=re.M)  # fails wherever it is not published
+    index = (ROOT / "docs" / "index.md").read_text().split("## Install")[1].split("##")[0]
+    assert "pip install -e ." in index and not re.search(r"^pip install ccalens\b", index, flags=re.M)
