@@ -194,11 +194,14 @@ class HeldLayers:
             b = min(width, a + step)
             yield self.centred(k, slice(a, b), out=buffer if b - a == buffer.shape[1] else buffer[:, : b - a])
 
-    def gram(self, k: int) -> np.ndarray:
-        """The centred n x n Gram matrix of layer k, accumulated over blocks of columns."""
+    def gram(self, k: int, tick=None) -> np.ndarray:
+        """The centred n x n Gram matrix of layer k, accumulated over blocks of columns
+        (``tick(columns)`` after each block, for a progress bar)."""
         g, product = np.zeros((self.n, self.n)), np.empty((self.n, self.n))
         for block in self._blocks(k, max(1, _BLOCK_BYTES // (8 * max(self.n, 1)))):
             g += np.matmul(block, block.T, out=product)  # numpy routes this to syrk
+            if tick is not None:
+                tick(block.shape[1])
         return g
 
     def triangle(self, k: int) -> np.ndarray:
@@ -290,6 +293,13 @@ def datapoint_pairs(held: HeldLayers, specs: list, *, rtol, epsilon: float = 0.0
     keep_pcs = DEFAULT_KEEP if keep is None else keep
     want_pcs = any(on_components(s) for s in specs)
     full, pcs, varying, routes = [], [], [], []
+    bar = None
+    if progress and any(wide):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(held.widths[k] for k in range(count) if wide[k]), desc="n x n Gram matrices",
+                   unit="neuron")
+    tick = None if bar is None else bar.update
     for k in range(count):
         varying.append(held.varying(k))
         routes.append("datapoint")
@@ -297,7 +307,7 @@ def datapoint_pairs(held: HeldLayers, specs: list, *, rtol, epsilon: float = 0.0
             full.append(held.centred(k))
             pcs.append(full[-1])
             continue
-        lam, vec = scipy.linalg.eigh(held.gram(k), check_finite=False, overwrite_a=True)
+        lam, vec = scipy.linalg.eigh(held.gram(k, tick), check_finite=False, overwrite_a=True)
         lam, vec = lam[::-1], vec[:, ::-1]
         if _resolved(lam, min(n - 1, varying[k])):
             full.append(_Components(lam, vec))
@@ -308,6 +318,8 @@ def datapoint_pairs(held: HeldLayers, specs: list, *, rtol, epsilon: float = 0.0
             routes[k] = "datapoint-tsqr"
             full.append(tri)
             pcs.append(_leading_of(tri, keep_pcs, rtol) if want_pcs else None)
+    if bar is not None:
+        bar.close()
     out = {(i, j): {} for i in range(count) for j in range(i, count)}
 
     def fill(mats, chosen):
