@@ -216,7 +216,7 @@ def test_each_measures_distance_says_what_it_is(arrays):
 
 
 def test_an_interval_from_few_draws_says_so(arrays, tmp_path):
-    from ccalens.core.intervals import MIN_DRAWS
+    from ccalens.core.draws import MIN_DRAWS
 
     tmp, x, y = arrays
     few = compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--bootstrap", "20", "--json")

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import intervals
 
-__all__ = ["MAX_DRAWS", "check_options", "progress"]
+__all__ = ["MAX_DRAWS", "MIN_DRAWS", "check_options", "few_draws_note", "progress"]
 
 #: the most permutations or resamples one call takes: a permutation p-value's resolution
 #: is 1/(N + 1), and the Monte Carlo error of a 95 % interval's ends is far below the
@@ -86,3 +86,17 @@ def _rng(seed):
         return np.random.default_rng(seed)
     except (TypeError, ValueError):
         raise ValueError(f"seed must be None, a non-negative int or a numpy Generator; got {seed!r}.") from None
+
+
+#: the draws (resamples, half-samples, jackknife groups) with which every method's coverage
+#: was measured (benchmarks/interval_coverage.py); an interval from fewer carries a note
+MIN_DRAWS = 100
+
+
+def few_draws_note(method: str, draws: int) -> str | None:
+    """A note for an interval from fewer draws than its coverage was measured with."""
+    if int(draws) >= MIN_DRAWS:
+        return None
+    return (f"only {intervals.draws_text(method, draws)}: the interval's coverage was measured with {MIN_DRAWS} "
+            f"draws (benchmarks/interval_coverage.py); from fewer its ends rest on a handful of draws and its level "
+            f"is not known. Use at least {MIN_DRAWS} (1000 for stable percentile ends)")

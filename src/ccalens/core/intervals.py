@@ -197,20 +197,6 @@ def coverage_note(family: str | None, method: str, regimes=()) -> str | None:
         return missed["separated"]
     return "; ".join(text for regime, text in missed.items() if regime in set(regimes)) or None
 
-#: the draws (resamples, half-samples, jackknife groups) with which every method's coverage
-#: was measured (benchmarks/interval_coverage.py); an interval from fewer carries a note
-MIN_DRAWS = 100
-
-
-def few_draws_note(method: str, draws: int) -> str | None:
-    """A note for an interval from fewer draws than its coverage was measured with."""
-    if int(draws) >= MIN_DRAWS:
-        return None
-    return (f"only {draws_text(method, draws)}: the interval's coverage was measured with {MIN_DRAWS} draws "
-            f"({_BENCH}); from fewer its ends rest on a handful of draws and its level is not known. Use at "
-            f"least {MIN_DRAWS} (1000 for stable percentile ends)")
-
-
 #: at most this many jackknife groups (one recomputation each) for BCa's acceleration
 JACKKNIFE_GROUPS = 100
 

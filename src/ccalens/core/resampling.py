@@ -41,7 +41,7 @@ from . import intervals
 from ._backend import _chunks, blas_parallel_map
 from .intervals import (DEFAULT_METHOD, JACKKNIFE_GROUPS, METHODS, RELIABLE_DATAPOINTS_PER_NEURON,  # noqa: F401
                         check_method, few_datapoints_note, interval_bounds)
-from .draws import MAX_DRAWS, _rng, _tick, check_options, progress  # noqa: F401  (re-exported: the measures and engines import them from here)
+from .draws import MAX_DRAWS, _rng, _tick, check_options, few_draws_note, progress  # noqa: F401  (re-exported: the measures and engines import them from here)
 from .registry import MEASURES, check_measure, from_cross
 from .results import BootstrapResult, NullResult
 
@@ -280,7 +280,7 @@ def bootstrap_interval(measure, data, opts, resamples: int, confidence: float, r
         n = _arrays(data, "the bootstrap", opts)[0].shape[0]
     return summarise_bootstrap(estimate, values, confidence, method, jackknife=jack, n_samples=n, neurons=neurons,
                                notes=[regime_note(measure, method, data, opts, factors),
-                                      intervals.few_draws_note(method, intervals.draw_count(method, n, resamples))],
+                                      few_draws_note(method, intervals.draw_count(method, n, resamples))],
                                family=MEASURES[measure].family)
 
 

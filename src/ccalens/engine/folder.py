@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..core import intervals, registry
 from ..core.intervals import MISSED_TARGET, draws_text, few_datapoints_note, reports_correction
+from ..core.draws import few_draws_note
 from ..core.resampling import check_options, default_method
 from ..locks import LockedError, exclusive
 from ..store import ActivationStore
@@ -111,7 +112,7 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
                 line += (f"; {outside} of {len(off)} intervals exclude their similarity: they belong to the "
                          f"bias-corrected value, similarity - ci_bias")
             log(line)
-            few = intervals.few_draws_note(method, intervals.draw_count(method, int(off["n"].iloc[0]), bootstrap))
+            few = few_draws_note(method, intervals.draw_count(method, int(off["n"].iloc[0]), bootstrap))
             if few:
                 log(f"warning: {few}")
             ranks = off[["row_rank", "column_rank"]].max(axis=1).dropna() if "row_rank" in off else []
