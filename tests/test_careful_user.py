@@ -226,3 +226,59 @@ def test_an_interval_from_few_draws_says_so(arrays, tmp_path):
     enough = json.loads(compare(tmp / "a.npy", tmp / "b.npy", "-m", "cka", "--bootstrap", "100", "--json").stdout)
     assert "only" not in (enough["measures"]["cka"]["ci_note"] or "")
     assert "only 20 resamples" in (ccalens.cka(x, y, bootstrap=20, interval="percentile").bootstrap.note or "")
+
+
+def test_extract_refuses_an_existing_array_before_its_pass_and_its_bar_has_a_total(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("zarr")
+    from test_cli import MODEL_SOURCE
+
+    (tmp_path / "careful_factory.py").write_text(MODEL_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = tmp_path / "acts.zarr"
+    args = ["extract", "careful_factory:make", "--layers", "0,3", "--data", "digits", "--limit", "300",
+            "--batch-size", "100", "--out", str(store)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "3/3" in first.stderr  # the bar knows its total (and so the time left)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "already holds a finished array '0'" in again.stderr
+    assert "extracting" not in again.stderr  # refused before the pass: no empty bar first
+    from ccalens.extract.batching import batch_total
+
+    assert batch_total(torch.zeros(250, 3), 100) == 3 and batch_total({"input_ids": torch.zeros(250, 4)}, 50) == 5
+    assert batch_total(iter([1, 2]), 10) is None and batch_total([torch.zeros(2, 2)] * 4, 10) == 4
+
+
+def test_model_comparisons_and_matrices_label_their_distances(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("zarr")
+    import pandas as pd
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4))
+    res = ccalens.compare_models(net, torch.randn(300, 6), measures=("procrustes", "shape", "cka"))
+    labels = {r["measure"]: r["distance_is"] for r in res.table}
+    assert labels == {"procrustes": "2 - 2s (squared Procrustes)", "shape": "arccos s, radians", "cka": "1 - s"}
+    from ccalens.store import ActivationStore
+
+    rng = np.random.default_rng(9)
+    with ActivationStore(tmp_path / "acts.zarr").writer() as w:
+        for i in range(3):
+            w.append(f"net{i}", rng.standard_normal((200, 5)))
+    out = tmp_path / "res"
+    assert runner.invoke(app, ["matrix", str(tmp_path / "acts.zarr"), "-m", "shape", "--out", str(out)]).exit_code == 0
+    assert set(pd.read_csv(out / "shape-pairs.csv")["distance_is"]) == {"arccos s, radians"}
+
+
+def test_a_matrix_of_the_shape_metric_gets_its_angular_distances():
+    """ccalens matrix -m shape crashed: the angular distance took only one number."""
+    from ccalens.core import registry
+
+    sims = np.array([[1.0, 0.5], [0.5, 1.0 + 1e-15]])
+    np.testing.assert_allclose(registry.angular(sims), np.arccos(np.clip(sims, -1, 1)))
+    assert isinstance(registry.angular(0.5), float)
+    reps = [np.random.default_rng(k).standard_normal((100, 4)) for k in range(3)]
+    res = ccalens.pairwise(reps, "shape")
+    assert res.distance.shape == (3, 3) and np.all(np.isfinite(res.distance))

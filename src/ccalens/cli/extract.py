@@ -129,5 +129,6 @@ def extract(
         prefix, overwrite=overwrite, model=model, checkpoint=checkpoint, dataset=data, split=split,
         dataset_fingerprint=fingerprint(x), datapoints=int(len(x)),
     )
+    writer.check_free(names)  # before the pass (and its progress bar), not after its first batch
     run_extract(net, x, names, spatial=spatial, sequence=seq, batch_size=batch_size, store=writer, progress=True)
     typer.echo(f"wrote {len(writer.arrays)} array(s) for {len(x):,} datapoints to {out}")

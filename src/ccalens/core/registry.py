@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Mapping
@@ -75,8 +74,12 @@ def procrustes_distance(similarity):
 
 
 def angular(similarity):
-    """The shape metric's distance: the angle arccos(similarity), in radians."""
-    return math.acos(min(1.0, max(-1.0, float(similarity))))
+    """The shape metric's distance: the angle arccos(similarity), in radians (elementwise on
+    an array, as a matrix of pairs needs)."""
+    import numpy as np
+
+    value = np.arccos(np.clip(np.asarray(similarity, dtype=np.float64), -1.0, 1.0))
+    return float(value) if value.ndim == 0 else value
 
 
 def negated(similarity):

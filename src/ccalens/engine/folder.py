@@ -73,6 +73,7 @@ def _write(result, out, measure, clusters, db, permutations, bootstrap, confiden
     # every output names its measure: one folder (one pairs.sqlite) holds runs of several
     files = output_names(measure)
     table = pd.DataFrame(result.table)
+    table["distance_is"] = registry.distance_label(measure)  # what the distance column is
     table.to_parquet(out / files["pairs"], index=False)
     table.to_csv(out / files["pairs_csv"], index=False)
     link, order, labels = plot.clustering(result, clusters)

@@ -42,6 +42,20 @@ def batches(data, batch_size: int) -> Iterable:
         yield batch
 
 
+def batch_total(data, batch_size: int) -> int | None:
+    """How many batches ``batches(data, batch_size)`` will give, where that is known without
+    reading the data (a tensor, an array, a sized loader or list): a progress bar's total."""
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return -(-int(data.shape[0]) // batch_size)
+    if isinstance(data, Mapping):  # keyword inputs, sliced like a tensor
+        rows = [int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)]
+        return -(-rows[0] // batch_size) if rows else None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 def _padding_mask(ids, mask) -> bool:
     """Whether ``mask`` is a padding mask of the token ids ``ids``: integer tensors of one
     (sequences, tokens) shape, the mask 0/1 with the ones of each row in one run at its start

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import batches, inputs_of, to_device
+from .batching import batch_total, batches, inputs_of, to_device
 from .policy import SEQUENCE_WORDS, SPATIAL, ExtractionError, Policy, has_1d_convolutions, layer_matrices
 
 
@@ -195,8 +195,7 @@ def extract(
         if progress:
             from tqdm.auto import tqdm
 
-            total = len(data) if isinstance(data, torch.utils.data.DataLoader) else None
-            stream = tqdm(stream, total=total, desc="extracting", unit="batch")
+            stream = tqdm(stream, total=batch_total(data, batch_size), desc="extracting", unit="batch")
         with torch.no_grad():
             for batch in stream:
                 inputs = to_device(inputs_of(batch), run_device, model_dtype)

@@ -39,6 +39,19 @@ class _Writer:
     def _full(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
+    def check_free(self, names) -> None:
+        """Refuse now, before any work, where a finished array of one of ``names`` would be
+        replaced without ``overwrite`` (the same refusal as the first write's)."""
+        if self.overwrite:
+            return
+        present = set(self.store.arrays())
+        for name in names:
+            full = self._full(name)
+            if full in present and self.store.group[full].attrs.get("complete", False):
+                raise StoreError(
+                    f"{self.store.path} already holds a finished array {full!r}; write under another prefix, or "
+                    f"pass overwrite=True (--overwrite on the command line) to replace it.")
+
     def append(self, name: str, batch: np.ndarray, meta: dict | None = None) -> None:
         batch = np.asarray(batch)
         if batch.ndim != 2:

@@ -21,7 +21,8 @@ class ModelComparison:
     ----------
     table : list of dict
         One row per (model, layer) x (model, layer) x measure: ``model_x``, ``layer_x``,
-        ``model_y``, ``layer_y``, ``measure``, ``similarity``, ``distance``, ``estimate``
+        ``model_y``, ``layer_y``, ``measure``, ``similarity``, ``distance``, ``distance_is``
+        (what the distance is: "1 - s", "2 - 2s", "arccos s, radians"), ``estimate``
         (True for minibatch estimates), ``n`` (datapoints).
     layers : dict
         The layers compared, per model, in order.

@@ -355,8 +355,12 @@ def _in_order(table: list, measures: list) -> list:
 
 
 def _row(kx, ky, measure, similarity, distance, estimate, n) -> dict:
+    from ..core import registry
+
+    label = registry.distance_label(measure) if measure in registry.MEASURES else "1 - s"  # cka_minibatch: 1 - s
     return {"model_x": kx[0], "layer_x": kx[1], "model_y": ky[0], "layer_y": ky[1], "measure": measure,
-            "similarity": float(similarity), "distance": float(distance), "estimate": bool(estimate), "n": int(n)}
+            "similarity": float(similarity), "distance": float(distance), "distance_is": label,
+            "estimate": bool(estimate), "n": int(n)}
 
 
 def _largest_columns(budget: float, batch_rows: int) -> int:

@@ -168,18 +168,13 @@ class Recorder:
         """Run the models over the data; yield each batch's layer matrices, in :attr:`order`."""
         import torch
 
-        from ..extract.batching import batches, inputs_of, to_device
+        from ..extract.batching import batch_total, batches, inputs_of, to_device
 
         stream_of = batches(self.data, self.batch_size)
         if self.progress:
             from tqdm.auto import tqdm
 
-            data = self.data
-            if isinstance(data, (np.ndarray, torch.Tensor)):
-                total = -(-int(data.shape[0]) // self.batch_size)
-            else:
-                total = len(data) if hasattr(data, "__len__") else None
-            stream_of = tqdm(stream_of, total=total, desc=what, unit="batch")
+            stream_of = tqdm(stream_of, total=batch_total(self.data, self.batch_size), desc=what, unit="batch")
         with torch.no_grad():
             for batch in stream_of:
                 raw = inputs_of(batch)
