@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 
+from ..core import registry
 from .comparison import ModelComparison
 from .options import check_request, check_route, default_rtol
 
@@ -142,11 +143,10 @@ def compare_models(
         as wide as the data or the Gram route does not fit (see the module docstring);
         "tsqr": one pass of a tall-skinny QR; "datapoints": the datapoint route.
     accumulate : {"float64", "float32"}
-        "float32": each batch's Gram product in float32 (about half the float64 product's
-        time), summed in float64, for linear CKA alone (the CCA family whitens, which
-        squares the rounding's effect). Kept where every layer's centring cancels little
-        (:data:`ccalens.stream.gram.FLOAT32_MAX_CANCELLATION`), else the pass is redone in
-        float64 and ``notes`` says so; measured within
+        "float32": each batch's Gram product in float32, summed in float64, for linear CKA
+        alone (the CCA family whitens, squaring the rounding's effect). Kept where each
+        layer's centring cancels little (:data:`ccalens.stream.gram.FLOAT32_MAX_CANCELLATION`),
+        else the pass is redone in float64 and ``notes`` says so; measured within
         :data:`~ccalens.stream.gram.FLOAT32_CKA_TOLERANCE` of float64 on the project's test
         cases. Routes say "gram32".
     **options
@@ -355,8 +355,6 @@ def _in_order(table: list, measures: list) -> list:
 
 
 def _row(kx, ky, measure, similarity, distance, estimate, n) -> dict:
-    from ..core import registry
-
     label = registry.distance_label(measure) if measure in registry.MEASURES else "1 - s"  # cka_minibatch: 1 - s
     return {"model_x": kx[0], "layer_x": kx[1], "model_y": ky[0], "layer_y": ky[1], "measure": measure,
             "similarity": float(similarity), "distance": float(distance), "distance_is": label,
