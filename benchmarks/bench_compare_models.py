@@ -104,6 +104,17 @@ def images(n: int):
     return torch.as_tensor(np.asarray(x, dtype=np.float32)), source
 
 
+def cpu() -> str:
+    """The processor's model name (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def status_mib(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -220,9 +231,7 @@ def main() -> None:
                "ccalens cca+cka"]
     for batch in (64, 256, 1024):
         configs += [f"ccalens minibatch b{batch}", f"pytorch-cka b{batch}"]
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else ""
-    result = {"machine": f"{model}, {os.cpu_count()} cores, {platform.platform()}",
+    result = {"machine": f"{cpu()}, {os.cpu_count()} cores, {platform.platform()}",
               "load_before": os.getloadavg(), "n": args.n, "threads": args.threads, "layer_sets": {}}
     for layer_set in ([args.layers] if args.layers else list(LAYERS)):
         runs = {}

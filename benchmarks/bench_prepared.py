@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,19 +27,9 @@ from scipy.spatial.distance import pdist
 from scipy.stats import rankdata
 
 import ccalens
+from bench_compare_models import cpu
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu() -> str:
-    """The processor's model name (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 K, N, P = 12, 1500, 64
 
 

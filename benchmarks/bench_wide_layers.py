@@ -25,24 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench_compare_models import cpu, reset_peak, status_mib
+
 HERE = Path(__file__).resolve().parent
-
-
-def cpu() -> str:
-    """The processor's model name (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 N = 2000
 
 
@@ -71,20 +61,6 @@ def setup():
     return {"A": net(0), "B": net(1)}, x, source
 
 
-def reset_peak():
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def rss(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def child(config: str) -> dict:
     import numpy as np
 
@@ -92,7 +68,7 @@ def child(config: str) -> dict:
 
     models, x, source = setup()
     reset_peak()
-    base = rss("VmRSS")
+    base = status_mib("VmRSS")
     t = time.perf_counter()
     out = {"config": config, "source": source}
     if config == "floor":
@@ -127,7 +103,7 @@ def child(config: str) -> dict:
             del a
         out["cka"] = float(np.sum(ks[0] * ks[1]) / np.sqrt(np.sum(ks[0] ** 2) * np.sum(ks[1] ** 2)))
         out["seconds"] = time.perf_counter() - t
-    out["peak_bytes"] = rss("VmHWM") - base
+    out["peak_bytes"] = (status_mib("VmHWM") - base) * 2**20
     return out
 
 

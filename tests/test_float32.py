@@ -12,24 +12,7 @@ torch = pytest.importorskip("torch")
 
 import ccalens  # noqa: E402
 from ccalens.stream.gram import FLOAT32_CKA_TOLERANCE, FLOAT32_MAX_CANCELLATION  # noqa: E402
-
-
-class Lookup(torch.nn.Module):
-    def __init__(self, table):
-        super().__init__()
-        self.register_buffer("table", torch.as_tensor(table))
-
-    def forward(self, idx):
-        return self.table[idx]
-
-
-class Tables(torch.nn.Module):
-    def __init__(self, tables):
-        super().__init__()
-        self.parts = torch.nn.ModuleList(Lookup(t) for t in tables)
-
-    def forward(self, idx):
-        return [p(idx) for p in self.parts]
+from test_stream_datapoints import Tables  # noqa: E402  (layers whose outputs are fixed tables)
 
 
 def case(name, seed=0, n=3000):
@@ -59,7 +42,7 @@ CASES = ["plain", "duplicates6", "duplicates8", "scales", "dead", "offset", "flo
 def run(xs, batch_size=500, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ccalens.compare_models(Tables(xs), torch.arange(xs[0].shape[0]),
+        return ccalens.compare_models(Tables(*xs), torch.arange(xs[0].shape[0]),
                                       layers=[f"parts.{k}" for k in range(len(xs))], measures="cka",
                                       batch_size=batch_size, **kw)
 
@@ -89,10 +72,10 @@ def test_a_centring_that_cancels_sends_the_pass_back_to_float64():
 def test_float32_accumulation_is_refused_where_it_would_not_be_safe():
     xs = case("plain", n=600)
     with pytest.raises(ValueError, match="accumulate='float32' serves linear CKA alone.*whiten"):
-        ccalens.compare_models(Tables(xs), torch.arange(600), layers=["parts.0", "parts.1"],
+        ccalens.compare_models(Tables(*xs), torch.arange(600), layers=["parts.0", "parts.1"],
                                measures=["cka", "pwcca"], accumulate="float32")
     with pytest.raises(ValueError, match="accumulate must be 'float64' or 'float32'; got 'half'"):
         run(xs, accumulate="half")
     batches = (torch.arange(a, a + 100) for a in range(0, 600, 100))
     with pytest.raises(ValueError, match="needs data that can be read again.*one-shot"):
-        ccalens.compare_models(Tables(xs), batches, layers=["parts.0"], measures="cka", accumulate="float32")
+        ccalens.compare_models(Tables(*xs), batches, layers=["parts.0"], measures="cka", accumulate="float32")

@@ -41,6 +41,7 @@ from . import registry
 from ._backend import svd
 from .pairs import pca_cross
 from .results import MatchedResult, ProcrustesResult
+from .validate import unit_exponent
 
 
 def procrustes(
@@ -116,7 +117,7 @@ def _matched(X, Y, layout: str, measure: str):
 
 def _unit(top: float) -> float:
     """The power of two that brings a largest magnitude ``top`` into [0.5, 1) (1 for 0)."""
-    return math.ldexp(1.0, -math.frexp(top)[1]) if top > 0.0 else 1.0
+    return math.ldexp(1.0, unit_exponent(top))
 
 
 def matched_value(measure: str, ax, ay) -> float:

@@ -40,7 +40,7 @@ import numpy as np
 from . import registry
 from .cka import check_square_memory
 from .results import NeighbourResult
-from .validate import host_matrix
+from .validate import host_matrix, unit_scaled
 
 __all__ = ["DEFAULT_K", "cknna", "mutual_knn", "neighbours"]
 
@@ -57,9 +57,7 @@ def _unit_rows(arr, name: str, layout: str) -> np.ndarray:
     # cosine similarity ignores the scale: one exact power of two brings the largest value
     # near 1, so the row norms neither overflow (1e170: every row a tie, kNN 1.0 for 0.33)
     # nor underflow (1e-170: every row "all 0"); at ordinary scales nothing changes
-    top = float(np.max(np.abs(x))) if x.size else 0.0
-    if top > 0:
-        x = np.ldexp(x, -int(np.frexp(top)[1]))
+    x = unit_scaled(x)
     norms = np.linalg.norm(x, axis=1)
     zero = np.flatnonzero(norms == 0)
     if zero.size:

@@ -33,7 +33,7 @@ import numpy as np
 from . import registry
 from .linalg import centred_columns
 from .results import PredictivityResult
-from .validate import host_matrix, unit_scaled
+from .validate import host_matrix, unit_exponent, unit_scaled
 
 __all__ = ["RELATIVE_ALPHAS", "predictivity"]
 
@@ -115,9 +115,9 @@ def predictivity(
     # predictivity ignores each side's scale: exact powers of two keep every square in range;
     # the penalties scale with X's squares, so they are given and reported in X's own units
     x, y = host_matrix(X, "X", layout), host_matrix(Y, "Y", layout)
-    raw_x = x
-    x, y = unit_scaled(x), unit_scaled(y)
-    shift = _square_exponent(raw_x, x)  # the penalties in X's units are 2**-shift times those here
+    k = unit_exponent(float(np.max(np.abs(x))) if x.size else 0.0)
+    x, y = np.ldexp(x, k), unit_scaled(y)
+    shift = 2 * k  # the penalties in X's units are 2**-shift times those here
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"X and Y must have the same number of datapoints: X is {x.shape} and Y is {y.shape} as "
                          f"(datapoints, neurons).")
@@ -144,14 +144,6 @@ def predictivity(
     result = PredictivityResult(similarity=value, alpha=float(own[best]), alphas=own, n_samples=int(n))
     return attach(result, "predictivity", (x, y), {"alphas": alphas}, permutations, bootstrap, confidence, seed,
                   interval=interval)
-
-
-def _square_exponent(raw: np.ndarray, scaled: np.ndarray) -> int:
-    """2 k, where ``scaled`` is ``raw`` times 2**k (0 when not scaled)."""
-    top_raw, top = float(np.max(np.abs(raw))), float(np.max(np.abs(scaled)))
-    if top_raw == 0.0 or top == top_raw:
-        return 0
-    return 2 * int(np.frexp(top)[1] - np.frexp(top_raw)[1])
 
 
 registry.register(registry.MeasureSpec(

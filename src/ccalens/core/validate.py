@@ -215,13 +215,17 @@ def host_matrix(obj, name: str, layout: str = "datapoints_first") -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def unit_exponent(top: float) -> int:
+    """The k for which ``top * 2**k`` (a largest magnitude) lies in [0.5, 1); 0 for 0 or a
+    non-finite ``top``."""
+    return -int(np.frexp(top)[1]) if top > 0.0 and np.isfinite(top) else 0
+
+
 def unit_scaled(x: np.ndarray) -> np.ndarray:
     """``x`` times the exact power of two that brings its largest magnitude into [0.5, 1):
-    for the scale-invariant measures of the datapoints (RSA, RBF CKA, predictivity), whose
-    squared distances and products would overflow above about 1e154 or underflow below
-    about 1e-154. Scaling by a power of two is exact, so ordinary data give the same
-    numbers to the last bit."""
-    top = float(np.max(np.abs(x))) if x.size else 0.0
-    if top == 0.0 or not np.isfinite(top):
-        return x
-    return np.ldexp(x, -int(np.frexp(top)[1]))
+    for the scale-invariant measures of the datapoints (RSA, RBF CKA, predictivity, the
+    neighbour measures), whose squared distances and products would overflow above about
+    1e154 or underflow below about 1e-154. Scaling by a power of two is exact, so ordinary
+    data give the same numbers to the last bit."""
+    k = unit_exponent(float(np.max(np.abs(x))) if x.size else 0.0)
+    return np.ldexp(x, k) if k else x

@@ -291,15 +291,13 @@ def compare_models(
                     summary = GramSummary(names)
                     for mats in recorder.batches("comparing models again in float64"):
                         summary.add(mats)
-            if result is not None or not exact or plan["datapoints"]:
-                pass
-            elif isinstance(summary, GramSummary):
+            if result is None and exact and not plan["datapoints"] and isinstance(summary, GramSummary):
                 def rerun(second, what):
                     for mats in recorder.batches(what):
                         second.add(mats)
 
                 result = complete(summary, rerun, request.options.get("rtol"), exact=False)
-            else:
+            elif result is None and exact and not plan["datapoints"]:
                 result = summary.finish()
         if exact:
             from ..core.validate import warn_small_sample
