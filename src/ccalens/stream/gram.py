@@ -144,6 +144,7 @@ class GramSummary(Rows):
         eps, info = np.finfo(np.float64).eps, np.finfo(np.float64)
         c = self.centred()
         raw = self.raw_diagonal[1:]
+        cancellation = self.cancellation()
         out = []
         self._eig = {}
         for k in range(len(self.widths)):
@@ -157,7 +158,7 @@ class GramSummary(Rows):
                     or np.any(d <= info.tiny * 1e8) or np.any(raw[keep] > info.max * 1e-8)):
                 out.append("tsqr")
                 continue
-            cancel = float(np.max(raw[keep] / d))
+            cancel = cancellation[k]
             lam, vec, scale = correlation_eigh(block)
             rcond2 = max(lam[0], 0.0) / lam[-1]
             floor2 = (rtol or 0.0) ** 2
